@@ -1,0 +1,347 @@
+//! One reconcile tick: sense the host, plan, carry the plan out, append a history record.
+//! `reconcile --once` and every daemon tick run exactly this, under the state lock.
+use crate::ballast;
+use crate::desired::Resolved;
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::history::{self, Record, Sample};
+use crate::observe::{self, CpuTimes, DiskObservation, Observation};
+use crate::plan::{self, Action, Plan};
+use crate::procs;
+use crate::queue::{Job, JobFound, JobSpec, Queue};
+use crate::timefmt;
+use crate::worker::LOCK_FD_ENV;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Cumulative counters kept between runs, so a `--once` every 5 minutes still averages
+/// CPU over the whole 5 minutes rather than over a point sample.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Counters {
+    pub at: f64,
+    pub cpu: CpuTimes,
+    #[serde(default)]
+    pub cpu_worker: Option<WorkerCpu>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct WorkerCpu {
+    pub pid: u32,
+    pub cpu_seconds: f64,
+}
+
+fn counters_path(state_dir: &Path) -> std::path::PathBuf {
+    state_dir.join("counters.json")
+}
+
+/// Read the host now. With `persist`, the CPU counters are saved for the next run (only
+/// a reconcile does that; `status` and `plan` change nothing).
+pub fn sense(
+    q: &Queue,
+    desired: &Resolved,
+    found: &[JobFound],
+    persist: bool,
+) -> Result<Observation> {
+    let state_dir = &q.state_dir;
+    let cg = observe::read_cgroup_limits();
+    let host_cpus = observe::host_cpus();
+    let prev: Option<Counters> = fsutil::read_optional(&counters_path(state_dir))?
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let mut now_cpu = observe::read_cpu_times().map_err(|e| Error::io("/proc/stat", "read", e))?;
+    let mut at = timefmt::now_unix();
+    let cpu_status = found
+        .iter()
+        .find(|f| f.id == "cpu")
+        .filter(|f| f.alive)
+        .and_then(|f| f.status.clone());
+
+    let (interval, total, base_at) = match prev
+        .as_ref()
+        .and_then(|p| Some((p, now_cpu.percent_since(&p.cpu)?)))
+    {
+        Some((p, total)) if at - p.at >= 0.5 => (at - p.at, total, Some(p.at)),
+        _ => {
+            // No usable counters (first run, reboot): a short sample of our own.
+            let start = now_cpu;
+            std::thread::sleep(Duration::from_millis(500));
+            now_cpu = observe::read_cpu_times().map_err(|e| Error::io("/proc/stat", "read", e))?;
+            let t0 = at;
+            at = timefmt::now_unix();
+            (at - t0, now_cpu.percent_since(&start).unwrap_or(0.0), None)
+        }
+    };
+    // Our own CPU share over the same interval, from the worker's cumulative CPU clock.
+    let synthetic = match (
+        &cpu_status,
+        prev.as_ref().and_then(|p| p.cpu_worker),
+        base_at,
+    ) {
+        (Some(s), Some(w), Some(_)) if w.pid == s.pid => {
+            Some((s.cpu_seconds_total - w.cpu_seconds).max(0.0))
+        }
+        (Some(s), _, Some(b)) if s.started_at >= b => Some(s.cpu_seconds_total),
+        _ => None,
+    }
+    .map(|secs| secs / (interval * host_cpus as f64) * 100.0)
+    .or(cpu_status.as_ref().map(|s| s.synthetic_percent))
+    .unwrap_or(0.0)
+    .min(total);
+
+    if persist {
+        let c = Counters {
+            at,
+            cpu: now_cpu,
+            cpu_worker: cpu_status.as_ref().map(|s| WorkerCpu {
+                pid: s.pid,
+                cpu_seconds: s.cpu_seconds_total,
+            }),
+        };
+        fsutil::write_atomic(
+            &counters_path(state_dir),
+            &serde_json::to_vec(&c).expect("serializes"),
+            0o600,
+            true,
+        )?;
+    }
+
+    let memory = observe::read_memory(&cg).map_err(|e| Error::io("/proc/meminfo", "read", e))?;
+    let memory_synthetic_bytes = found
+        .iter()
+        .find(|f| f.id == "memory")
+        .filter(|f| f.alive)
+        .and_then(|f| f.status.as_ref())
+        .map_or(0, |s| s.ballast_bytes);
+    let mut disks = BTreeMap::new();
+    for m in desired.disk.iter().flat_map(|d| d.mounts.iter()) {
+        let d = match observe::fs_usage(m) {
+            // Ballast is what is on disk, worker or not: the honest synthetic share.
+            Ok(usage) => DiskObservation {
+                usage,
+                synthetic_bytes: ballast::bytes(m),
+                error: None,
+            },
+            Err(e) => DiskObservation {
+                error: Some(e.to_string()),
+                ..Default::default()
+            },
+        };
+        disks.insert(m.clone(), d);
+    }
+    Ok(Observation {
+        at,
+        interval_s: interval,
+        cpu_total_percent: total,
+        cpu_synthetic_percent: synthetic,
+        host_cpus,
+        usable_cpus: observe::usable_cpus(&cg),
+        memory,
+        memory_synthetic_bytes,
+        memory_psi_some_avg10: observe::read_memory_psi(),
+        disks,
+        cgroup: cg,
+    })
+}
+
+/// The history record for this tick.
+pub fn record(obs: &Observation, desired: &Resolved, jobs: &[Job]) -> Record {
+    let level = |id: &str| {
+        jobs.iter()
+            .find(|j| j.id == id)
+            .map_or(0.0, |j| j.spec.level_percent())
+    };
+    let cpu = desired.cpu.as_ref().map(|c| {
+        Sample::new(
+            obs.cpu_total_percent,
+            obs.cpu_synthetic_percent,
+            level("cpu"),
+            c.target_percent,
+        )
+    });
+    let memory = desired.memory.as_ref().map(|m| {
+        Sample::new(
+            obs.memory.used_percent(),
+            obs.memory_synthetic_percent(),
+            level("memory"),
+            m.target_percent,
+        )
+    });
+    let mut disk = BTreeMap::new();
+    if let Some(d) = &desired.disk {
+        for (m, o) in &obs.disks {
+            if o.error.is_none() {
+                let syn = observe::pct(o.synthetic_bytes, o.usage.capacity_bytes());
+                disk.insert(
+                    m.display().to_string(),
+                    Sample::new(
+                        o.usage.used_percent(),
+                        syn,
+                        level(&crate::queue::disk_job_id(m)),
+                        d.target_percent,
+                    ),
+                );
+            }
+        }
+    }
+    Record {
+        ts: timefmt::rfc3339(obs.at),
+        interval_s: (obs.interval_s * 10.0).round() / 10.0,
+        cpu,
+        memory,
+        disk,
+    }
+}
+
+/// Start the worker for `id`, handing it the slot lock we already hold.
+pub fn spawn_worker(q: &Queue, id: &str, lock: File) -> Result<u32> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Runtime(format!("cannot find our own executable: {e}")))?;
+    let log_path = q.log_path(id);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| Error::io(&log_path, "open worker log", e))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| Error::io(&log_path, "open worker log", e))?;
+    let job_path =
+        std::path::absolute(q.job_path(id)).map_err(|e| Error::io(q.job_path(id), "resolve", e))?;
+    let fd = lock.as_raw_fd();
+    let mut cmd = Command::new(exe);
+    cmd.arg("worker")
+        .arg("--job")
+        .arg(&job_path)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .env(LOCK_FD_ENV, "3");
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Its own session: the worker outlives a cron run and is not killed with the
+            // reconciler's terminal.
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Hand over the locked slot as fd 3 (dup2 clears close-on-exec).
+            if fd == 3 {
+                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| Error::Runtime(format!("cannot start worker {id}: {e}")))?;
+    // Our copy of the lock goes; the child's keeps the lock held.
+    drop(lock);
+    Ok(child.id())
+}
+
+/// Remove a job: delete its file so the worker gives everything back and exits, stop it
+/// if it does not within a few seconds, delete leftover ballast and the slot's files.
+pub fn remove_job(q: &Queue, f: &JobFound) -> Result<()> {
+    let p = q.job_path(&f.id);
+    if std::fs::symlink_metadata(&p).is_ok() {
+        std::fs::remove_file(&p).map_err(|e| Error::io(&p, "delete", e))?;
+        fsutil::sync_dir(&q.jobs_dir)?;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while q.is_alive(&f.id) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if q.is_alive(&f.id) {
+        let ws: Vec<_> = procs::workers(&q.state_dir)
+            .into_iter()
+            .filter(|w| w.id == f.id)
+            .collect();
+        procs::stop(&q.state_dir, &ws, Duration::from_secs(5));
+    }
+    if let Some(Job {
+        spec: JobSpec::Disk { mount, .. },
+        ..
+    }) = &f.job
+    {
+        if let Err(e) = ballast::remove_all(mount) {
+            tracing::warn!(mount = %mount.display(), "cannot remove ballast: {e}");
+        }
+    }
+    // Only with the slot lock in hand may its files go (a worker could be holding it).
+    if let Some(lock) = q.try_lock_slot(&f.id)? {
+        for path in [q.lock_path(&f.id), q.status_path(&f.id)] {
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(Error::io(&path, "delete", e));
+                }
+            }
+        }
+        drop(lock);
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+pub struct TickReport {
+    pub plan: Plan,
+    pub started: Vec<(String, u32)>,
+    pub record: Record,
+    pub errors: Vec<String>,
+}
+
+/// One tick. The caller holds the state lock.
+pub fn tick(q: &Queue, desired: &Resolved) -> Result<TickReport> {
+    q.ensure()?;
+    let found = q.list()?;
+    let obs = sense(q, desired, &found, true)?;
+    let plan = plan::plan(desired, &found);
+    let mut started = vec![];
+    let mut errors = vec![];
+    for a in &plan.actions {
+        let r = match a {
+            Action::Write { job, .. } => q.write_job(job).map(|_| ()),
+            Action::Start { id, .. } => match q.try_lock_slot(id) {
+                Ok(Some(lock)) => {
+                    spawn_worker(q, id, lock).map(|pid| started.push((id.clone(), pid)))
+                }
+                // Someone started it since we looked: the lock says it lives.
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            },
+            Action::Remove { id, .. } => {
+                let f = found
+                    .iter()
+                    .find(|f| &f.id == id)
+                    .cloned()
+                    .unwrap_or_default();
+                remove_job(q, &f)
+            }
+        };
+        match r {
+            Ok(()) => tracing::info!("{}", a.describe()),
+            Err(e) => {
+                tracing::error!("{}: {e}", a.describe());
+                errors.push(format!("{}: {e}", a.describe()));
+            }
+        }
+    }
+    let record = record(&obs, desired, &plan.jobs);
+    if let Err(e) = history::append(&q.state_dir, obs.at, &record) {
+        errors.push(e.to_string());
+    }
+    Ok(TickReport {
+        plan,
+        started,
+        record,
+        errors,
+    })
+}

@@ -1,0 +1,249 @@
+//! Disk ballast lives only in `<mount>/.cro-ballast/`. Everything here works relative to
+//! directory descriptors opened with O_NOFOLLOW, so a symlink planted as `.cro-ballast`
+//! or inside it is never followed: links are removed as links, their targets untouched.
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+pub const DIR: &str = ".cro-ballast";
+
+fn cstr(s: &[u8]) -> std::io::Result<CString> {
+    CString::new(s).map_err(std::io::Error::other)
+}
+
+fn open_dir_at(base: Option<&OwnedFd>, name: &[u8]) -> std::io::Result<OwnedFd> {
+    let c = cstr(name)?;
+    let at = base.map_or(libc::AT_FDCWD, |b| b.as_raw_fd());
+    // SAFETY: valid C string and directory fd; the result is checked.
+    let fd = unsafe {
+        libc::openat(
+            at,
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Open `<mount>/.cro-ballast`, creating it (0700) when asked. `Ok(None)` when it does not
+/// exist and `create` is false. An error when it is a symlink or not a directory.
+pub fn open(mount: &Path, create: bool) -> std::io::Result<Option<OwnedFd>> {
+    let m = open_dir_at(None, mount.as_os_str().as_bytes())?;
+    if create {
+        let c = cstr(DIR.as_bytes())?;
+        // SAFETY: valid fd and C string.
+        if unsafe { libc::mkdirat(m.as_raw_fd(), c.as_ptr(), 0o700) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(e);
+            }
+        }
+    }
+    match open_dir_at(Some(&m), DIR.as_bytes()) {
+        Ok(d) => Ok(Some(d)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => Ok(None),
+        Err(e) => Err(std::io::Error::new(
+            e.kind(),
+            format!(
+                "{}/{DIR} is not a plain directory ({e}); cro will not use it",
+                mount.display()
+            ),
+        )),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub name: String,
+    /// Bytes the file occupies on disk (st_blocks), which is what df counts.
+    pub allocated: u64,
+    pub is_file: bool,
+    pub is_symlink: bool,
+}
+
+fn stat_at(dir: &OwnedFd, name: &[u8]) -> std::io::Result<libc::stat> {
+    let c = cstr(name)?;
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd, C string and out-pointer.
+    if unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    } != 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
+/// Entries of an open ballast directory, by name.
+pub fn list(dir: &OwnedFd) -> std::io::Result<Vec<Entry>> {
+    // /proc/self/fd/N names exactly the directory we opened, whatever happens to the path.
+    let mut out = vec![];
+    for e in std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))? {
+        let e = e?;
+        let name = e.file_name();
+        let Ok(st) = stat_at(dir, name.as_bytes()) else {
+            continue;
+        };
+        let fmt = st.st_mode & libc::S_IFMT;
+        out.push(Entry {
+            name: name.to_string_lossy().to_string(),
+            allocated: st.st_blocks as u64 * 512,
+            is_file: fmt == libc::S_IFREG,
+            is_symlink: fmt == libc::S_IFLNK,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+pub fn unlink_at(dir: &OwnedFd, name: &str) -> std::io::Result<()> {
+    let c = cstr(name.as_bytes())?;
+    // SAFETY: valid fd and C string; unlinkat never follows a final symlink.
+    if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Bytes of ballast under a mount (0 when there is none).
+pub fn bytes(mount: &Path) -> u64 {
+    match open(mount, false) {
+        Ok(Some(d)) => list(&d)
+            .map(|es| es.iter().filter(|e| e.is_file).map(|e| e.allocated).sum())
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// What `remove_all` did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Removed {
+    pub files: usize,
+    pub bytes: u64,
+    pub links: usize,
+    /// Entries left in place (directories and other things cro never creates).
+    pub left: Vec<String>,
+}
+
+/// Delete every file and symlink in `<mount>/.cro-ballast/` and the directory itself when
+/// it ends up empty. Never follows links, never descends into subdirectories.
+pub fn remove_all(mount: &Path) -> std::io::Result<Removed> {
+    let mut r = Removed::default();
+    let Some(dir) = open(mount, false)? else {
+        return Ok(r);
+    };
+    for e in list(&dir)? {
+        if e.is_file || e.is_symlink {
+            unlink_at(&dir, &e.name)?;
+            if e.is_file {
+                r.files += 1;
+                r.bytes += e.allocated;
+            } else {
+                r.links += 1;
+            }
+        } else {
+            r.left.push(e.name);
+        }
+    }
+    drop(dir);
+    if r.left.is_empty() {
+        let m = open_dir_at(None, mount.as_os_str().as_bytes())?;
+        let c = cstr(DIR.as_bytes())?;
+        // SAFETY: valid fd and C string. Fails harmlessly if something was added meanwhile.
+        unsafe { libc::unlinkat(m.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) };
+    }
+    Ok(r)
+}
+
+/// Mount points from /proc/self/mountinfo (octal escapes decoded).
+pub fn mount_points() -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut v: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(std::ffi::OsStr::from_bytes(&unescape(m))))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn unescape(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len() + 0
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Every mount that has a `.cro-ballast` directory now (a real directory, not a link).
+pub fn mounts_with_ballast() -> Vec<PathBuf> {
+    mount_points()
+        .into_iter()
+        .filter(|m| std::fs::symlink_metadata(m.join(DIR)).is_ok_and(|md| md.is_dir()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlinks_are_removed_not_followed() {
+        let m = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("precious");
+        std::fs::write(&victim, b"keep me").unwrap();
+        let d = open(m.path(), true).unwrap().unwrap();
+        drop(d);
+        std::fs::write(
+            m.path().join(DIR).join("ballast-000000.bin"),
+            vec![1u8; 8192],
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(&victim, m.path().join(DIR).join("evil")).unwrap();
+        std::fs::create_dir(m.path().join(DIR).join("subdir")).unwrap();
+        let r = remove_all(m.path()).unwrap();
+        assert_eq!((r.files, r.links), (1, 1));
+        assert_eq!(r.left, vec!["subdir".to_string()]);
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+    }
+
+    #[test]
+    fn ballast_dir_that_is_a_symlink_is_refused() {
+        let m = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("precious"), b"x").unwrap();
+        std::os::unix::fs::symlink(outside.path(), m.path().join(DIR)).unwrap();
+        assert!(open(m.path(), true).is_err());
+        assert!(remove_all(m.path()).is_err());
+        assert!(outside.path().join("precious").exists());
+    }
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape(r"/mnt/my\040disk"), b"/mnt/my disk");
+        assert!(mount_points().contains(&PathBuf::from("/")));
+    }
+}

@@ -1,0 +1,97 @@
+//! The command line as the user typed it (clap types only). `main` turns it into calls.
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+const EXAMPLES: &str = "\
+Examples:
+  cro init                                 write state/desired.json for this host
+  cro validate /etc/cro/desired.json       check a file, print the resolved targets
+  cro reconcile --once                     one pass (for cron / systemd timers)
+  cro reconcile                            the daemon: watch the file, tick every interval
+  cro status --json                        usage (organic/synthetic) vs target, jobs
+  cro history --since 7d --csv             the record, for a spreadsheet or an auditor
+  cro recover                              stop every worker, delete every ballast file and job
+
+Exit codes: 0 ok, 1 runtime failure, 2 usage, 75 another reconcile/recover holds the
+state lock (cron: just try again next time), 78 the desired state is invalid.";
+
+#[derive(Debug, Parser)]
+#[command(name = "cro", version, about = "Keep a Linux host's CPU, memory and disk utilization at an operator-set floor, using only the gap real work leaves.", after_help = EXAMPLES)]
+pub struct Cli {
+    /// State directory (jobs, locks, history). Must be on a local filesystem (flock).
+    #[arg(
+        long,
+        env = "CRO_STATE_DIR",
+        default_value = "state",
+        global = true,
+        value_name = "DIR"
+    )]
+    pub state_dir: PathBuf,
+    /// Desired-state file [default: <state-dir>/desired.json].
+    #[arg(long, env = "CRO_DESIRED", global = true, value_name = "FILE")]
+    pub desired: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a desired-state file for this host (targets from the tiers).
+    Init {
+        /// Replace an existing file (the old one is kept as <file>.bak-<time>).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check a desired-state file and print the resolved targets (exit 78 if invalid).
+    Validate {
+        /// The file to check [default: the --desired file].
+        file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what reconcile would change; changes nothing.
+    Plan {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reconcile: one pass with --once, otherwise the daemon.
+    Reconcile {
+        /// One pass, then exit (workers it starts keep running).
+        #[arg(long)]
+        once: bool,
+        /// Print what the pass did as JSON (with --once).
+        #[arg(long, requires = "once")]
+        json: bool,
+    },
+    /// Usage (organic / synthetic) against the targets, and the jobs.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The recorded history.
+    History {
+        /// How far back, e.g. 90m, 12h, 7d, 4w.
+        #[arg(long, default_value = "1d", value_name = "DUR")]
+        since: String,
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Stop every worker, delete every ballast file and job; print before and after.
+    Recover {
+        /// Only show what is there.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the desired-state JSON Schema.
+    Schema,
+    /// (internal) Run one job. Started by reconcile.
+    #[command(hide = true)]
+    Worker {
+        #[arg(long, value_name = "FILE")]
+        job: PathBuf,
+    },
+}

@@ -1,0 +1,928 @@
+//! The operator's desired state (version 1): serde + schemars types, semantic validation,
+//! and resolution into the targets the planner works with.
+use crate::error::{Error, Problem, Result};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const SCHEMA_REF: &str = "https://cro.invalid/schema/desired-state.schema.json";
+
+/// Desired state of a host. Every field but `version` is optional.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(
+    title = "cro desired state",
+    description = "What utilization floor cro keeps on this host. Every field but `version` is optional."
+)]
+pub struct DesiredState {
+    /// Editor hint; ignored by cro.
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Format version; must be 1.
+    pub version: u32,
+    /// Stop all synthetic load and remove ballast, reversibly.
+    #[serde(default)]
+    pub paused: bool,
+    /// Seconds between reconciles in daemon mode (1-3600).
+    #[serde(default = "default_interval")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub interval_seconds: u64,
+    /// Days a target is judged over (1-366).
+    #[serde(default = "default_window")]
+    #[schemars(range(min = 1, max = 366))]
+    pub window_days: u32,
+    /// Target by nominal memory size; the last tier whose `min_memory_gib` the host reaches wins.
+    #[serde(default = "default_tiers")]
+    pub tiers: Vec<Tier>,
+    #[serde(default)]
+    pub cpu: CpuSpec,
+    #[serde(default)]
+    pub memory: MemorySpec,
+    #[serde(default)]
+    pub disk: DiskSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    /// Nominal memory size in GiB from which this tier applies (a "16 GB" VM reporting 15.6 GiB counts as 16).
+    pub min_memory_gib: f64,
+    /// Utilization target in percent for hosts in this tier.
+    pub target_percent: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CpuSpec {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Overrides the tier target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_percent: Option<f64>,
+    /// `mean` or a percentile `p1`..`p99`.
+    #[serde(default = "default_statistic")]
+    #[schemars(regex(pattern = r"^(mean|p([1-9]|[1-9][0-9]))$"))]
+    pub statistic: String,
+    /// Never add more than this share of the host's CPU.
+    #[serde(default = "default_max_synthetic")]
+    #[schemars(range(min = 0, max = 100))]
+    pub max_synthetic_percent: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemorySpec {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Overrides the tier target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_percent: Option<f64>,
+    /// `mean` or a percentile `p1`..`p99`.
+    #[serde(default = "default_statistic")]
+    #[schemars(regex(pattern = r"^(mean|p([1-9]|[1-9][0-9]))$"))]
+    pub statistic: String,
+    /// Ballast is given back before MemAvailable falls below this share of memory.
+    #[serde(default = "default_min_available")]
+    #[schemars(range(min = 0, max = 100))]
+    pub min_available_percent: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiskSpec {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Overrides the tier target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_percent: Option<f64>,
+    /// `mean` or a percentile `p1`..`p99`.
+    #[serde(default = "default_statistic")]
+    #[schemars(regex(pattern = r"^(mean|p([1-9]|[1-9][0-9]))$"))]
+    pub statistic: String,
+    /// Absolute mount points to pad, each judged on its own. `/` is padded only when listed.
+    #[serde(default)]
+    pub mounts: Vec<PathBuf>,
+    /// Ballast is trimmed before free space falls below this share of the filesystem...
+    #[serde(default = "default_min_free_percent")]
+    #[schemars(range(min = 0, max = 100))]
+    pub min_free_percent: f64,
+    /// ...or below this many GiB, whichever is larger.
+    #[serde(default = "default_min_free_gib")]
+    #[schemars(range(min = 0))]
+    pub min_free_gib: f64,
+    /// `allocate` (fallocate, instant) or `write` (incompressible data, for compressing or deduplicating filesystems).
+    #[serde(default)]
+    pub fill: Fill,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Fill {
+    #[default]
+    Allocate,
+    Write,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_interval() -> u64 {
+    60
+}
+fn default_window() -> u32 {
+    30
+}
+fn default_statistic() -> String {
+    "mean".into()
+}
+fn default_max_synthetic() -> f64 {
+    90.0
+}
+fn default_min_available() -> f64 {
+    10.0
+}
+fn default_min_free_percent() -> f64 {
+    10.0
+}
+fn default_min_free_gib() -> f64 {
+    1.0
+}
+pub fn default_tiers() -> Vec<Tier> {
+    vec![
+        Tier {
+            min_memory_gib: 0.0,
+            target_percent: 25.0,
+        },
+        Tier {
+            min_memory_gib: 16.0,
+            target_percent: 40.0,
+        },
+    ]
+}
+
+impl Default for CpuSpec {
+    fn default() -> Self {
+        CpuSpec {
+            enabled: true,
+            target_percent: None,
+            statistic: default_statistic(),
+            max_synthetic_percent: 90.0,
+        }
+    }
+}
+impl Default for MemorySpec {
+    fn default() -> Self {
+        MemorySpec {
+            enabled: true,
+            target_percent: None,
+            statistic: default_statistic(),
+            min_available_percent: 10.0,
+        }
+    }
+}
+impl Default for DiskSpec {
+    fn default() -> Self {
+        DiskSpec {
+            enabled: true,
+            target_percent: None,
+            statistic: default_statistic(),
+            mounts: vec![],
+            min_free_percent: 10.0,
+            min_free_gib: 1.0,
+            fill: Fill::Allocate,
+        }
+    }
+}
+
+impl Default for DesiredState {
+    /// The built-in default: what `cro init` writes (tier targets, no disk mounts).
+    fn default() -> Self {
+        DesiredState {
+            schema: None,
+            version: 1,
+            paused: false,
+            interval_seconds: 60,
+            window_days: 30,
+            tiers: default_tiers(),
+            cpu: CpuSpec::default(),
+            memory: MemorySpec::default(),
+            disk: DiskSpec::default(),
+        }
+    }
+}
+
+/// How a window is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Statistic {
+    Mean,
+    /// Percentile 1..=99: the target must be reached by at least (100 - p) % of samples.
+    Percentile(u8),
+}
+
+impl Statistic {
+    pub fn parse(s: &str) -> Option<Statistic> {
+        if s == "mean" {
+            return Some(Statistic::Mean);
+        }
+        let n = s.strip_prefix('p')?;
+        if n.is_empty()
+            || n.len() > 2
+            || n.starts_with('0')
+            || !n.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        n.parse()
+            .ok()
+            .filter(|p| (1..=99).contains(p))
+            .map(Statistic::Percentile)
+    }
+    pub fn name(&self) -> String {
+        match self {
+            Statistic::Mean => "mean".into(),
+            Statistic::Percentile(p) => format!("p{p}"),
+        }
+    }
+}
+
+/// Nominal memory size in GiB of a host that reports `total_bytes`. VMs report less than
+/// their nominal size (kernel, firmware and crash-kernel reservations take 2-6 %), so a
+/// reported size within 10 % below a common size counts as that size; anything else is
+/// rounded to whole GiB.
+pub fn nominal_gib(total_bytes: u64) -> f64 {
+    const COMMON: [f64; 22] = [
+        0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0, 96.0, 128.0, 192.0,
+        256.0, 384.0, 512.0, 768.0, 1024.0, 2048.0,
+    ];
+    let gib = total_bytes as f64 / (1u64 << 30) as f64;
+    match COMMON.iter().find(|&&s| s >= gib) {
+        Some(&s) if gib >= 0.9 * s => s,
+        _ => gib.round().max(1.0),
+    }
+}
+
+/// A validated desired state with every target resolved for this host.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Resolved {
+    pub paused: bool,
+    pub interval_seconds: u64,
+    pub window_days: u32,
+    pub memory_tier_gib: f64,
+    pub cpu: Option<CpuTarget>,
+    pub memory: Option<MemoryTarget>,
+    pub disk: Option<DiskTarget>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CpuTarget {
+    pub target_percent: f64,
+    pub statistic: Statistic,
+    pub max_synthetic_percent: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemoryTarget {
+    pub target_percent: f64,
+    pub statistic: Statistic,
+    pub min_available_percent: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiskTarget {
+    pub target_percent: f64,
+    pub statistic: Statistic,
+    pub mounts: Vec<PathBuf>,
+    pub min_free_percent: f64,
+    pub min_free_bytes: u64,
+    pub fill: Fill,
+}
+
+/// Parse a desired-state document. Syntax and shape errors carry the field path and, for
+/// syntax errors, the line and column.
+pub fn parse(text: &[u8], path: &Path) -> Result<DesiredState> {
+    let invalid = |p: Problem| Error::Invalid {
+        path: path.to_path_buf(),
+        problems: vec![p],
+    };
+    let text = match std::str::from_utf8(text) {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(invalid(Problem::new(
+                "",
+                format!(
+                    "not UTF-8 text (bad byte at offset {}); a desired-state file is JSON",
+                    e.valid_up_to()
+                ),
+            )));
+        }
+    };
+    if text.starts_with('\u{feff}') {
+        return Err(invalid(Problem::new(
+            "",
+            "the file starts with a byte-order mark (BOM); save it as UTF-8 without BOM",
+        )));
+    }
+    if text.trim().is_empty() {
+        return Err(invalid(Problem::new(
+            "",
+            "the file is empty; run `cro init` for a starting point, or write at least {\"version\": 1}",
+        )));
+    }
+    // Duplicate keys are refused: serde_json keeps the last silently, which hides typos.
+    if let Some((field, line, col)) = find_duplicate_key(text) {
+        let mut p = Problem::new(field, "this key appears twice in the same object; keep one");
+        p.position = Some((line, col));
+        return Err(invalid(p));
+    }
+    let de = &mut serde_json::Deserializer::from_str(text);
+    match serde_path_to_error::deserialize::<_, DesiredState>(de) {
+        Ok(d) => Ok(d),
+        Err(e) => {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            let field = if field == "." { String::new() } else { field };
+            let message = explain_serde(&inner.to_string());
+            let mut p = Problem::new(field, message);
+            if inner.line() > 0 {
+                p.position = Some((inner.line(), inner.column()));
+            }
+            Err(invalid(p))
+        }
+    }
+}
+
+/// serde's messages end with " at line L column C"; we report position separately.
+fn explain_serde(msg: &str) -> String {
+    let base = match msg.rfind(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    };
+    if base.starts_with("missing field `version`") {
+        return "missing field `version`; add \"version\": 1".into();
+    }
+    base.to_string()
+}
+
+/// Scan JSON text for a key repeated within one object. Returns (path, line, column) of
+/// the second occurrence. Tolerant: on malformed text it returns None and lets serde report.
+fn find_duplicate_key(text: &str) -> Option<(String, usize, usize)> {
+    #[derive(Default)]
+    struct Obj {
+        keys: Vec<String>,
+        path: String,
+        expect_key: bool,
+    }
+    enum Frame {
+        Obj(Obj),
+        Arr(String, usize),
+    }
+    let mut stack: Vec<Frame> = vec![];
+    let mut pending_key: Option<String> = None;
+    let (mut line, mut col) = (1usize, 0usize);
+    let mut chars = text.chars().peekable();
+    let child_path = |stack: &Vec<Frame>, key: &Option<String>| -> String {
+        match stack.last() {
+            Some(Frame::Obj(o)) => match key {
+                Some(k) if o.path.is_empty() => k.clone(),
+                Some(k) => format!("{}.{k}", o.path),
+                None => o.path.clone(),
+            },
+            Some(Frame::Arr(p, i)) => format!("{p}[{i}]"),
+            None => String::new(),
+        }
+    };
+    while let Some(c) = chars.next() {
+        col += 1;
+        if c == '\n' {
+            line += 1;
+            col = 0;
+        }
+        match c {
+            '{' => {
+                let path = child_path(&stack, &pending_key);
+                pending_key = None;
+                stack.push(Frame::Obj(Obj {
+                    path,
+                    expect_key: true,
+                    ..Default::default()
+                }));
+            }
+            '[' => {
+                let path = child_path(&stack, &pending_key);
+                pending_key = None;
+                stack.push(Frame::Arr(path, 0));
+            }
+            '}' | ']' => {
+                stack.pop();
+            }
+            ',' => match stack.last_mut() {
+                Some(Frame::Obj(o)) => o.expect_key = true,
+                Some(Frame::Arr(_, i)) => *i += 1,
+                None => {}
+            },
+            '"' => {
+                let (start_line, start_col) = (line, col);
+                let mut s = String::new();
+                while let Some(c) = chars.next() {
+                    col += 1;
+                    match c {
+                        '\\' => {
+                            if let Some(n) = chars.next() {
+                                col += 1;
+                                s.push(n);
+                            }
+                        }
+                        '"' => break,
+                        '\n' => return None,
+                        c => s.push(c),
+                    }
+                }
+                if let Some(Frame::Obj(o)) = stack.last_mut() {
+                    if o.expect_key {
+                        o.expect_key = false;
+                        if o.keys.contains(&s) {
+                            let path = if o.path.is_empty() {
+                                s.clone()
+                            } else {
+                                format!("{}.{s}", o.path)
+                            };
+                            return Some((path, start_line, start_col));
+                        }
+                        o.keys.push(s.clone());
+                        pending_key = Some(s);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+impl DesiredState {
+    /// Check ranges and combinations, then resolve every target for a host with
+    /// `memory_total_bytes` of memory. `check_mounts` is false for `plan`-free contexts
+    /// (the simulator) where mounts need not exist here.
+    pub fn resolve(
+        &self,
+        path: &Path,
+        memory_total_bytes: u64,
+        check_mounts: bool,
+    ) -> Result<Resolved> {
+        let mut problems = vec![];
+        let mut bad = |field: &str, msg: String| problems.push(Problem::new(field, msg));
+        if self.version != 1 {
+            bad(
+                "version",
+                format!(
+                    "version {} is not supported; this cro reads version 1",
+                    self.version
+                ),
+            );
+        }
+        if !(1..=3600).contains(&self.interval_seconds) {
+            bad(
+                "interval_seconds",
+                format!(
+                    "{} is out of range; allowed 1 to 3600",
+                    self.interval_seconds
+                ),
+            );
+        }
+        if !(1..=366).contains(&self.window_days) {
+            bad(
+                "window_days",
+                format!("{} is out of range; allowed 1 to 366", self.window_days),
+            );
+        }
+        let pct = |bad: &mut dyn FnMut(&str, String), field: &str, v: f64| {
+            if !v.is_finite() || !(0.0..=100.0).contains(&v) {
+                bad(field, format!("{v} is not a percent; allowed 0 to 100"));
+            }
+        };
+        for (i, t) in self.tiers.iter().enumerate() {
+            pct(
+                &mut bad,
+                &format!("tiers[{i}].target_percent"),
+                t.target_percent,
+            );
+            if !t.min_memory_gib.is_finite() || t.min_memory_gib < 0.0 || t.min_memory_gib > 1e6 {
+                bad(
+                    &format!("tiers[{i}].min_memory_gib"),
+                    format!(
+                        "{} is out of range; allowed 0 to 1000000 GiB",
+                        t.min_memory_gib
+                    ),
+                );
+            }
+            if i > 0 && t.min_memory_gib <= self.tiers[i - 1].min_memory_gib {
+                bad(
+                    &format!("tiers[{i}].min_memory_gib"),
+                    format!(
+                        "tiers must be in ascending order of min_memory_gib ({} follows {})",
+                        t.min_memory_gib,
+                        self.tiers[i - 1].min_memory_gib
+                    ),
+                );
+            }
+        }
+        let nominal = nominal_gib(memory_total_bytes);
+        let tier_target = self
+            .tiers
+            .iter()
+            .rev()
+            .find(|t| t.min_memory_gib <= nominal)
+            .map(|t| t.target_percent);
+        let stat = |bad: &mut dyn FnMut(&str, String), field: &str, s: &str| {
+            Statistic::parse(s).unwrap_or_else(|| {
+                bad(field, format!("\"{s}\" is not a statistic; allowed \"mean\" or a percentile \"p1\" to \"p99\" (e.g. \"p95\")"));
+                Statistic::Mean
+            })
+        };
+        let target = |bad: &mut dyn FnMut(&str, String), res: &str, own: Option<f64>| -> f64 {
+            match own {
+                Some(v) => {
+                    pct(bad, &format!("{res}.target_percent"), v);
+                    v
+                }
+                None => tier_target.unwrap_or_else(|| {
+                    bad(&format!("{res}.target_percent"), format!("no target: set {res}.target_percent, or add a tier with min_memory_gib <= {nominal} (this host's nominal memory size)"));
+                    0.0
+                }),
+            }
+        };
+
+        let cpu = self.cpu.enabled.then(|| {
+            let t = target(&mut bad, "cpu", self.cpu.target_percent);
+            pct(
+                &mut bad,
+                "cpu.max_synthetic_percent",
+                self.cpu.max_synthetic_percent,
+            );
+            CpuTarget {
+                target_percent: t,
+                statistic: stat(&mut bad, "cpu.statistic", &self.cpu.statistic),
+                max_synthetic_percent: self.cpu.max_synthetic_percent,
+            }
+        });
+        let memory = self.memory.enabled.then(|| {
+            let t = target(&mut bad, "memory", self.memory.target_percent);
+            pct(&mut bad, "memory.min_available_percent", self.memory.min_available_percent);
+            if t + self.memory.min_available_percent > 100.0 {
+                bad("memory.min_available_percent", format!("target {t} % plus min_available_percent {} % exceeds 100 %: the target could never be reached without breaking the floor; lower one of them", self.memory.min_available_percent));
+            }
+            MemoryTarget { target_percent: t, statistic: stat(&mut bad, "memory.statistic", &self.memory.statistic), min_available_percent: self.memory.min_available_percent }
+        });
+        let disk = self.disk.enabled.then(|| {
+            let d = &self.disk;
+            let t = target(&mut bad, "disk", d.target_percent);
+            pct(&mut bad, "disk.min_free_percent", d.min_free_percent);
+            if !d.min_free_gib.is_finite() || d.min_free_gib < 0.0 || d.min_free_gib > 1e9 {
+                bad(
+                    "disk.min_free_gib",
+                    format!(
+                        "{} is out of range; allowed 0 to 1000000000",
+                        d.min_free_gib
+                    ),
+                );
+            }
+            if t + d.min_free_percent > 100.0 {
+                bad(
+                    "disk.min_free_percent",
+                    format!(
+                        "target {t} % plus min_free_percent {} % exceeds 100 %; lower one of them",
+                        d.min_free_percent
+                    ),
+                );
+            }
+            for (i, m) in d.mounts.iter().enumerate() {
+                let field = format!("disk.mounts[{i}]");
+                if let Err(msg) = check_mount(m, check_mounts) {
+                    bad(&field, msg);
+                }
+                if d.mounts[..i].contains(m) {
+                    bad(&field, format!("{} is listed twice", m.display()));
+                }
+            }
+            DiskTarget {
+                target_percent: t,
+                statistic: stat(&mut bad, "disk.statistic", &d.statistic),
+                mounts: d.mounts.clone(),
+                min_free_percent: d.min_free_percent,
+                min_free_bytes: (d.min_free_gib.clamp(0.0, 1e9) * (1u64 << 30) as f64) as u64,
+                fill: d.fill,
+            }
+        });
+        if !problems.is_empty() {
+            return Err(Error::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            });
+        }
+        Ok(Resolved {
+            paused: self.paused,
+            interval_seconds: self.interval_seconds,
+            window_days: self.window_days,
+            memory_tier_gib: nominal,
+            cpu,
+            memory,
+            disk,
+        })
+    }
+}
+
+/// A mount to pad must be an absolute, normalized path of an existing directory that is
+/// not reached through a symlink (the ballast must land where the operator said).
+fn check_mount(m: &Path, check_exists: bool) -> std::result::Result<(), String> {
+    use std::path::Component;
+    if !m.is_absolute() {
+        return Err(format!(
+            "\"{}\" is relative; give the absolute mount point, e.g. \"/data\"",
+            m.display()
+        ));
+    }
+    if m.components()
+        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+        || m.to_str().is_some_and(|s| s.contains("//"))
+    {
+        return Err(format!(
+            "\"{}\" is not a normalized path (no \".\", \"..\" or \"//\"); give the mount point itself",
+            m.display()
+        ));
+    }
+    if !check_exists {
+        return Ok(());
+    }
+    let mut cur = PathBuf::from("/");
+    for c in m.components().skip(1) {
+        cur.push(c);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(md) if md.file_type().is_symlink() => {
+                return Err(format!(
+                    "\"{}\" goes through the symlink {}; give the real mount point",
+                    m.display(),
+                    cur.display()
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(format!(
+                    "\"{}\" cannot be used: {e}; create or mount it, or remove it from the list",
+                    m.display()
+                ));
+            }
+        }
+    }
+    if !m.is_dir() {
+        return Err(format!("\"{}\" is not a directory", m.display()));
+    }
+    Ok(())
+}
+
+/// The JSON Schema for the desired state, as checked in at `schema/desired-state.schema.json`.
+pub fn schema_json() -> String {
+    let schema = schemars::schema_for!(DesiredState);
+    serde_json::to_string_pretty(&schema).expect("schema serializes") + "\n"
+}
+
+/// Where the desired state in force came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    File(PathBuf),
+    /// No file at the path: the built-in default is in force.
+    BuiltIn(PathBuf),
+}
+
+/// Load the desired file, or the built-in default when it does not exist.
+pub fn load(path: &Path) -> Result<(DesiredState, Source)> {
+    match crate::fsutil::read_optional(path)? {
+        Some(bytes) => Ok((parse(&bytes, path)?, Source::File(path.to_path_buf()))),
+        None => Ok((DesiredState::default(), Source::BuiltIn(path.to_path_buf()))),
+    }
+}
+
+/// The document `cro init` writes.
+pub fn init_document(schema_ref: &str) -> String {
+    let d = DesiredState {
+        schema: Some(schema_ref.to_string()),
+        ..DesiredState::default()
+    };
+    serde_json::to_string_pretty(&d).expect("serializes") + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    const GIB: u64 = 1 << 30;
+
+    fn res(json: &str, mem: u64) -> Result<Resolved> {
+        parse(json.as_bytes(), Path::new("d.json"))?.resolve(Path::new("d.json"), mem, true)
+    }
+    fn problem(json: &str) -> Problem {
+        match res(json, 8 * GIB) {
+            Err(Error::Invalid { problems, .. }) => problems[0].clone(),
+            other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tiers_by_nominal_size() {
+        let t = |gib: f64| {
+            res(r#"{"version":1}"#, (gib * GIB as f64) as u64)
+                .unwrap()
+                .cpu
+                .unwrap()
+                .target_percent
+        };
+        assert_eq!(t(8.0), 25.0);
+        assert_eq!(t(7.7), 25.0);
+        assert_eq!(
+            t(15.6),
+            40.0,
+            "a 16 GB VM reporting 15.6 GiB is a 16 GiB host"
+        );
+        assert_eq!(t(16.0), 40.0);
+        assert_eq!(t(64.0), 40.0);
+        assert_eq!(nominal_gib((15.6 * GIB as f64) as u64), 16.0);
+        assert_eq!(nominal_gib((23.4 * GIB as f64) as u64), 24.0);
+        assert_eq!(nominal_gib(20 * GIB), 20.0);
+        assert_eq!(nominal_gib(8 * GIB), 8.0);
+    }
+
+    #[test]
+    fn defaults_fill_everything() {
+        let r = res(r#"{"version":1}"#, 8 * GIB).unwrap();
+        assert_eq!(r.interval_seconds, 60);
+        assert_eq!(r.window_days, 30);
+        assert_eq!(r.memory.unwrap().min_available_percent, 10.0);
+        let d = r.disk.unwrap();
+        assert!(d.mounts.is_empty());
+        assert_eq!(d.min_free_bytes, GIB);
+        assert_eq!(d.fill, Fill::Allocate);
+    }
+
+    #[test]
+    fn explicit_target_overrides_tier() {
+        let r = res(r#"{"version":1,"memory":{"target_percent":33}}"#, 64 * GIB).unwrap();
+        assert_eq!(r.memory.unwrap().target_percent, 33.0);
+        assert_eq!(r.cpu.unwrap().target_percent, 40.0);
+    }
+
+    #[test]
+    fn syntax_error_has_line_and_column() {
+        let p = problem("{\n  \"version\": 1\n  \"paused\": true\n}");
+        assert_eq!(p.position, Some((3, 3)));
+    }
+
+    #[test]
+    fn unknown_field_names_path() {
+        let p = problem(r#"{"version":1,"cpu":{"enabeld":true}}"#);
+        assert_eq!(p.field, "cpu.enabeld");
+        assert!(p.message.contains("enabeld"), "{}", p.message);
+    }
+
+    #[test]
+    fn wrong_type_names_path() {
+        let p = problem(r#"{"version":1,"disk":{"mounts":[3]}}"#);
+        assert_eq!(p.field, "disk.mounts[0]");
+    }
+
+    #[test]
+    fn missing_version() {
+        assert!(problem(r#"{}"#).message.contains("version"));
+    }
+
+    #[test]
+    fn out_of_range_values() {
+        assert_eq!(
+            problem(r#"{"version":1,"interval_seconds":0}"#).field,
+            "interval_seconds"
+        );
+        assert_eq!(
+            problem(r#"{"version":1,"window_days":400}"#).field,
+            "window_days"
+        );
+        assert_eq!(
+            problem(r#"{"version":1,"cpu":{"target_percent":101}}"#).field,
+            "cpu.target_percent"
+        );
+        assert_eq!(
+            problem(r#"{"version":1,"cpu":{"max_synthetic_percent":-1}}"#).field,
+            "cpu.max_synthetic_percent"
+        );
+        assert_eq!(problem(r#"{"version":2}"#).field, "version");
+    }
+
+    #[test]
+    fn bad_statistic() {
+        for s in ["p0", "p100", "p05", "median", "P95", "p"] {
+            let p = problem(&format!(r#"{{"version":1,"cpu":{{"statistic":"{s}"}}}}"#));
+            assert_eq!(p.field, "cpu.statistic", "{s}");
+        }
+        assert_eq!(Statistic::parse("p95"), Some(Statistic::Percentile(95)));
+        assert_eq!(Statistic::parse("p1"), Some(Statistic::Percentile(1)));
+    }
+
+    #[test]
+    fn tiers_must_ascend() {
+        let p = problem(
+            r#"{"version":1,"tiers":[{"min_memory_gib":16,"target_percent":40},{"min_memory_gib":0,"target_percent":25}]}"#,
+        );
+        assert_eq!(p.field, "tiers[1].min_memory_gib");
+    }
+
+    #[test]
+    fn no_resolvable_target() {
+        let p = problem(r#"{"version":1,"tiers":[{"min_memory_gib":32,"target_percent":40}]}"#);
+        assert_eq!(p.field, "cpu.target_percent");
+        // ...but fine when every enabled resource has its own target
+        res(r#"{"version":1,"tiers":[],"cpu":{"target_percent":20},"memory":{"enabled":false},"disk":{"enabled":false}}"#, 8 * GIB).unwrap();
+    }
+
+    #[test]
+    fn contradictory_limits() {
+        let p =
+            problem(r#"{"version":1,"memory":{"target_percent":80,"min_available_percent":30}}"#);
+        assert_eq!(p.field, "memory.min_available_percent");
+        let p = problem(r#"{"version":1,"disk":{"target_percent":95,"min_free_percent":10}}"#);
+        assert_eq!(p.field, "disk.min_free_percent");
+    }
+
+    #[test]
+    fn bad_mounts() {
+        assert_eq!(
+            problem(r#"{"version":1,"disk":{"mounts":["data"]}}"#).field,
+            "disk.mounts[0]"
+        );
+        assert_eq!(
+            problem(r#"{"version":1,"disk":{"mounts":["/nonexistent-cro-mount"]}}"#).field,
+            "disk.mounts[0]"
+        );
+        assert_eq!(
+            problem(r#"{"version":1,"disk":{"mounts":["/tmp/../etc"]}}"#).field,
+            "disk.mounts[0]"
+        );
+        assert_eq!(
+            problem(r#"{"version":1,"disk":{"mounts":["/tmp","/tmp"]}}"#).field,
+            "disk.mounts[1]"
+        );
+        let d = tempfile::tempdir().unwrap();
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink("/tmp", &link).unwrap();
+        let p = problem(&format!(
+            r#"{{"version":1,"disk":{{"mounts":["{}"]}}}}"#,
+            link.display()
+        ));
+        assert!(p.message.contains("symlink"), "{}", p.message);
+    }
+
+    #[test]
+    fn bad_bytes() {
+        assert!(problem("").message.contains("empty"));
+        assert!(
+            problem("\u{feff}{\"version\":1}")
+                .message
+                .contains("byte-order mark")
+        );
+        let p = parse(&[0xff, 0xfe, 0], Path::new("x")).unwrap_err();
+        assert!(p.to_string().contains("UTF-8"));
+    }
+
+    #[test]
+    fn duplicate_keys() {
+        let p = problem("{\"version\":1,\n\"cpu\":{\"enabled\":true,\"enabled\":false}}");
+        assert_eq!(p.field, "cpu.enabled");
+        assert_eq!(p.position, Some((2, 23)));
+        // same key in different objects is fine
+        res(
+            r#"{"version":1,"cpu":{"enabled":true},"memory":{"enabled":true}}"#,
+            8 * GIB,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn nan_and_huge_numbers() {
+        assert_eq!(
+            problem(r#"{"version":1,"cpu":{"target_percent":1e400}}"#).field,
+            "cpu.target_percent"
+        );
+        assert_eq!(
+            problem(r#"{"version":1,"interval_seconds":99999999999999999999}"#).field,
+            "interval_seconds"
+        );
+    }
+
+    #[test]
+    fn schema_keyword_allowed() {
+        res(r#"{"$schema":"x","version":1}"#, 8 * GIB).unwrap();
+    }
+
+    #[test]
+    fn init_document_round_trips() {
+        let doc = init_document("schema/desired-state.schema.json");
+        let d = parse(doc.as_bytes(), Path::new("x")).unwrap();
+        assert_eq!(DesiredState { schema: None, ..d }, DesiredState::default());
+    }
+}

@@ -1,0 +1,102 @@
+//! Publishing files safely (Maildir style): write a temp file in the same directory, sync
+//! it, rename it over the old one, sync the directory. A reader sees the old or the new
+//! content, never half of one; a crash leaves at worst a stray `.tmp*` file.
+use crate::error::{Error, Result};
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+/// Atomically replace `path` with `data`. `durable` also fsyncs file and directory; the
+/// worker's once-a-second status file skips that (it is rewritten a second later anyway
+/// and a crash loses nothing of value), everything the operator or auditor relies on
+/// (jobs, history, counters, metrics) is durable.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32, durable: bool) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, "create a temporary file in", e))?;
+    tmp.write_all(data)
+        .map_err(|e| Error::io(tmp.path(), "write", e))?;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io(tmp.path(), "set permissions on", e))?;
+    if durable {
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io(tmp.path(), "sync", e))?;
+    }
+    tmp.persist(path)
+        .map_err(|e| Error::io(path, "rename into place", e.error))?;
+    if durable {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, "sync directory", e))
+}
+
+/// Create a directory (and parents) with the given mode for the last component.
+pub fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .map_err(|e| Error::io(dir, "create directory", e))
+}
+
+/// Open (creating if needed) a file that is never replaced, for flock.
+pub fn open_lock_file(path: &Path) -> Result<File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| Error::io(path, "open lock file", e))
+}
+
+/// Read a small file that may be missing; `Ok(None)` when it is.
+pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, "read", e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_and_leaves_no_temp() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f.json");
+        write_atomic(&p, b"one", 0o644, true).unwrap();
+        write_atomic(&p, b"two", 0o644, false).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+    }
+}

@@ -1,0 +1,501 @@
+//! Reading the host: CPU counters, memory, filesystems, cgroup limits, PSI. Plain functions
+//! over /proc and /sys (parsers take text so they are tested on fixtures), and the
+//! `Observation` the planner sees.
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Cumulative CPU time of the whole host from the `cpu` line of /proc/stat, in clock ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct CpuTimes {
+    pub busy: u64,
+    pub total: u64,
+}
+
+impl CpuTimes {
+    /// Busy percent of the whole host between `earlier` and `self`; None when the counters
+    /// went backwards (reboot) or did not move.
+    pub fn percent_since(&self, earlier: &CpuTimes) -> Option<f64> {
+        let dt = self.total.checked_sub(earlier.total)?;
+        let db = self.busy.checked_sub(earlier.busy)?;
+        (dt > 0).then(|| (db as f64 / dt as f64 * 100.0).clamp(0.0, 100.0))
+    }
+}
+
+pub fn parse_proc_stat(text: &str) -> Option<CpuTimes> {
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if v.len() < 4 {
+        return None;
+    }
+    // user nice system idle iowait irq softirq steal (guest is already inside user)
+    let get = |i: usize| v.get(i).copied().unwrap_or(0);
+    let idle = get(3) + get(4);
+    let total: u64 = (0..8).map(get).sum();
+    Some(CpuTimes {
+        busy: total - idle,
+        total,
+    })
+}
+
+pub fn read_cpu_times() -> std::io::Result<CpuTimes> {
+    let text = std::fs::read_to_string("/proc/stat")?;
+    parse_proc_stat(&text).ok_or_else(|| std::io::Error::other("no cpu line in /proc/stat"))
+}
+
+/// Online CPUs of the host (what /proc/stat's percent is relative to).
+pub fn host_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .max(online_cpus())
+}
+
+fn online_cpus() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n > 0 { n as usize } else { 1 }
+}
+
+/// CPUs this process may use: its affinity mask, further bounded by a cgroup CPU quota.
+pub fn usable_cpus(cg: &CgroupLimits) -> f64 {
+    let affinity = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as f64;
+    cg.cpu_quota_cpus.map_or(affinity, |q| q.min(affinity))
+}
+
+/// Memory as the workload sees it: the host, or the cgroup when its limit is lower.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Memory {
+    pub total_bytes: u64,
+    pub available_bytes: u64,
+    /// true when a cgroup limit below the host's memory is the box we fill.
+    pub cgroup_bounded: bool,
+}
+
+impl Memory {
+    pub fn used_percent(&self) -> f64 {
+        if self.total_bytes == 0 {
+            return 0.0;
+        }
+        (self.total_bytes.saturating_sub(self.available_bytes)) as f64 / self.total_bytes as f64
+            * 100.0
+    }
+}
+
+/// (MemTotal, MemAvailable) in bytes from /proc/meminfo.
+pub fn parse_meminfo(text: &str) -> Option<(u64, u64)> {
+    let field = |name: &str| -> Option<u64> {
+        let l = text.lines().find(|l| l.starts_with(name))?;
+        l[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .map(|k| k * 1024)
+    };
+    Some((field("MemTotal:")?, field("MemAvailable:")?))
+}
+
+pub fn read_memory(cg: &CgroupLimits) -> std::io::Result<Memory> {
+    let text = std::fs::read_to_string("/proc/meminfo")?;
+    let (total, avail) = parse_meminfo(&text)
+        .ok_or_else(|| std::io::Error::other("/proc/meminfo lacks MemTotal or MemAvailable"))?;
+    let mut m = Memory {
+        total_bytes: total,
+        available_bytes: avail,
+        cgroup_bounded: false,
+    };
+    if let (Some(limit), Some(usage)) = (cg.memory_limit_bytes, cg.memory_usage_bytes) {
+        if limit < total {
+            m.total_bytes = limit;
+            m.available_bytes = avail.min(limit.saturating_sub(usage));
+            m.cgroup_bounded = true;
+        }
+    }
+    Ok(m)
+}
+
+/// Memory PSI `some avg10` (percent of the last 10 s some task stalled on memory).
+/// None where the kernel has PSI disabled (RHEL 8 default).
+pub fn read_memory_psi() -> Option<f64> {
+    parse_psi_some_avg10(&std::fs::read_to_string("/proc/pressure/memory").ok()?)
+}
+
+pub fn parse_psi_some_avg10(text: &str) -> Option<f64> {
+    let l = text.lines().find(|l| l.starts_with("some "))?;
+    l.split_whitespace()
+        .find_map(|kv| kv.strip_prefix("avg10="))
+        .and_then(|v| v.parse().ok())
+}
+
+/// A filesystem as `df` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct FsUsage {
+    pub used_bytes: u64,
+    /// Available to unprivileged users (f_bavail): root's reserve is not ours to fill.
+    pub avail_bytes: u64,
+}
+
+impl FsUsage {
+    /// used + avail: the size `df` divides by (root's reserved blocks excluded).
+    pub fn capacity_bytes(&self) -> u64 {
+        self.used_bytes + self.avail_bytes
+    }
+    pub fn used_percent(&self) -> f64 {
+        let cap = self.capacity_bytes();
+        if cap == 0 {
+            0.0
+        } else {
+            self.used_bytes as f64 / cap as f64 * 100.0
+        }
+    }
+}
+
+pub fn fs_usage(path: &Path) -> std::io::Result<FsUsage> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a valid NUL-terminated string and s a valid out-pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let f = s.f_frsize as u64;
+    Ok(FsUsage {
+        used_bytes: (s.f_blocks as u64).saturating_sub(s.f_bfree as u64) * f,
+        avail_bytes: s.f_bavail as u64 * f,
+    })
+}
+
+/// Limits of the cgroup this process runs in (v1 or v2), the tightest along the path.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CgroupLimits {
+    /// "v1", "v2", "hybrid" or "none".
+    pub version: String,
+    pub memory_limit_bytes: Option<u64>,
+    pub memory_usage_bytes: Option<u64>,
+    /// CPU quota in CPUs (quota / period), None when unlimited.
+    pub cpu_quota_cpus: Option<f64>,
+}
+
+/// Parse /proc/self/cgroup into (v2 path, v1 controller -> path).
+pub fn parse_proc_cgroup(text: &str) -> (Option<String>, BTreeMap<String, String>) {
+    let mut v2 = None;
+    let mut v1 = BTreeMap::new();
+    for l in text.lines() {
+        let mut parts = l.splitn(3, ':');
+        let (_, ctrls, path) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(a), Some(b), Some(c)) => (a, b, c),
+            _ => continue,
+        };
+        if ctrls.is_empty() {
+            v2 = Some(path.to_string());
+        } else {
+            for c in ctrls.split(',') {
+                v1.insert(c.to_string(), path.to_string());
+            }
+        }
+    }
+    (v2, v1)
+}
+
+/// `cpu.max` of cgroup v2 ("max 100000" or "50000 100000") to CPUs.
+pub fn parse_cpu_max(text: &str) -> Option<f64> {
+    let mut it = text.split_whitespace();
+    let (q, p) = (it.next()?, it.next()?);
+    let (q, p): (f64, f64) = (q.parse().ok()?, p.parse().ok()?);
+    (q > 0.0 && p > 0.0).then(|| q / p)
+}
+
+/// A v1 memory limit of "no limit" is a huge page-rounded number; treat >= 2^60 as none.
+fn limit_value(text: &str) -> Option<u64> {
+    let t = text.trim();
+    if t == "max" {
+        return None;
+    }
+    t.parse::<u64>().ok().filter(|&v| v < (1u64 << 60))
+}
+
+fn read_trim(p: &Path) -> Option<String> {
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// Walk from `leaf` up to `root`, yielding each directory (the tightest limit wins).
+fn ancestors(root: &Path, rel: &str) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let mut p = PathBuf::from(rel.trim_start_matches('/'));
+    loop {
+        out.push(root.join(&p));
+        if !p.pop() {
+            break;
+        }
+    }
+    out
+}
+
+pub fn read_cgroup_limits() -> CgroupLimits {
+    read_cgroup_limits_at(
+        Path::new("/sys/fs/cgroup"),
+        &std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
+    )
+}
+
+pub fn read_cgroup_limits_at(root: &Path, proc_cgroup: &str) -> CgroupLimits {
+    let (v2, v1) = parse_proc_cgroup(proc_cgroup);
+    let mut out = CgroupLimits {
+        version: "none".into(),
+        ..Default::default()
+    };
+    let min_opt = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if let Some(path) = v1.get("memory") {
+        out.version = "v1".into();
+        let dirs = ancestors(&root.join("memory"), path);
+        for d in &dirs {
+            out.memory_limit_bytes = min_opt(
+                out.memory_limit_bytes,
+                read_trim(&d.join("memory.limit_in_bytes"))
+                    .as_deref()
+                    .and_then(limit_value),
+            );
+        }
+        if let Some(u) =
+            read_trim(&dirs[0].join("memory.usage_in_bytes")).and_then(|s| s.parse::<u64>().ok())
+        {
+            let inactive =
+                stat_field(&dirs[0].join("memory.stat"), "total_inactive_file").unwrap_or(0);
+            out.memory_usage_bytes = Some(u.saturating_sub(inactive));
+        }
+    }
+    for ctrl in ["cpu", "cpu,cpuacct", "cpuacct,cpu"] {
+        if let Some(path) = v1.get("cpu") {
+            for d in ancestors(&root.join(ctrl), path) {
+                let q = read_trim(&d.join("cpu.cfs_quota_us")).and_then(|s| s.parse::<i64>().ok());
+                let p = read_trim(&d.join("cpu.cfs_period_us")).and_then(|s| s.parse::<i64>().ok());
+                if let (Some(q), Some(p)) = (q, p) {
+                    if q > 0 && p > 0 {
+                        let cpus = q as f64 / p as f64;
+                        out.cpu_quota_cpus =
+                            Some(out.cpu_quota_cpus.map_or(cpus, |c: f64| c.min(cpus)));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(path) = v2 {
+        // Pure v2 mounts at /sys/fs/cgroup; a hybrid host mounts it at unified/ (often
+        // with no controllers, as on the machines we measured).
+        let base = if root.join("cgroup.controllers").exists() {
+            root.to_path_buf()
+        } else {
+            root.join("unified")
+        };
+        let controllers = read_trim(&base.join("cgroup.controllers")).unwrap_or_default();
+        if controllers
+            .split_whitespace()
+            .any(|c| c == "memory" || c == "cpu")
+        {
+            out.version = if out.version == "v1" {
+                "hybrid".into()
+            } else {
+                "v2".into()
+            };
+            let dirs = ancestors(&base, &path);
+            for d in &dirs {
+                out.memory_limit_bytes = min_opt(
+                    out.memory_limit_bytes,
+                    read_trim(&d.join("memory.max"))
+                        .as_deref()
+                        .and_then(limit_value),
+                );
+                if let Some(c) = read_trim(&d.join("cpu.max"))
+                    .as_deref()
+                    .and_then(parse_cpu_max)
+                {
+                    out.cpu_quota_cpus = Some(out.cpu_quota_cpus.map_or(c, |x: f64| x.min(c)));
+                }
+            }
+            if let Some(u) =
+                read_trim(&dirs[0].join("memory.current")).and_then(|s| s.parse::<u64>().ok())
+            {
+                let inactive =
+                    stat_field(&dirs[0].join("memory.stat"), "inactive_file").unwrap_or(0);
+                out.memory_usage_bytes = Some(u.saturating_sub(inactive));
+            }
+        } else if out.version == "none" {
+            out.version = "v2".into();
+        } else {
+            out.version = "hybrid".into();
+        }
+    }
+    out
+}
+
+fn stat_field(path: &Path, name: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// One reading of the host, everything in percent of capacity. This is what the planner
+/// and the history see.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Observation {
+    /// Unix seconds.
+    pub at: f64,
+    /// Seconds the CPU figures average over.
+    pub interval_s: f64,
+    pub cpu_total_percent: f64,
+    pub cpu_synthetic_percent: f64,
+    pub host_cpus: usize,
+    pub usable_cpus: f64,
+    pub memory: Memory,
+    pub memory_synthetic_bytes: u64,
+    pub memory_psi_some_avg10: Option<f64>,
+    pub disks: BTreeMap<PathBuf, DiskObservation>,
+    pub cgroup: CgroupLimits,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DiskObservation {
+    pub usage: FsUsage,
+    pub synthetic_bytes: u64,
+    /// Set when the mount could not be read (vanished, unmounted, permission).
+    pub error: Option<String>,
+}
+
+impl Observation {
+    pub fn memory_synthetic_percent(&self) -> f64 {
+        pct(self.memory_synthetic_bytes, self.memory.total_bytes)
+    }
+}
+
+pub fn pct(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        (part as f64 / whole as f64 * 100.0).min(100.0)
+    }
+}
+
+/// (total, synthetic) -> organic, never negative.
+pub fn organic(total: f64, synthetic: f64) -> f64 {
+    (total - synthetic).max(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat() {
+        let t = parse_proc_stat("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4\n").unwrap();
+        assert_eq!(
+            t,
+            CpuTimes {
+                busy: 150,
+                total: 1000
+            }
+        );
+        let later = CpuTimes {
+            busy: 250,
+            total: 1200,
+        };
+        assert_eq!(later.percent_since(&t), Some(50.0));
+        assert_eq!(
+            t.percent_since(&later),
+            None,
+            "counters going backwards mean a reboot"
+        );
+    }
+
+    #[test]
+    fn meminfo_and_psi() {
+        let m = parse_meminfo(
+            "MemTotal:       24576000 kB\nMemFree: 1 kB\nMemAvailable:   12288000 kB\n",
+        )
+        .unwrap();
+        assert_eq!(m, (24_576_000 * 1024, 12_288_000 * 1024));
+        assert_eq!(
+            parse_psi_some_avg10(
+                "some avg10=1.50 avg60=0.00 avg300=0.00 total=1\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+            ),
+            Some(1.5)
+        );
+        assert_eq!(parse_psi_some_avg10(""), None);
+    }
+
+    #[test]
+    fn cgroup_v1_fixture() {
+        let root = tempfile::tempdir().unwrap();
+        let mem = root.path().join("memory/app");
+        std::fs::create_dir_all(&mem).unwrap();
+        std::fs::write(
+            root.path().join("memory/memory.limit_in_bytes"),
+            "9223372036854771712\n",
+        )
+        .unwrap();
+        std::fs::write(mem.join("memory.limit_in_bytes"), "1073741824\n").unwrap();
+        std::fs::write(mem.join("memory.usage_in_bytes"), "600000000\n").unwrap();
+        std::fs::write(
+            mem.join("memory.stat"),
+            "cache 1\ntotal_inactive_file 100000000\n",
+        )
+        .unwrap();
+        let cpu = root.path().join("cpu,cpuacct/app");
+        std::fs::create_dir_all(&cpu).unwrap();
+        std::fs::write(cpu.join("cpu.cfs_quota_us"), "150000\n").unwrap();
+        std::fs::write(cpu.join("cpu.cfs_period_us"), "100000\n").unwrap();
+        let cg = read_cgroup_limits_at(root.path(), "4:memory:/app\n3:cpu,cpuacct:/app\n0::/\n");
+        assert_eq!(
+            cg.version, "hybrid",
+            "v1 controllers with an empty cgroup2 line"
+        );
+        assert_eq!(cg.memory_limit_bytes, Some(1 << 30));
+        assert_eq!(cg.memory_usage_bytes, Some(500_000_000));
+        assert_eq!(cg.cpu_quota_cpus, Some(1.5));
+    }
+
+    #[test]
+    fn cgroup_v2_fixture() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(
+            root.path().join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )
+        .unwrap();
+        let d = root.path().join("system.slice/cro.service");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(root.path().join("system.slice/memory.max"), "2147483648\n").unwrap();
+        std::fs::write(d.join("memory.max"), "max\n").unwrap();
+        std::fs::write(d.join("memory.current"), "300\n").unwrap();
+        std::fs::write(d.join("cpu.max"), "50000 100000\n").unwrap();
+        let cg = read_cgroup_limits_at(root.path(), "0::/system.slice/cro.service\n");
+        assert_eq!(cg.version, "v2");
+        assert_eq!(
+            cg.memory_limit_bytes,
+            Some(2 << 30),
+            "the parent's limit binds"
+        );
+        assert_eq!(cg.memory_usage_bytes, Some(300));
+        assert_eq!(cg.cpu_quota_cpus, Some(0.5));
+        assert_eq!(parse_cpu_max("max 100000"), None);
+    }
+
+    #[test]
+    fn fs_usage_of_root_is_sane() {
+        let u = fs_usage(Path::new("/")).unwrap();
+        assert!(u.capacity_bytes() > 0);
+        assert!((0.0..=100.0).contains(&u.used_percent()));
+    }
+}

@@ -1,0 +1,287 @@
+//! The planner: pure. From the desired state, the observation and the jobs as found on
+//! disk it returns what should change. It never learns why it was called (timer, file
+//! event, cron), so the same state always gives the same plan, and a second run right
+//! after the first plans nothing.
+use crate::desired::Resolved;
+use crate::queue::{JOB_VERSION, Job, JobFound, JobSpec, disk_job_id};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Create or rewrite a job file (its content differs or it is corrupt).
+    Write {
+        id: String,
+        job: Job,
+        reason: String,
+    },
+    /// Start a worker for a slot whose lock is free.
+    Start { id: String, reason: String },
+    /// Remove a job: delete its file, stop its worker, give its ballast back.
+    Remove { id: String, reason: String },
+}
+
+impl Action {
+    pub fn id(&self) -> &str {
+        match self {
+            Action::Write { id, .. } | Action::Start { id, .. } | Action::Remove { id, .. } => id,
+        }
+    }
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Write { id, reason, .. } => format!("write job {id}: {reason}"),
+            Action::Start { id, reason } => format!("start worker {id}: {reason}"),
+            Action::Remove { id, reason } => format!("remove job {id}: {reason}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// The jobs that should exist, in id order.
+    pub jobs: Vec<Job>,
+    pub actions: Vec<Action>,
+}
+
+/// The jobs the desired state asks for. The level is the target: the worker fills the gap
+/// organic load leaves up to it (window-aware levels are the policy's business).
+pub fn desired_jobs(d: &Resolved) -> Vec<Job> {
+    if d.paused {
+        return vec![];
+    }
+    let mut jobs = vec![];
+    let job = |id: String, spec: JobSpec| Job {
+        version: JOB_VERSION,
+        id,
+        spec,
+    };
+    if let Some(c) = &d.cpu {
+        let level = c.target_percent.min(100.0);
+        jobs.push(job(
+            "cpu".into(),
+            JobSpec::Cpu {
+                level_percent: level,
+                max_synthetic_percent: c.max_synthetic_percent,
+            },
+        ));
+    }
+    if let Some(m) = &d.memory {
+        jobs.push(job(
+            "memory".into(),
+            JobSpec::Memory {
+                level_percent: m.target_percent,
+                min_available_percent: m.min_available_percent,
+            },
+        ));
+    }
+    if let Some(k) = &d.disk {
+        for mount in &k.mounts {
+            jobs.push(job(
+                disk_job_id(mount),
+                JobSpec::Disk {
+                    mount: mount.clone(),
+                    level_percent: k.target_percent,
+                    min_free_percent: k.min_free_percent,
+                    min_free_bytes: k.min_free_bytes,
+                    fill: k.fill,
+                },
+            ));
+        }
+    }
+    jobs.sort_by(|a, b| a.id.cmp(&b.id));
+    jobs
+}
+
+pub fn plan(desired: &Resolved, found: &[JobFound]) -> Plan {
+    let jobs = desired_jobs(desired);
+    let mut actions = vec![];
+    for job in &jobs {
+        let f = found.iter().find(|f| f.id == job.id);
+        let current = f.and_then(|f| f.job.as_ref());
+        if current != Some(job) {
+            let reason = match (f.and_then(|f| f.corrupt.as_ref()), current) {
+                (Some(e), _) => format!("job file is corrupt ({e})"),
+                (None, None) => "new".to_string(),
+                (None, Some(old)) => change_summary(&old.spec, &job.spec),
+            };
+            actions.push(Action::Write {
+                id: job.id.clone(),
+                job: job.clone(),
+                reason,
+            });
+        }
+        if !f.is_some_and(|f| f.alive) {
+            let reason = match f.and_then(|f| f.status.as_ref()) {
+                Some(s) if s.state == "running" => format!(
+                    "worker {} died without saying why (crashed or killed)",
+                    s.pid
+                ),
+                Some(s) => format!("worker {} ended ({})", s.pid, s.state),
+                None => "no worker".to_string(),
+            };
+            actions.push(Action::Start {
+                id: job.id.clone(),
+                reason,
+            });
+        }
+    }
+    for f in found {
+        if jobs.iter().any(|j| j.id == f.id) {
+            continue;
+        }
+        // Remove only what is still there: a slot with no job file, no worker and nothing
+        // recorded is already gone.
+        if f.job.is_some() || f.corrupt.is_some() || f.alive || f.status.is_some() {
+            let reason = if desired.paused {
+                "paused".to_string()
+            } else {
+                "not in the desired state".to_string()
+            };
+            actions.push(Action::Remove {
+                id: f.id.clone(),
+                reason,
+            });
+        }
+    }
+    Plan { jobs, actions }
+}
+
+fn change_summary(old: &JobSpec, new: &JobSpec) -> String {
+    if old.resource() != new.resource() {
+        return format!("kind {} -> {}", old.resource(), new.resource());
+    }
+    if old.level_percent() != new.level_percent() {
+        return format!(
+            "level {} % -> {} %",
+            old.level_percent(),
+            new.level_percent()
+        );
+    }
+    "limits changed".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::{Resolved, parse};
+    use std::path::Path;
+
+    fn resolved(json: &str) -> Resolved {
+        parse(json.as_bytes(), Path::new("d"))
+            .unwrap()
+            .resolve(Path::new("d"), 8 << 30, false)
+            .unwrap()
+    }
+    fn found_from(plan: &Plan, alive: bool) -> Vec<JobFound> {
+        plan.jobs
+            .iter()
+            .map(|j| JobFound {
+                id: j.id.clone(),
+                job: Some(j.clone()),
+                alive,
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fresh_host_writes_and_starts_everything() {
+        let d = resolved(r#"{"version":1,"disk":{"mounts":["/data"]}}"#);
+        let p = plan(&d, &[]);
+        let ids: Vec<_> = p.jobs.iter().map(|j| j.id.as_str()).collect();
+        assert_eq!(ids, ["cpu", "disk-data", "memory"]);
+        assert_eq!(p.actions.len(), 6);
+        assert_eq!(
+            p.jobs[0].spec,
+            JobSpec::Cpu {
+                level_percent: 25.0,
+                max_synthetic_percent: 90.0
+            }
+        );
+    }
+
+    #[test]
+    fn second_run_plans_nothing() {
+        let d = resolved(r#"{"version":1}"#);
+        let p = plan(&d, &[]);
+        let again = plan(&d, &found_from(&p, true));
+        assert!(again.actions.is_empty(), "{:?}", again.actions);
+    }
+
+    #[test]
+    fn dead_worker_is_restarted_without_rewriting() {
+        let d = resolved(r#"{"version":1,"memory":{"enabled":false}}"#);
+        let p = plan(&d, &[]);
+        let again = plan(&d, &found_from(&p, false));
+        assert_eq!(
+            again.actions,
+            vec![Action::Start {
+                id: "cpu".into(),
+                reason: "no worker".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn changed_target_rewrites_but_keeps_worker() {
+        let p = plan(&resolved(r#"{"version":1}"#), &[]);
+        let again = plan(
+            &resolved(r#"{"version":1,"cpu":{"target_percent":30}}"#),
+            &found_from(&p, true),
+        );
+        assert_eq!(again.actions.len(), 1);
+        assert!(
+            matches!(&again.actions[0], Action::Write { id, reason, .. } if id == "cpu" && reason == "level 25 % -> 30 %")
+        );
+    }
+
+    #[test]
+    fn pause_and_disable_remove() {
+        let p = plan(&resolved(r#"{"version":1}"#), &[]);
+        let found = found_from(&p, true);
+        let paused = plan(&resolved(r#"{"version":1,"paused":true}"#), &found);
+        assert_eq!(
+            paused
+                .actions
+                .iter()
+                .filter(|a| matches!(a, Action::Remove { .. }))
+                .count(),
+            2
+        );
+        let no_cpu = plan(
+            &resolved(r#"{"version":1,"cpu":{"enabled":false}}"#),
+            &found,
+        );
+        assert_eq!(
+            no_cpu.actions,
+            vec![Action::Remove {
+                id: "cpu".into(),
+                reason: "not in the desired state".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn corrupt_job_is_rewritten_and_stray_removed() {
+        let d = resolved(r#"{"version":1,"memory":{"enabled":false}}"#);
+        let found = vec![
+            JobFound {
+                id: "cpu".into(),
+                corrupt: Some("EOF".into()),
+                alive: true,
+                ..Default::default()
+            },
+            JobFound {
+                id: "disk-old".into(),
+                corrupt: Some("EOF".into()),
+                ..Default::default()
+            },
+        ];
+        let p = plan(&d, &found);
+        assert!(
+            matches!(&p.actions[0], Action::Write { reason, .. } if reason.contains("corrupt"))
+        );
+        assert!(matches!(&p.actions[1], Action::Remove { id, .. } if id == "disk-old"));
+        assert_eq!(p.actions.len(), 2);
+    }
+}

@@ -1,0 +1,164 @@
+//! Finding and signalling workers. A process is a worker of a state directory only if it
+//! runs `cro worker` *and* holds open a `.lock` file of that state's jobs directory (the
+//! lock it holds for its whole life). A PID from a status file is never trusted alone:
+//! it may have been reused by an unrelated process.
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct WorkerProc {
+    pub pid: i32,
+    /// Job id from the lock file's name.
+    pub id: String,
+    /// The lock file was deleted while the worker held it.
+    pub lock_deleted: bool,
+}
+
+fn is_worker_cmdline(pid: i32) -> bool {
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    raw.split(|&b| b == 0).nth(1) == Some(b"worker")
+}
+
+/// The job lock this process holds open in `jobs_dir`, if any.
+fn held_lock(pid: i32, jobs_dir: &Path) -> Option<(String, bool)> {
+    let prefix = format!("{}/", jobs_dir.display());
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+        let Ok(target) = std::fs::read_link(fd.path()) else {
+            continue;
+        };
+        let t = target.to_string_lossy();
+        let Some(name) = t.strip_prefix(&prefix) else {
+            continue;
+        };
+        let (name, deleted) = match name.strip_suffix(" (deleted)") {
+            Some(n) => (n, true),
+            None => (name, false),
+        };
+        if let Some(id) = name.strip_suffix(".lock") {
+            if !id.contains('/') {
+                return Some((id.to_string(), deleted));
+            }
+        }
+    }
+    None
+}
+
+/// Canonical jobs directory (what /proc/PID/fd links show).
+pub fn canonical_jobs_dir(state_dir: &Path) -> PathBuf {
+    let j = state_dir.join("jobs");
+    std::fs::canonicalize(&j).unwrap_or(j)
+}
+
+/// Every live worker of this state directory.
+pub fn workers(state_dir: &Path) -> Vec<WorkerProc> {
+    let jobs_dir = canonical_jobs_dir(state_dir);
+    let me = std::process::id() as i32;
+    let mut out = vec![];
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me || !is_worker_cmdline(pid) {
+            continue;
+        }
+        if let Some((id, lock_deleted)) = held_lock(pid, &jobs_dir) {
+            out.push(WorkerProc {
+                pid,
+                id,
+                lock_deleted,
+            });
+        }
+    }
+    out.sort();
+    out
+}
+
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: plain syscall; the result is checked.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a fresh descriptor we own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Send `sig` to `w` only if it is still that worker. With a pidfd (Linux >= 5.3) the check
+/// and the signal refer to the same process even if the PID is reused in between; older
+/// kernels fall back to kill(2) right after the check.
+pub fn signal(w: &WorkerProc, state_dir: &Path, sig: i32) -> bool {
+    let jobs_dir = canonical_jobs_dir(state_dir);
+    let pidfd = pidfd_open(w.pid);
+    let still =
+        is_worker_cmdline(w.pid) && held_lock(w.pid, &jobs_dir).is_some_and(|(id, _)| id == w.id);
+    if !still {
+        return false;
+    }
+    // SAFETY: plain syscalls with valid arguments.
+    unsafe {
+        match pidfd {
+            Some(fd) => {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    sig,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                ) == 0
+            }
+            None => libc::kill(w.pid, sig) == 0,
+        }
+    }
+}
+
+/// Stop these workers: SIGTERM, wait up to `grace`, then SIGKILL and wait again. Returns
+/// (stopped by SIGTERM, stopped by SIGKILL, still running).
+pub fn stop(
+    state_dir: &Path,
+    which: &[WorkerProc],
+    grace: Duration,
+) -> (usize, usize, Vec<WorkerProc>) {
+    for w in which {
+        signal(w, state_dir, libc::SIGTERM);
+    }
+    let alive = |ws: &[WorkerProc]| -> Vec<WorkerProc> {
+        let now = workers(state_dir);
+        ws.iter().filter(|w| now.contains(w)).cloned().collect()
+    };
+    let wait = |ws: &[WorkerProc], d: Duration| -> Vec<WorkerProc> {
+        let end = Instant::now() + d;
+        loop {
+            let left = alive(ws);
+            if left.is_empty() || Instant::now() >= end {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let after_term = wait(which, grace);
+    for w in &after_term {
+        tracing::warn!(pid = w.pid, id = %w.id, "worker ignored SIGTERM; sending SIGKILL");
+        signal(w, state_dir, libc::SIGKILL);
+    }
+    let after_kill = wait(&after_term, Duration::from_secs(5));
+    (
+        which.len() - after_term.len(),
+        after_term.len() - after_kill.len(),
+        after_kill,
+    )
+}
+
+/// Reap exited children (the daemon starts workers and must not collect zombies).
+pub fn reap_children() {
+    loop {
+        let mut status = 0;
+        // SAFETY: plain waitpid on any child, non-blocking.
+        let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if r <= 0 {
+            break;
+        }
+    }
+}

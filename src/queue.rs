@@ -1,0 +1,363 @@
+//! The file-based job queue under `<state-dir>/jobs/`.
+//!
+//! - `<id>.json`: what the worker must hold; written only by the reconciler, by rename.
+//! - `<id>.lock`: never replaced; the worker holds flock on it for its whole life, so "lock
+//!   free" means "no worker" however the worker died (the kernel drops flock on exit).
+//!   The reconciler takes the lock *before* it starts a worker and hands the locked file
+//!   to the child (nq's "lock before visible"), so there is no moment at which a second
+//!   reconciler could see the slot free while a worker is starting.
+//! - `<id>.status.json`: what the worker holds now; written only by the worker.
+use crate::desired::Fill;
+use crate::error::{Error, Result};
+use crate::fsutil;
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub const JOB_VERSION: u32 = 1;
+
+/// One job file.
+// No deny_unknown_fields here: serde does not support it together with `flatten`; the
+// spec enum below rejects unknown fields itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub version: u32,
+    pub id: String,
+    #[serde(flatten)]
+    pub spec: JobSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum JobSpec {
+    Cpu {
+        /// Total host CPU (organic + synthetic) to hold, percent.
+        level_percent: f64,
+        /// Never add more than this, percent of the host.
+        max_synthetic_percent: f64,
+    },
+    Memory {
+        level_percent: f64,
+        min_available_percent: f64,
+    },
+    Disk {
+        mount: PathBuf,
+        level_percent: f64,
+        min_free_percent: f64,
+        min_free_bytes: u64,
+        fill: Fill,
+    },
+}
+
+impl JobSpec {
+    pub fn level_percent(&self) -> f64 {
+        match self {
+            JobSpec::Cpu { level_percent, .. }
+            | JobSpec::Memory { level_percent, .. }
+            | JobSpec::Disk { level_percent, .. } => *level_percent,
+        }
+    }
+    pub fn resource(&self) -> &'static str {
+        match self {
+            JobSpec::Cpu { .. } => "cpu",
+            JobSpec::Memory { .. } => "memory",
+            JobSpec::Disk { .. } => "disk",
+        }
+    }
+}
+
+/// Stable job id for a disk mount: `disk-` + the path with `/` as `-`, and anything but
+/// `[A-Za-z0-9_.]` (including `-` itself) as `_xx` hex, so two mounts never share an id.
+pub fn disk_job_id(mount: &Path) -> String {
+    let s = mount.to_string_lossy();
+    let trimmed = s.trim_matches('/');
+    if trimmed.is_empty() {
+        return "disk-root".into();
+    }
+    let mut out = String::from("disk-");
+    for b in trimmed.bytes() {
+        match b {
+            b'/' => out.push('-'),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' => out.push(b as char),
+            _ => out.push_str(&format!("_{b:02x}")),
+        }
+    }
+    out
+}
+
+/// What a worker reports about itself.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    pub id: String,
+    pub pid: u32,
+    /// "running", "exited" (clean end) or "failed". An unlocked job whose status still says
+    /// "running" crashed.
+    pub state: String,
+    pub started_at: f64,
+    pub updated_at: f64,
+    pub level_percent: f64,
+    /// What the worker adds now, percent of the resource's capacity.
+    pub synthetic_percent: f64,
+    /// CPU seconds the worker has used since it started (cpu jobs).
+    #[serde(default)]
+    pub cpu_seconds_total: f64,
+    /// Ballast held now (memory and disk jobs).
+    #[serde(default)]
+    pub ballast_bytes: u64,
+    /// Ballast the worker is heading for.
+    #[serde(default)]
+    pub ballast_target_bytes: u64,
+    /// Why the worker holds less than asked (floor reached, pressure, ...), if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limited_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A job slot as found on disk.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JobFound {
+    pub id: String,
+    /// The job file, if present and readable.
+    pub job: Option<Job>,
+    /// The job file exists but cannot be parsed.
+    pub corrupt: Option<String>,
+    /// A worker holds the lock.
+    pub alive: bool,
+    pub status: Option<WorkerStatus>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Queue {
+    pub state_dir: PathBuf,
+    pub jobs_dir: PathBuf,
+}
+
+impl Queue {
+    pub fn new(state_dir: &Path) -> Queue {
+        Queue {
+            state_dir: state_dir.to_path_buf(),
+            jobs_dir: state_dir.join("jobs"),
+        }
+    }
+
+    /// Create the state layout, 0700 (it holds locks and process control; nobody else's).
+    pub fn ensure(&self) -> Result<()> {
+        fsutil::ensure_dir(&self.state_dir, 0o700)?;
+        fsutil::ensure_dir(&self.jobs_dir, 0o700)?;
+        fsutil::ensure_dir(&self.state_dir.join("history"), 0o700)?;
+        fsutil::ensure_dir(&self.state_dir.join("logs"), 0o700)
+    }
+
+    pub fn job_path(&self, id: &str) -> PathBuf {
+        self.jobs_dir.join(format!("{id}.json"))
+    }
+    pub fn lock_path(&self, id: &str) -> PathBuf {
+        self.jobs_dir.join(format!("{id}.lock"))
+    }
+    pub fn status_path(&self, id: &str) -> PathBuf {
+        self.jobs_dir.join(format!("{id}.status.json"))
+    }
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.state_dir.join("logs").join(format!("{id}.log"))
+    }
+
+    /// Every job id that has any file in the jobs directory.
+    pub fn ids(&self) -> Result<Vec<String>> {
+        let rd = match std::fs::read_dir(&self.jobs_dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(Error::io(&self.jobs_dir, "list", e)),
+        };
+        let mut ids: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().to_string();
+                if n.starts_with('.') {
+                    return None;
+                }
+                let stem = n
+                    .strip_suffix(".status.json")
+                    .or_else(|| n.strip_suffix(".json"))
+                    .or_else(|| n.strip_suffix(".lock"))?;
+                valid_id(stem).then(|| stem.to_string())
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    pub fn read_job(&self, id: &str) -> Result<Option<std::result::Result<Job, String>>> {
+        let p = self.job_path(id);
+        Ok(read_regular(&p)?.map(|b| serde_json::from_slice::<Job>(&b).map_err(|e| e.to_string())))
+    }
+
+    pub fn read_status(&self, id: &str) -> Option<WorkerStatus> {
+        read_regular(&self.status_path(id))
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    }
+
+    /// Is a worker holding this slot? (A non-blocking lock attempt: the only proof.)
+    pub fn is_alive(&self, id: &str) -> bool {
+        let p = self.lock_path(id);
+        if !p.exists() {
+            return false;
+        }
+        match fsutil::open_lock_file(&p) {
+            Ok(f) => matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+            Err(_) => false,
+        }
+    }
+
+    /// Take the slot's lock if nobody holds it. The returned file keeps it.
+    pub fn try_lock_slot(&self, id: &str) -> Result<Option<File>> {
+        let p = self.lock_path(id);
+        let f = fsutil::open_lock_file(&p)?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(f)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(p, "lock", e)),
+        }
+    }
+
+    pub fn list(&self) -> Result<Vec<JobFound>> {
+        self.ids()?
+            .into_iter()
+            .map(|id| {
+                let (job, corrupt) = match self.read_job(&id)? {
+                    None => (None, None),
+                    Some(Ok(j)) if j.id == id && j.version == JOB_VERSION => (Some(j), None),
+                    Some(Ok(j)) => (
+                        None,
+                        Some(format!("job file says id {:?} version {}", j.id, j.version)),
+                    ),
+                    Some(Err(e)) => (None, Some(e)),
+                };
+                Ok(JobFound {
+                    alive: self.is_alive(&id),
+                    status: self.read_status(&id),
+                    id,
+                    job,
+                    corrupt,
+                })
+            })
+            .collect()
+    }
+
+    /// Write the job file if its content differs. Returns whether it was written.
+    pub fn write_job(&self, job: &Job) -> Result<bool> {
+        let p = self.job_path(&job.id);
+        let bytes = serde_json::to_vec_pretty(job).expect("job serializes");
+        if read_regular(&p)?.as_deref() == Some(&bytes[..]) {
+            return Ok(false);
+        }
+        fsutil::write_atomic(&p, &bytes, 0o600, true)?;
+        Ok(true)
+    }
+}
+
+/// Job ids are what we generate: `cpu`, `memory`, `disk-...`; anything else is not ours.
+pub fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 200
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !s.starts_with('.')
+}
+
+/// Read a file only if it is a regular file (a symlink in the jobs directory is not
+/// followed: it is not something cro wrote).
+fn read_regular(p: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::symlink_metadata(p) {
+        Ok(md) if md.file_type().is_file() => fsutil::read_optional(p),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(p, "inspect", e)),
+    }
+}
+
+/// The state lock: held by whoever reconciles or recovers.
+pub struct StateLock {
+    _file: File,
+}
+
+impl StateLock {
+    /// Take the lock, waiting up to `wait`. `Error::Locked` (exit 75) when it stays held.
+    pub fn acquire(state_dir: &Path, wait: Duration) -> Result<StateLock> {
+        let p = state_dir.join("lock");
+        let f = fsutil::open_lock_file(&p)?;
+        let deadline = Instant::now() + wait;
+        loop {
+            match f.try_lock() {
+                Ok(()) => return Ok(StateLock { _file: f }),
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: p }),
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(p, "lock", e)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_ids_are_distinct_and_safe() {
+        assert_eq!(disk_job_id(Path::new("/")), "disk-root");
+        assert_eq!(disk_job_id(Path::new("/data")), "disk-data");
+        assert_eq!(disk_job_id(Path::new("/var/lib/x")), "disk-var-lib-x");
+        assert_ne!(
+            disk_job_id(Path::new("/a-b")),
+            disk_job_id(Path::new("/a/b"))
+        );
+        assert!(valid_id(&disk_job_id(Path::new("/mnt/my disk/ü"))));
+    }
+
+    #[test]
+    fn lock_is_exclusive_and_write_is_idempotent() {
+        let d = tempfile::tempdir().unwrap();
+        let q = Queue::new(d.path());
+        q.ensure().unwrap();
+        let job = Job {
+            version: 1,
+            id: "cpu".into(),
+            spec: JobSpec::Cpu {
+                level_percent: 40.0,
+                max_synthetic_percent: 90.0,
+            },
+        };
+        assert!(q.write_job(&job).unwrap());
+        assert!(!q.write_job(&job).unwrap(), "same content is not rewritten");
+        assert!(!q.is_alive("cpu"));
+        let held = q.try_lock_slot("cpu").unwrap().expect("free slot");
+        assert!(q.is_alive("cpu"));
+        assert!(q.try_lock_slot("cpu").unwrap().is_none());
+        drop(held);
+        assert!(!q.is_alive("cpu"));
+        let found = q.list().unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].job.as_ref(), Some(&job));
+        std::fs::write(q.job_path("memory"), "{garbage").unwrap();
+        let found = q.list().unwrap();
+        assert!(
+            found
+                .iter()
+                .any(|f| f.id == "memory" && f.corrupt.is_some())
+        );
+    }
+
+    #[test]
+    fn state_lock_times_out_with_locked() {
+        let d = tempfile::tempdir().unwrap();
+        let _a = StateLock::acquire(d.path(), Duration::ZERO).unwrap();
+        let b = StateLock::acquire(d.path(), Duration::from_millis(100));
+        assert!(matches!(b, Err(Error::Locked { .. })));
+    }
+}

@@ -1,0 +1,406 @@
+//! Rendering what cro sees: `status`, `plan` and `history` output, text and JSON.
+use crate::apply;
+use crate::desired::{self, Resolved, Source};
+use crate::error::{Error, Result};
+use crate::history::{self, Record};
+use crate::observe::{self, Observation};
+use crate::plan::{self, Plan};
+use crate::queue::{JobFound, Queue, disk_job_id};
+use crate::recover::human_bytes;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub desired: DesiredInfo,
+    pub host: HostInfo,
+    pub resources: Resources,
+    pub jobs: Vec<JobInfo>,
+    /// Timestamp of the last history record (the last reconcile).
+    pub last_reconcile: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DesiredInfo {
+    pub path: PathBuf,
+    pub built_in_default: bool,
+    pub valid: bool,
+    pub error: Option<String>,
+    pub paused: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HostInfo {
+    pub memory_total_bytes: u64,
+    pub memory_tier_gib: f64,
+    pub memory_bounded_by_cgroup: bool,
+    pub cpus: usize,
+    pub usable_cpus: f64,
+    pub cgroup: observe::CgroupLimits,
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct Resources {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Usage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Usage>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub disk: BTreeMap<String, Usage>,
+}
+
+#[derive(Debug, Serialize, Clone)]
+pub struct Usage {
+    pub target_percent: f64,
+    pub statistic: String,
+    pub total_percent: f64,
+    pub organic_percent: f64,
+    pub synthetic_percent: f64,
+    pub level_percent: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobInfo {
+    pub id: String,
+    pub pid: Option<u32>,
+    pub alive: bool,
+    pub state: Option<String>,
+    pub level_percent: Option<f64>,
+    pub synthetic_percent: Option<f64>,
+    pub ballast_bytes: Option<u64>,
+    pub ballast_target_bytes: Option<u64>,
+    pub limited_by: Option<String>,
+    pub corrupt: Option<String>,
+    pub message: Option<String>,
+}
+
+fn r2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn usage(target: f64, statistic: String, total: f64, synthetic: f64, level: f64) -> Usage {
+    Usage {
+        target_percent: r2(target),
+        statistic,
+        total_percent: r2(total),
+        organic_percent: r2(observe::organic(total, synthetic)),
+        synthetic_percent: r2(synthetic.min(total)),
+        level_percent: r2(level),
+        error: None,
+    }
+}
+
+pub fn resources(obs: &Observation, d: &Resolved, found: &[JobFound]) -> Resources {
+    let level = |id: &str| {
+        found
+            .iter()
+            .find(|f| f.id == id && f.alive)
+            .and_then(|f| f.job.as_ref())
+            .map_or(0.0, |j| j.spec.level_percent())
+    };
+    let mut r = Resources::default();
+    if let Some(c) = &d.cpu {
+        r.cpu = Some(usage(
+            c.target_percent,
+            c.statistic.name(),
+            obs.cpu_total_percent,
+            obs.cpu_synthetic_percent,
+            level("cpu"),
+        ));
+    }
+    if let Some(m) = &d.memory {
+        r.memory = Some(usage(
+            m.target_percent,
+            m.statistic.name(),
+            obs.memory.used_percent(),
+            obs.memory_synthetic_percent(),
+            level("memory"),
+        ));
+    }
+    if let Some(k) = &d.disk {
+        for (m, o) in &obs.disks {
+            let mut u = usage(
+                k.target_percent,
+                k.statistic.name(),
+                o.usage.used_percent(),
+                observe::pct(o.synthetic_bytes, o.usage.capacity_bytes()),
+                level(&disk_job_id(m)),
+            );
+            u.error = o.error.clone();
+            r.disk.insert(m.display().to_string(), u);
+        }
+    }
+    r
+}
+
+fn job_info(f: &JobFound) -> JobInfo {
+    let s = f.status.as_ref();
+    JobInfo {
+        id: f.id.clone(),
+        pid: s.map(|s| s.pid),
+        alive: f.alive,
+        state: s.map(|s| {
+            if f.alive {
+                s.state.clone()
+            } else if s.state == "running" {
+                "crashed".into()
+            } else {
+                s.state.clone()
+            }
+        }),
+        level_percent: f.job.as_ref().map(|j| j.spec.level_percent()),
+        synthetic_percent: s.filter(|_| f.alive).map(|s| s.synthetic_percent),
+        ballast_bytes: s
+            .filter(|_| f.alive)
+            .map(|s| s.ballast_bytes)
+            .filter(|&b| b > 0),
+        ballast_target_bytes: s
+            .filter(|_| f.alive)
+            .map(|s| s.ballast_target_bytes)
+            .filter(|&b| b > 0),
+        limited_by: s.filter(|_| f.alive).and_then(|s| s.limited_by.clone()),
+        corrupt: f.corrupt.clone(),
+        message: s.and_then(|s| s.message.clone()),
+    }
+}
+
+/// Build the status view. A bad desired file is reported, not fatal: status must work
+/// exactly when something is wrong.
+pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
+    let q = Queue::new(state_dir);
+    let cg = observe::read_cgroup_limits();
+    let mem = observe::read_memory(&cg).map_err(|e| Error::io("/proc/meminfo", "read", e))?;
+    let loaded = desired::load(desired_path)
+        .and_then(|(d, src)| Ok((d.resolve(desired_path, mem.total_bytes, true)?, src)));
+    let (resolved, info) = match loaded {
+        Ok((r, src)) => {
+            let paused = r.paused;
+            (
+                Some(r),
+                DesiredInfo {
+                    path: desired_path.to_path_buf(),
+                    built_in_default: matches!(src, Source::BuiltIn(_)),
+                    valid: true,
+                    error: None,
+                    paused,
+                },
+            )
+        }
+        Err(e) => (
+            None,
+            DesiredInfo {
+                path: desired_path.to_path_buf(),
+                built_in_default: false,
+                valid: false,
+                error: Some(e.to_string()),
+                paused: false,
+            },
+        ),
+    };
+    let found = q.list()?;
+    // With an invalid file, show usage against the built-in default's shape (no targets
+    // are enforced from it; the workers keep whatever job they have).
+    let shown = resolved.clone().unwrap_or_else(|| {
+        desired::DesiredState::default()
+            .resolve(desired_path, mem.total_bytes, false)
+            .expect("default is valid")
+    });
+    let obs = apply::sense(&q, &shown, &found, false)?;
+    let host = HostInfo {
+        memory_total_bytes: mem.total_bytes,
+        memory_tier_gib: shown.memory_tier_gib,
+        memory_bounded_by_cgroup: mem.cgroup_bounded,
+        cpus: obs.host_cpus,
+        usable_cpus: obs.usable_cpus,
+        cgroup: obs.cgroup.clone(),
+    };
+    Ok(Status {
+        resources: resources(&obs, &shown, &found),
+        jobs: found.iter().map(job_info).collect(),
+        last_reconcile: history::last(state_dir, obs.at).map(|r| r.ts),
+        desired: info,
+        host,
+    })
+}
+
+pub fn render_status(s: &Status) -> String {
+    let mut o = String::new();
+    let d = &s.desired;
+    let src = if d.built_in_default {
+        " (no file: built-in default)"
+    } else {
+        ""
+    };
+    o += &format!(
+        "desired: {}{src}{}\n",
+        d.path.display(),
+        if d.paused { "  PAUSED" } else { "" }
+    );
+    if let Some(e) = &d.error {
+        o += &format!("CONFIG ERROR: {e}\n  (workers keep their last good jobs)\n");
+    }
+    o += &format!(
+        "host: {} memory (tier {} GiB{}), {} CPUs ({} usable), cgroup {}\n",
+        human_bytes(s.host.memory_total_bytes),
+        s.host.memory_tier_gib,
+        if s.host.memory_bounded_by_cgroup {
+            ", cgroup limit"
+        } else {
+            ""
+        },
+        s.host.cpus,
+        s.host.usable_cpus,
+        s.host.cgroup.version
+    );
+    o += &format!(
+        "last reconcile: {}\n\n",
+        s.last_reconcile.as_deref().unwrap_or("never")
+    );
+    o += &format!(
+        "{:<16} {:>7} {:>6} {:>7} {:>8} {:>10} {:>7}\n",
+        "RESOURCE", "TARGET", "STAT", "TOTAL", "ORGANIC", "SYNTHETIC", "LEVEL"
+    );
+    let mut row = |name: &str, u: &Usage| {
+        o += &format!(
+            "{:<16} {:>6.1}% {:>6} {:>6.1}% {:>7.1}% {:>9.1}% {:>6.1}%{}\n",
+            name,
+            u.target_percent,
+            u.statistic,
+            u.total_percent,
+            u.organic_percent,
+            u.synthetic_percent,
+            u.level_percent,
+            u.error
+                .as_ref()
+                .map(|e| format!("  ({e})"))
+                .unwrap_or_default()
+        )
+    };
+    if let Some(u) = &s.resources.cpu {
+        row("cpu", u);
+    }
+    if let Some(u) = &s.resources.memory {
+        row("memory", u);
+    }
+    for (m, u) in &s.resources.disk {
+        row(&format!("disk {m}"), u);
+    }
+    o += &format!(
+        "\n{:<16} {:>8} {:<8} {:>7} {:>10}  {}\n",
+        "JOB", "PID", "STATE", "HOLDS", "BALLAST", "NOTE"
+    );
+    if s.jobs.is_empty() {
+        o += "(no jobs)\n";
+    }
+    for j in &s.jobs {
+        let ballast = match (j.ballast_bytes, j.ballast_target_bytes) {
+            (Some(b), Some(t)) if t > b + (16 << 20) => {
+                format!("{} -> {}", human_bytes(b), human_bytes(t))
+            }
+            (Some(b), _) => human_bytes(b),
+            _ => "-".into(),
+        };
+        let note = j
+            .corrupt
+            .as_ref()
+            .map(|c| format!("corrupt job file: {c}"))
+            .or(j.limited_by.as_ref().map(|l| format!("limited by {l}")))
+            .unwrap_or_default();
+        o += &format!(
+            "{:<16} {:>8} {:<8} {:>7} {:>10}  {}\n",
+            j.id,
+            j.pid.map_or("-".into(), |p| p.to_string()),
+            if j.alive {
+                "running".to_string()
+            } else {
+                j.state.clone().unwrap_or_else(|| "stopped".into())
+            },
+            j.synthetic_percent
+                .map_or("-".into(), |p| format!("{p:.1}%")),
+            ballast,
+            note
+        );
+    }
+    o
+}
+
+pub fn render_plan(p: &Plan) -> String {
+    if p.actions.is_empty() {
+        return "nothing to change\n".into();
+    }
+    p.actions.iter().map(|a| a.describe() + "\n").collect()
+}
+
+/// `plan`: what a reconcile would do now.
+pub fn plan_now(state_dir: &Path, d: &Resolved) -> Result<Plan> {
+    let q = Queue::new(state_dir);
+    Ok(plan::plan(d, &q.list()?))
+}
+
+pub fn history_csv(rs: &[Record]) -> String {
+    let mut o = String::from("ts,interval_s,resource,total,organic,synthetic,level,target\n");
+    for r in rs {
+        let mut line = |name: &str, s: &history::Sample| {
+            o += &format!(
+                "{},{},{},{},{},{},{},{}\n",
+                r.ts,
+                r.interval_s,
+                csv_field(name),
+                s.total,
+                r2(s.organic()),
+                s.synthetic,
+                s.level,
+                s.target
+            );
+        };
+        if let Some(s) = &r.cpu {
+            line("cpu", s);
+        }
+        if let Some(s) = &r.memory {
+            line("memory", s);
+        }
+        for (m, s) in &r.disk {
+            line(&format!("disk:{m}"), s);
+        }
+    }
+    o
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+pub fn history_text(rs: &[Record]) -> String {
+    let mut o = format!(
+        "{:<21} {:>7}  {:<22} {:<22} {}\n",
+        "TIME", "SECS", "CPU total/syn/level", "MEMORY total/syn/level", "DISK"
+    );
+    let f = |s: &Option<history::Sample>| {
+        s.map_or("-".to_string(), |s| {
+            format!("{:.1}/{:.1}/{:.1}", s.total, s.synthetic, s.level)
+        })
+    };
+    for r in rs {
+        let disk: Vec<String> = r
+            .disk
+            .iter()
+            .map(|(m, s)| format!("{m} {:.1}/{:.1}/{:.1}", s.total, s.synthetic, s.level))
+            .collect();
+        o += &format!(
+            "{:<21} {:>7}  {:<22} {:<22} {}\n",
+            r.ts,
+            r.interval_s,
+            f(&r.cpu),
+            f(&r.memory),
+            disk.join("  ")
+        );
+    }
+    o
+}

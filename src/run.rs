@@ -1,0 +1,262 @@
+//! The commands: validated configuration in, effects out. Each returns an exit code.
+use crate::cli::{Cli, Command};
+use crate::desired::{self, Resolved, Source};
+use crate::error::{Error, Result, exit};
+use crate::queue::{Queue, StateLock};
+use crate::{apply, daemon, fsutil, history, observe, recover, report, timefmt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn memory_total() -> Result<u64> {
+    let cg = observe::read_cgroup_limits();
+    Ok(observe::read_memory(&cg)
+        .map_err(|e| Error::io("/proc/meminfo", "read", e))?
+        .total_bytes)
+}
+
+/// Load and resolve the desired state; say once when the built-in default is in force.
+fn load_resolved(path: &Path) -> Result<(Resolved, Source)> {
+    let (d, src) = desired::load(path)?;
+    if let Source::BuiltIn(p) = &src {
+        eprintln!(
+            "cro: no desired state at {}; using the built-in default (write one with `cro init`)",
+            p.display()
+        );
+    }
+    Ok((d.resolve(path, memory_total()?, true)?, src))
+}
+
+fn print_json<T: serde::Serialize>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).expect("serializes"));
+}
+
+pub fn run(cli: Cli) -> Result<i32> {
+    let state_dir = cli.state_dir.clone();
+    let desired_path = cli
+        .desired
+        .clone()
+        .unwrap_or_else(|| state_dir.join("desired.json"));
+    match cli.command {
+        Command::Init { force } => init(&desired_path, force),
+        Command::Validate { file, json } => {
+            validate(file.as_deref().unwrap_or(&desired_path), json)
+        }
+        Command::Plan { json } => {
+            let (d, _) = load_resolved(&desired_path)?;
+            let p = report::plan_now(&state_dir, &d)?;
+            if json {
+                print_json(&p)
+            } else {
+                print!("{}", report::render_plan(&p))
+            }
+            Ok(exit::OK)
+        }
+        Command::Reconcile { once: true, json } => {
+            let (d, _) = load_resolved(&desired_path)?;
+            let q = Queue::new(&state_dir);
+            q.ensure()?;
+            let _lock = StateLock::acquire(&state_dir, Duration::ZERO)?;
+            let r = apply::tick(&q, &d)?;
+            if json {
+                print_json(&r);
+            } else {
+                for a in &r.plan.actions {
+                    println!("{}", a.describe());
+                }
+            }
+            if r.errors.is_empty() {
+                Ok(exit::OK)
+            } else {
+                Err(Error::Runtime(r.errors.join("; ")))
+            }
+        }
+        Command::Reconcile { once: false, .. } => {
+            daemon::run(&state_dir, &desired_path, memory_total()?, |_, _, _| {})?;
+            Ok(exit::OK)
+        }
+        Command::Status { json } => {
+            let s = report::status(&state_dir, &desired_path)?;
+            if json {
+                print_json(&s)
+            } else {
+                print!("{}", report::render_status(&s))
+            }
+            Ok(exit::OK)
+        }
+        Command::History { since, json, csv } => {
+            let secs = timefmt::parse_duration(&since).ok_or_else(|| {
+                Error::Usage(format!(
+                    "--since {since:?}: give a duration like 90m, 12h, 7d or 4w"
+                ))
+            })?;
+            let (rs, warnings) = history::read_since(&state_dir, timefmt::now_unix() - secs)?;
+            for w in warnings {
+                eprintln!("cro: warning: {w}");
+            }
+            if json {
+                print_json(&rs)
+            } else if csv {
+                print!("{}", report::history_csv(&rs))
+            } else {
+                print!("{}", report::history_text(&rs))
+            }
+            Ok(exit::OK)
+        }
+        Command::Recover { dry_run, json } => {
+            let mounts: Vec<PathBuf> = desired::load(&desired_path)
+                .ok()
+                .map(|(d, _)| d.disk.mounts)
+                .unwrap_or_default();
+            let _lock = if state_dir.exists() {
+                Some(StateLock::acquire(&state_dir, Duration::from_secs(10))?)
+            } else {
+                None
+            };
+            if let Ok(f) = fsutil::open_lock_file(&state_dir.join("daemon.lock"))
+                .map(|f| f.try_lock().is_err())
+            {
+                if f {
+                    eprintln!(
+                        "cro: warning: a cro daemon is running for this state directory and will start workers again at its next tick; stop it first (systemctl stop cro) or set \"paused\": true"
+                    );
+                }
+            }
+            let r = recover::run(&state_dir, &mounts, dry_run)?;
+            if json {
+                print_json(&r);
+            } else {
+                println!("before: {}", recover::describe(&r.before));
+                if dry_run {
+                    println!("(dry run: nothing changed)");
+                } else {
+                    println!(
+                        "done:   stopped {} worker(s) ({} by SIGTERM, {} by SIGKILL), deleted {} of ballast and {} job file(s)",
+                        r.stopped_by_sigterm + r.stopped_by_sigkill,
+                        r.stopped_by_sigterm,
+                        r.stopped_by_sigkill,
+                        recover::human_bytes(r.deleted_ballast_bytes),
+                        r.deleted_job_files
+                    );
+                    println!("after:  {}", recover::describe(&r.after));
+                }
+                for p in &r.problems {
+                    eprintln!("cro: problem: {p}");
+                }
+            }
+            if r.problems.is_empty() || dry_run {
+                Ok(exit::OK)
+            } else {
+                Ok(exit::FAILURE)
+            }
+        }
+        Command::Schema => {
+            print!("{}", desired::schema_json());
+            Ok(exit::OK)
+        }
+        Command::Worker { job } => {
+            crate::worker::run(&job)?;
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn init(path: &Path, force: bool) -> Result<i32> {
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fsutil::ensure_dir(dir, 0o755)?;
+    }
+    let existing = fsutil::read_optional(path)?;
+    if existing.is_some() && !force {
+        return Err(Error::Usage(format!(
+            "{} exists; keep it, or pass --force to replace it (the old one is kept as a .bak file)",
+            path.display()
+        )));
+    }
+    if let Some(old) = existing {
+        let bak = PathBuf::from(format!(
+            "{}.bak-{}",
+            path.display(),
+            timefmt::rfc3339(timefmt::now_unix()).replace(':', "")
+        ));
+        fsutil::write_atomic(&bak, &old, 0o644, true)?;
+        eprintln!("cro: kept the old file as {}", bak.display());
+    }
+    // The schema beside the file, so editors validate it offline.
+    let schema_path = path.with_file_name("desired-state.schema.json");
+    fsutil::write_atomic(&schema_path, desired::schema_json().as_bytes(), 0o644, true)?;
+    let doc = desired::init_document("desired-state.schema.json");
+    // Check before writing: what init writes must be valid here.
+    desired::parse(doc.as_bytes(), path)?.resolve(path, memory_total()?, true)?;
+    fsutil::write_atomic(path, doc.as_bytes(), 0o644, true)?;
+    let r = desired::parse(doc.as_bytes(), path)?.resolve(path, memory_total()?, true)?;
+    eprintln!(
+        "cro: wrote {} (host tier {} GiB: cpu {} %, memory {} %; no disk mounts padded until you list them in disk.mounts)",
+        path.display(),
+        r.memory_tier_gib,
+        r.cpu.as_ref().map_or(0.0, |c| c.target_percent),
+        r.memory.as_ref().map_or(0.0, |m| m.target_percent)
+    );
+    Ok(exit::OK)
+}
+
+fn validate(path: &Path, json: bool) -> Result<i32> {
+    let Some(bytes) = fsutil::read_optional(path)? else {
+        return Err(Error::Invalid {
+            path: path.to_path_buf(),
+            problems: vec![crate::error::Problem::new(
+                "",
+                "the file does not exist; run `cro init` to write one",
+            )],
+        });
+    };
+    let r = desired::parse(&bytes, path)?.resolve(path, memory_total()?, true)?;
+    if json {
+        print_json(&r);
+        return Ok(exit::OK);
+    }
+    println!("{}: valid", path.display());
+    println!(
+        "host memory tier: {} GiB; window {} days; interval {} s{}",
+        r.memory_tier_gib,
+        r.window_days,
+        r.interval_seconds,
+        if r.paused { "; PAUSED" } else { "" }
+    );
+    match &r.cpu {
+        Some(c) => println!(
+            "cpu:    target {} % ({}), at most {} % synthetic",
+            c.target_percent,
+            c.statistic.name(),
+            c.max_synthetic_percent
+        ),
+        None => println!("cpu:    disabled"),
+    }
+    match &r.memory {
+        Some(m) => println!(
+            "memory: target {} % ({}), keep at least {} % available",
+            m.target_percent,
+            m.statistic.name(),
+            m.min_available_percent
+        ),
+        None => println!("memory: disabled"),
+    }
+    match &r.disk {
+        Some(d) if d.mounts.is_empty() => {
+            println!("disk:   enabled, but no mounts listed: nothing is padded")
+        }
+        Some(d) => println!(
+            "disk:   target {} % ({}) on {}; keep at least {} % and {} free; fill by {:?}",
+            d.target_percent,
+            d.statistic.name(),
+            d.mounts
+                .iter()
+                .map(|m| m.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            d.min_free_percent,
+            recover::human_bytes(d.min_free_bytes),
+            d.fill
+        ),
+        None => println!("disk:   disabled"),
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,248 @@
+//! The CPU worker: one SCHED_IDLE burner thread per usable CPU, duty-cycled over 100 ms
+//! periods, and a ~1 s closed loop that holds the host's *total* CPU at the level:
+//! synthetic = level - organic, never level on top of organic.
+use super::{Ctx, End};
+use crate::error::Result;
+use crate::observe;
+use crate::queue::JobSpec;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const PERIOD: Duration = Duration::from_millis(100);
+
+/// The pure part of the inner loop. Feed-forward from the gap, plus an integral term on
+/// our own measured share: SCHED_IDLE threads get less than their duty when real work
+/// wants the CPU, and the integral raises the duty only as far as idle CPU lets it.
+#[derive(Debug, Clone, Default)]
+pub struct CpuControl {
+    bias: f64,
+    prev_duty: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuStep {
+    /// Busy fraction of each burner thread, 0..=1.
+    pub duty: f64,
+    /// The synthetic share we aim at, percent of the host.
+    pub want_percent: f64,
+}
+
+impl CpuControl {
+    /// `total` and `own` are percent of the whole host over the last interval.
+    pub fn step(
+        &mut self,
+        level: f64,
+        max_synthetic: f64,
+        total: f64,
+        own: f64,
+        host_cpus: f64,
+        threads: f64,
+    ) -> CpuStep {
+        let organic = observe::organic(total, own);
+        let want = (level - organic).clamp(0.0, max_synthetic.min(100.0));
+        // percent of host -> busy fraction per thread
+        let scale = host_cpus / threads / 100.0;
+        let ff = want * scale;
+        let err = (want - own) * scale;
+        // Integrate only when the burners had a duty last interval (otherwise `own` says
+        // nothing about how they fare), and not while the output is pinned in the error's
+        // direction (anti-windup).
+        let pinned = (self.prev_duty >= 1.0 && err > 0.0) || (self.prev_duty <= 0.0 && err < 0.0);
+        if self.prev_duty > 0.0 && !pinned {
+            self.bias = (self.bias + 0.4 * err).clamp(-1.0, 1.0);
+        }
+        if want == 0.0 {
+            self.bias = self.bias.min(0.0);
+        }
+        let duty = (ff + self.bias).clamp(0.0, 1.0);
+        self.prev_duty = duty;
+        CpuStep {
+            duty,
+            want_percent: want,
+        }
+    }
+}
+
+fn clock_secs(clock: libc::clockid_t) -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer; the clocks used here always exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+fn set_sched_idle() -> bool {
+    let p = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; p is valid.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &p) == 0 }
+}
+
+struct Shared {
+    duty_ppm: AtomicU32,
+    stop: AtomicBool,
+}
+
+fn burner(shared: Arc<Shared>) {
+    if !set_sched_idle() {
+        tracing::error!(
+            "cannot enter SCHED_IDLE; this burner will not run (it must never compete with real work)"
+        );
+        return;
+    }
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let start = Instant::now();
+        let duty = shared.duty_ppm.load(Ordering::Relaxed) as f64 / 1e6;
+        if duty > 0.0 {
+            // Spin until this thread has had duty x PERIOD of CPU (or the period is over:
+            // a SCHED_IDLE thread gets nothing while real work runs, by design).
+            let budget = duty * PERIOD.as_secs_f64();
+            let t0 = clock_secs(libc::CLOCK_THREAD_CPUTIME_ID);
+            'spin: loop {
+                for _ in 0..2000 {
+                    x = x.rotate_left(5) ^ x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+                }
+                std::hint::black_box(x);
+                if clock_secs(libc::CLOCK_THREAD_CPUTIME_ID) - t0 >= budget
+                    || start.elapsed() >= PERIOD
+                {
+                    break 'spin;
+                }
+            }
+        }
+        let left = PERIOD.saturating_sub(start.elapsed());
+        if !left.is_zero() {
+            std::thread::sleep(left);
+        }
+    }
+}
+
+pub fn run(ctx: &mut Ctx) -> Result<End> {
+    super::lower_autogroup();
+    let cg = observe::read_cgroup_limits();
+    let usable = observe::usable_cpus(&cg);
+    let host_cpus = observe::host_cpus() as f64;
+    let threads = usable.ceil().max(1.0) as usize;
+    let shared = Arc::new(Shared {
+        duty_ppm: AtomicU32::new(0),
+        stop: AtomicBool::new(false),
+    });
+    let handles: Vec<_> = (0..threads)
+        .map(|i| {
+            let s = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(format!("cro-burn-{i}"))
+                .spawn(move || burner(s))
+        })
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| crate::error::Error::Runtime(format!("cannot start burner threads: {e}")))?;
+    tracing::info!(
+        threads,
+        usable_cpus = usable,
+        host_cpus,
+        "cpu worker running"
+    );
+
+    let mut ctl = CpuControl::default();
+    let mut prev_host = observe::read_cpu_times().ok();
+    let mut prev_own = clock_secs(libc::CLOCK_PROCESS_CPUTIME_ID);
+    let mut prev_at = Instant::now();
+    let mut smoothed = 0.0;
+    let end = loop {
+        if let Err(end) = ctx.poll() {
+            break end;
+        }
+        ctx.sleep(Duration::from_secs(1));
+        if ctx.stopping() {
+            continue;
+        }
+        let host = observe::read_cpu_times().ok();
+        let own_now = clock_secs(libc::CLOCK_PROCESS_CPUTIME_ID);
+        let dt = prev_at.elapsed().as_secs_f64();
+        let own = ((own_now - prev_own) / (dt * host_cpus) * 100.0).clamp(0.0, 100.0);
+        let total = match (host, prev_host) {
+            (Some(h), Some(p)) => h.percent_since(&p).unwrap_or(own),
+            _ => own,
+        };
+        (prev_host, prev_own, prev_at) = (host, own_now, Instant::now());
+        let JobSpec::Cpu {
+            level_percent,
+            max_synthetic_percent,
+        } = ctx.spec
+        else {
+            break End::JobRemoved;
+        };
+        let step = ctl.step(
+            level_percent,
+            max_synthetic_percent,
+            total,
+            own,
+            host_cpus,
+            threads as f64,
+        );
+        shared
+            .duty_ppm
+            .store((step.duty * 1e6) as u32, Ordering::Relaxed);
+        smoothed = if smoothed == 0.0 {
+            own
+        } else {
+            0.7 * smoothed + 0.3 * own
+        };
+        ctx.status.synthetic_percent = (smoothed * 100.0).round() / 100.0;
+        ctx.status.cpu_seconds_total = own_now;
+        ctx.status.limited_by = (step.want_percent >= max_synthetic_percent
+            && level_percent - observe::organic(total, own) > max_synthetic_percent)
+            .then(|| format!("max_synthetic_percent {max_synthetic_percent}"));
+        ctx.publish(false);
+    };
+    shared.stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        let _ = h.join();
+    }
+    ctx.status.cpu_seconds_total = clock_secs(libc::CLOCK_PROCESS_CPUTIME_ID);
+    Ok(end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_only_the_gap() {
+        let mut c = CpuControl::default();
+        // idle 2-CPU host, level 40: aim at 40 % of the host = 0.4 per thread
+        let s = c.step(40.0, 90.0, 0.0, 0.0, 2.0, 2.0);
+        assert_eq!(s.want_percent, 40.0);
+        // organic 30 %: only 10 % synthetic
+        let mut c = CpuControl::default();
+        assert_eq!(c.step(40.0, 90.0, 30.0, 0.0, 2.0, 2.0).want_percent, 10.0);
+        // organic above the level: nothing
+        let mut c = CpuControl::default();
+        let s = c.step(40.0, 90.0, 60.0, 0.0, 2.0, 2.0);
+        assert_eq!((s.want_percent, s.duty), (0.0, 0.0));
+    }
+
+    #[test]
+    fn converges_when_threads_get_less_than_duty() {
+        // A model where real work takes one of two CPUs at 50 % of the host, and our
+        // threads get only 60 % of their duty: the integral term must make up the rest.
+        let mut c = CpuControl::default();
+        let mut own = 0.0;
+        for _ in 0..30 {
+            let s = c.step(70.0, 90.0, 50.0 + own, own, 2.0, 2.0);
+            own = s.duty * 2.0 / 2.0 * 100.0 * 0.6;
+        }
+        assert!((own - 20.0).abs() < 0.5, "own {own}");
+    }
+
+    #[test]
+    fn respects_max_synthetic() {
+        let mut c = CpuControl::default();
+        let s = c.step(100.0, 30.0, 0.0, 0.0, 4.0, 4.0);
+        assert_eq!(s.want_percent, 30.0);
+        assert!((s.duty - 0.3).abs() < 1e-9);
+    }
+}

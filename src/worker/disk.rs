@@ -1,0 +1,320 @@
+//! The disk worker: ballast files in `<mount>/.cro-ballast/`, grown by fallocate or by
+//! writing incompressible data at idle I/O priority, trimmed *before* free space reaches
+//! the floor. It polls five times a second (statvfs is cheap) and keeps extra headroom in
+//! proportion to how fast organic data is growing, so a real writer never meets ENOSPC.
+use super::{Ctx, End, Noise};
+use crate::ballast;
+use crate::desired::Fill;
+use crate::error::{Error, Result};
+use crate::observe::{self, FsUsage};
+use crate::queue::JobSpec;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+const FILE_MAX: u64 = 1 << 30;
+const STEP_MAX: u64 = 64 << 20;
+const POLL: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiskStep {
+    pub target_bytes: u64,
+    pub floor_bytes: u64,
+    pub limited_by: Option<String>,
+}
+
+/// Pure: how much ballast to hold on a filesystem. `growth` is organic growth in bytes/s.
+pub fn target(
+    level: f64,
+    min_free_percent: f64,
+    min_free_bytes: u64,
+    fs: &FsUsage,
+    own: u64,
+    growth: f64,
+) -> DiskStep {
+    let cap = fs.capacity_bytes() as f64;
+    let organic = (fs.used_bytes as f64 - own as f64).max(0.0);
+    let want = (level / 100.0 * cap - organic).max(0.0);
+    let floor = (min_free_percent / 100.0 * cap).max(min_free_bytes as f64);
+    // Headroom above the floor: 1 % of the filesystem, or two seconds of organic growth.
+    let headroom = (0.01 * cap).max(2.0 * growth);
+    let allowed = (own as f64 + fs.avail_bytes as f64 - floor - headroom).max(0.0);
+    let limited_by = (allowed < want).then(|| {
+        if growth * 2.0 > 0.01 * cap {
+            "organic data growing fast".to_string()
+        } else {
+            format!("free-space floor {:.0} MiB", floor / (1 << 20) as f64)
+        }
+    });
+    DiskStep {
+        target_bytes: want.min(allowed) as u64,
+        floor_bytes: floor as u64,
+        limited_by,
+    }
+}
+
+fn ioprio_idle() {
+    // IOPRIO_WHO_PROCESS = 1, IOPRIO_CLASS_IDLE = 3 << 13
+    // SAFETY: plain syscall on ourselves.
+    let r = unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, 3 << 13) };
+    if r != 0 {
+        tracing::warn!(
+            "cannot set idle I/O priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+struct Files {
+    dir: OwnedFd,
+    noise: Noise,
+}
+
+fn file_name(i: usize) -> String {
+    format!("ballast-{i:06}.bin")
+}
+
+impl Files {
+    fn own(&self) -> std::io::Result<(u64, Vec<(usize, u64)>)> {
+        let mut files = vec![];
+        for e in ballast::list(&self.dir)? {
+            if let Some(i) = e
+                .name
+                .strip_prefix("ballast-")
+                .and_then(|s| s.strip_suffix(".bin"))
+                .and_then(|s| s.parse::<usize>().ok())
+            {
+                if e.is_file {
+                    files.push((i, e.allocated));
+                }
+            }
+        }
+        files.sort();
+        Ok((files.iter().map(|f| f.1).sum(), files))
+    }
+
+    fn open(&self, i: usize) -> std::io::Result<std::fs::File> {
+        let c = CString::new(file_name(i)).map_err(std::io::Error::other)?;
+        // SAFETY: valid fd and C string; O_NOFOLLOW refuses a planted symlink.
+        let fd = unsafe {
+            libc::openat(
+                self.dir.as_raw_fd(),
+                c.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o600,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fresh fd we own.
+        Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+    }
+
+    /// Add up to `add` bytes (at most STEP_MAX per call).
+    fn grow(&mut self, files: &[(usize, u64)], add: u64, fill: Fill) -> std::io::Result<()> {
+        let (i, size) = match files.last() {
+            Some(&(i, s)) if s < FILE_MAX => (i, s),
+            Some(&(i, _)) => (i + 1, 0),
+            None => (0, 0),
+        };
+        let n = add.min(STEP_MAX).min(FILE_MAX - size);
+        let f = self.open(i)?;
+        // Grow from the end of what is allocated (st_blocks), rounded down to a page.
+        let off = f.metadata()?.len().max(size) & !4095;
+        match fill {
+            Fill::Allocate => {
+                // SAFETY: valid fd; mode 0 extends the file.
+                if unsafe { libc::fallocate(f.as_raw_fd(), 0, off as i64, n as i64) } != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Fill::Write => {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; 1 << 20];
+                let mut done = 0;
+                while done < n {
+                    let len = (n - done).min(buf.len() as u64) as usize;
+                    self.noise.fill(&mut buf[..len]);
+                    f.write_all_at(&buf[..len], off + done)?;
+                    done += len as u64;
+                }
+                f.sync_data()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Trim down to `keep` bytes: truncate the last file, delete files that reach zero.
+    fn shrink_to(&self, files: &[(usize, u64)], keep: u64) -> std::io::Result<()> {
+        let mut total: u64 = files.iter().map(|f| f.1).sum();
+        for &(i, size) in files.iter().rev() {
+            if total <= keep {
+                break;
+            }
+            let excess = total - keep;
+            if excess >= size {
+                ballast::unlink_at(&self.dir, &file_name(i))?;
+                total -= size;
+            } else {
+                let f = self.open(i)?;
+                f.set_len((size - excess) & !4095)?;
+                total -= size - ((size - excess) & !4095);
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn run(ctx: &mut Ctx) -> Result<End> {
+    let JobSpec::Disk { mount, fill, .. } = ctx.spec.clone() else {
+        return Ok(End::JobRemoved);
+    };
+    if fill == Fill::Write {
+        ioprio_idle();
+    }
+    let dir = ballast::open(&mount, true)
+        .map_err(|e| {
+            Error::Runtime(format!(
+                "cannot use ballast directory under {}: {e}",
+                mount.display()
+            ))
+        })?
+        .expect("created");
+    let mut files = Files {
+        dir,
+        noise: Noise::new(),
+    };
+    let mut growth = 0.0f64;
+    let mut prev: Option<(Instant, f64)> = None;
+    let end = loop {
+        if let Err(end) = ctx.poll() {
+            break end;
+        }
+        let JobSpec::Disk {
+            level_percent,
+            min_free_percent,
+            min_free_bytes,
+            mount: m,
+            fill,
+            ..
+        } = ctx.spec.clone()
+        else {
+            break End::JobRemoved;
+        };
+        if m != mount {
+            break End::JobRemoved;
+        }
+        let step = (|| -> std::io::Result<DiskStep> {
+            let (own, list) = files.own()?;
+            let fs = observe::fs_usage(&mount)?;
+            let organic = fs.used_bytes.saturating_sub(own) as f64;
+            if let Some((t, o)) = prev {
+                let dt = t.elapsed().as_secs_f64().max(1e-3);
+                let rate = ((organic - o) / dt).max(0.0);
+                // Rise at once, decay over ~10 s: headroom follows a burst quickly and
+                // relaxes slowly.
+                growth = if rate > growth {
+                    rate
+                } else {
+                    growth * (1.0 - (dt / 10.0).min(1.0))
+                };
+            }
+            prev = Some((Instant::now(), organic));
+            let step = target(
+                level_percent,
+                min_free_percent,
+                min_free_bytes,
+                &fs,
+                own,
+                growth,
+            );
+            let slack = (fs.capacity_bytes() / 500).max(1 << 20);
+            if step.target_bytes < own {
+                files.shrink_to(&list, step.target_bytes)?;
+            } else if step.target_bytes > own + slack {
+                files.grow(&list, step.target_bytes - own, fill)?;
+            }
+            ctx.status.ballast_bytes = files.own()?.0;
+            ctx.status.synthetic_percent =
+                (observe::pct(ctx.status.ballast_bytes, fs.capacity_bytes()) * 100.0).round()
+                    / 100.0;
+            Ok(step)
+        })();
+        match step {
+            Ok(s) => {
+                ctx.status.ballast_target_bytes = s.target_bytes;
+                ctx.status.limited_by = s.limited_by;
+                ctx.status.message = None;
+            }
+            Err(e) => {
+                // ENOSPC while growing, a vanished mount, ...: give back what we can and
+                // say so; the next poll tries again.
+                tracing::warn!(mount = %mount.display(), "disk step failed: {e}");
+                if let Ok((_, list)) = files.own() {
+                    let _ = files.shrink_to(&list, 0);
+                }
+                ctx.status.message = Some(format!("{e}"));
+                ctx.status.ballast_bytes = files.own().map(|o| o.0).unwrap_or(0);
+            }
+        }
+        ctx.publish(false);
+        ctx.sleep(POLL);
+    };
+    // Whatever ends the worker cleanly gives the space back; only a crash leaves ballast,
+    // which the next worker adopts or `recover` deletes.
+    drop(files);
+    match ballast::remove_all(&mount) {
+        Ok(r) => {
+            tracing::info!(mount = %mount.display(), files = r.files, bytes = r.bytes, "ballast removed")
+        }
+        Err(e) => tracing::warn!(mount = %mount.display(), "cannot remove ballast: {e}"),
+    }
+    ctx.status.ballast_bytes = 0;
+    Ok(end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn fills_gap_and_respects_floor() {
+        let fs = FsUsage {
+            used_bytes: 0,
+            avail_bytes: 256 * MIB,
+        };
+        let s = target(50.0, 10.0, 0, &fs, 0, 0.0);
+        assert_eq!(s.target_bytes, 128 * MIB);
+        // organic at 200 MiB: the gap is gone
+        let fs = FsUsage {
+            used_bytes: 200 * MIB,
+            avail_bytes: 56 * MIB,
+        };
+        assert_eq!(target(50.0, 10.0, 0, &fs, 0, 0.0).target_bytes, 0);
+        // level 95 on an empty disk: floor 25.6 MiB + headroom 2.56 MiB bound it
+        let fs = FsUsage {
+            used_bytes: 0,
+            avail_bytes: 256 * MIB,
+        };
+        let s = target(95.0, 10.0, 0, &fs, 0, 0.0);
+        assert!(s.target_bytes <= 256 * MIB - s.floor_bytes - 2 * MIB);
+        assert!(s.limited_by.is_some());
+        // min_free_bytes larger than the percent floor wins
+        assert_eq!(target(50.0, 10.0, 300 * MIB, &fs, 0, 0.0).target_bytes, 0);
+    }
+
+    #[test]
+    fn fast_organic_growth_buys_headroom() {
+        let fs = FsUsage {
+            used_bytes: 180 * MIB,
+            avail_bytes: 76 * MIB,
+        };
+        let calm = target(95.0, 10.0, 0, &fs, 100 * MIB, 0.0);
+        let busy = target(95.0, 10.0, 0, &fs, 100 * MIB, 20.0 * MIB as f64);
+        let diff =
+            (calm.target_bytes - busy.target_bytes) as i64 - (40 * MIB - 256 * MIB / 100) as i64;
+        assert!(diff.abs() <= 1, "{diff}");
+    }
+}

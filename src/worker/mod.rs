@@ -1,0 +1,290 @@
+//! `cro worker --job FILE`: hold one job's level until the job file disappears, changes
+//! kind, or the worker is told to stop (SIGTERM/SIGINT).
+//!
+//! The worker takes its slot lock before anything else. Started by a reconciler it
+//! inherits the lock already taken (fd in `CRO_LOCK_FD`); started by hand it takes it
+//! itself and exits at once if another worker has it.
+pub mod cpu;
+pub mod disk;
+pub mod memory;
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::queue::{Job, JobSpec, Queue, WorkerStatus};
+use crate::timefmt::now_unix;
+use std::fs::File;
+use std::os::fd::FromRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+pub const LOCK_FD_ENV: &str = "CRO_LOCK_FD";
+
+/// What a worker shares with its controller loop.
+pub struct Ctx {
+    pub id: String,
+    pub job_path: PathBuf,
+    pub queue: Queue,
+    pub spec: JobSpec,
+    stop: Arc<AtomicBool>,
+    last_check: Instant,
+    last_publish: Option<Instant>,
+    pub status: WorkerStatus,
+    _lock: File,
+}
+
+/// Why the loop should end.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum End {
+    /// The job file is gone (or became another kind of job): give everything back.
+    JobRemoved,
+    /// SIGTERM/SIGINT.
+    Signalled,
+}
+
+impl Ctx {
+    /// Re-read the job file about once a second. `Err(End)` when the worker must stop.
+    pub fn poll(&mut self) -> std::result::Result<(), End> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(End::Signalled);
+        }
+        if self.last_check.elapsed() < Duration::from_millis(900) {
+            return Ok(());
+        }
+        self.last_check = Instant::now();
+        match self.queue.read_job(&self.id) {
+            Ok(None) => Err(End::JobRemoved),
+            Ok(Some(Ok(job))) if job.spec.resource() != self.spec.resource() => {
+                Err(End::JobRemoved)
+            }
+            Ok(Some(Ok(job))) => {
+                if job.spec != self.spec {
+                    tracing::info!(id = %self.id, from = self.spec.level_percent(), to = job.spec.level_percent(), "job changed");
+                    self.spec = job.spec;
+                }
+                Ok(())
+            }
+            // A corrupt job file: keep holding the last good one; the reconciler rewrites it.
+            Ok(Some(Err(e))) => {
+                tracing::warn!(id = %self.id, "job file unreadable, keeping the last good one: {e}");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(id = %self.id, "cannot read job file: {e}");
+                Ok(())
+            }
+        }
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Sleep up to `d`, waking early for a stop signal.
+    pub fn sleep(&self, d: Duration) {
+        let end = Instant::now() + d;
+        while !self.stopping() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+    }
+
+    /// Publish the status file (at most about once a second unless `force`).
+    pub fn publish(&mut self, force: bool) {
+        if !force
+            && self
+                .last_publish
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(950))
+        {
+            return;
+        }
+        self.last_publish = Some(Instant::now());
+        self.status.updated_at = now_unix();
+        self.status.level_percent = self.spec.level_percent();
+        let bytes = serde_json::to_vec_pretty(&self.status).expect("status serializes");
+        if let Err(e) =
+            fsutil::write_atomic(&self.queue.status_path(&self.id), &bytes, 0o644, false)
+        {
+            tracing::warn!("cannot write status: {e}");
+        }
+    }
+}
+
+/// Take the slot lock: the inherited one, or our own. `Ok(None)`: another worker has it.
+fn take_lock(queue: &Queue, id: &str) -> Result<Option<File>> {
+    let path = queue.lock_path(id);
+    let lock = match std::env::var(LOCK_FD_ENV)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+    {
+        Some(fd) if fd >= 0 => {
+            // SAFETY: the reconciler passed this descriptor to us for exactly this purpose
+            // and nothing else in this process owns it.
+            let f = unsafe { File::from_raw_fd(fd) };
+            // SAFETY: setting FD_CLOEXEC on an fd we own.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            // An inherited lock is already ours: flock locks belong to the open file
+            // description, which we now share with nobody.
+            f
+        }
+        _ => match queue.try_lock_slot(id)? {
+            Some(f) => f,
+            None => return Ok(None),
+        },
+    };
+    // SAFETY: removing a variable from our own environment before any thread starts.
+    unsafe { std::env::remove_var(LOCK_FD_ENV) };
+    // The lock must be on the file that is at the path now: if recover removed the slot
+    // between the reconciler opening it and us running, we hold a lock nobody can see.
+    let held = lock
+        .metadata()
+        .map_err(|e| Error::io(&path, "inspect lock", e))?;
+    match std::fs::symlink_metadata(&path) {
+        Ok(md) if md.ino() == held.ino() && md.dev() == held.dev() => Ok(Some(lock)),
+        _ => Ok(None),
+    }
+}
+
+pub fn run(job_path: &Path) -> Result<()> {
+    let job_path = std::path::absolute(job_path).map_err(|e| Error::io(job_path, "resolve", e))?;
+    let jobs_dir = job_path
+        .parent()
+        .ok_or_else(|| Error::Usage("--job must be <state-dir>/jobs/<id>.json".into()))?;
+    let state_dir = jobs_dir
+        .parent()
+        .ok_or_else(|| Error::Usage("--job must be <state-dir>/jobs/<id>.json".into()))?;
+    let id = job_path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".json"))
+        .filter(|n| crate::queue::valid_id(n) && !n.ends_with(".status"))
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{} is not a job file (<id>.json)",
+                job_path.display()
+            ))
+        })?
+        .to_string();
+    let queue = Queue::new(state_dir);
+    let Some(lock) = take_lock(&queue, &id)? else {
+        tracing::info!(%id, "another worker holds this job; exiting");
+        return Ok(());
+    };
+    let job: Job = match queue.read_job(&id)? {
+        Some(Ok(j)) => j,
+        Some(Err(e)) => {
+            return Err(Error::Runtime(format!(
+                "{}: unreadable job file: {e}",
+                job_path.display()
+            )));
+        }
+        None => {
+            tracing::info!(%id, "job file is gone; nothing to do");
+            return Ok(());
+        }
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| Error::Runtime(format!("cannot install signal handler: {e}")))?;
+    }
+    let status = WorkerStatus {
+        id: id.clone(),
+        pid: std::process::id(),
+        state: "running".into(),
+        started_at: now_unix(),
+        ..Default::default()
+    };
+    let mut ctx = Ctx {
+        id: id.clone(),
+        job_path: job_path.clone(),
+        queue,
+        spec: job.spec.clone(),
+        stop,
+        last_check: Instant::now(),
+        last_publish: None,
+        status,
+        _lock: lock,
+    };
+    ctx.publish(true);
+    tracing::info!(%id, pid = std::process::id(), level = job.spec.level_percent(), "worker started");
+    let result = match &job.spec {
+        JobSpec::Cpu { .. } => cpu::run(&mut ctx),
+        JobSpec::Memory { .. } => memory::run(&mut ctx),
+        JobSpec::Disk { .. } => disk::run(&mut ctx),
+    };
+    // The "exited" status is the evidence of a clean end (a crash leaves "running").
+    ctx.status.synthetic_percent = 0.0;
+    match &result {
+        Ok(end) => {
+            ctx.status.state = "exited".into();
+            ctx.status.message = Some(format!("{end:?}"));
+            tracing::info!(%id, "worker exiting: {end:?}");
+        }
+        Err(e) => {
+            ctx.status.state = "failed".into();
+            ctx.status.message = Some(e.to_string());
+            tracing::error!(%id, "worker failed: {e}");
+        }
+    }
+    ctx.publish(true);
+    result.map(|_| ())
+}
+
+/// Lower this process's autogroup to nice 19. A worker runs in its own session, and with
+/// `kernel.sched_autogroup_enabled=1` that session is its own scheduling group with an
+/// equal share of the CPU, which SCHED_IDLE inside it does not change: measured here, a
+/// detached SCHED_IDLE burner slowed a saturating workload in another session by ~34 %,
+/// and ~2.6 % after this write (shared/FACTS.md).
+pub fn lower_autogroup() {
+    if let Err(e) = std::fs::write("/proc/self/autogroup", "19") {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!("cannot lower autogroup priority: {e}");
+        }
+    }
+}
+
+/// Cheap non-repeating bytes (xorshift64*) so ballast cannot be deduplicated by KSM or
+/// shrunk by zswap/compression.
+pub struct Noise(u64);
+
+impl Noise {
+    pub fn new() -> Noise {
+        let seed = (now_unix() * 1e9) as u64 ^ ((std::process::id() as u64) << 32) | 1;
+        Noise(seed)
+    }
+    #[inline]
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        let mut chunks = buf.chunks_exact_mut(8);
+        for c in &mut chunks {
+            c.copy_from_slice(&self.next().to_ne_bytes());
+        }
+        let rest = chunks.into_remainder();
+        let v = self.next().to_ne_bytes();
+        rest.copy_from_slice(&v[..rest.len()]);
+    }
+}
+
+impl Default for Noise {
+    fn default() -> Self {
+        Noise::new()
+    }
+}
