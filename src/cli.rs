@@ -48,6 +48,10 @@ pub enum Command {
         file: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// Do not require the disk mounts to exist here (validating a fleet's file on a
+        /// build machine). The shape and every other rule are still checked.
+        #[arg(long)]
+        no_mount_check: bool,
     },
     /// Show what reconcile would change; changes nothing.
     Plan {

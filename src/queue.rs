@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 pub const JOB_VERSION: u32 = 1;
 
 /// One job file.
-// No deny_unknown_fields here: serde does not support it together with `flatten`; the
-// spec enum below rejects unknown fields itself.
+// No deny_unknown_fields: serde does not support it together with `flatten` and an
+// internally tagged enum. Job files are written by cro alone; the desired state (written
+// by people) is the strict one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     pub version: u32,
@@ -29,7 +30,7 @@ pub struct Job {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum JobSpec {
     Cpu {
         /// Total host CPU (organic + synthetic) to hold, percent.

@@ -38,9 +38,15 @@ pub fn run(cli: Cli) -> Result<i32> {
         .unwrap_or_else(|| state_dir.join("desired.json"));
     match cli.command {
         Command::Init { force } => init(&desired_path, force),
-        Command::Validate { file, json } => {
-            validate(file.as_deref().unwrap_or(&desired_path), json)
-        }
+        Command::Validate {
+            file,
+            json,
+            no_mount_check,
+        } => validate(
+            file.as_deref().unwrap_or(&desired_path),
+            json,
+            !no_mount_check,
+        ),
         Command::Plan { json } => {
             let (d, _) = load_resolved(&desired_path)?;
             let p = report::plan_now(&state_dir, &d)?;
@@ -198,7 +204,7 @@ fn init(path: &Path, force: bool) -> Result<i32> {
     Ok(exit::OK)
 }
 
-fn validate(path: &Path, json: bool) -> Result<i32> {
+fn validate(path: &Path, json: bool, check_mounts: bool) -> Result<i32> {
     let Some(bytes) = fsutil::read_optional(path)? else {
         return Err(Error::Invalid {
             path: path.to_path_buf(),
@@ -208,7 +214,7 @@ fn validate(path: &Path, json: bool) -> Result<i32> {
             )],
         });
     };
-    let r = desired::parse(&bytes, path)?.resolve(path, memory_total()?, true)?;
+    let r = desired::parse(&bytes, path)?.resolve(path, memory_total()?, check_mounts)?;
     if json {
         print_json(&r);
         return Ok(exit::OK);

@@ -1,0 +1,648 @@
+//! End-to-end tests of the real binary in temporary state directories. These put no real
+//! load on the machine (levels are 0), so they run in parallel; the measuring tests are
+//! in tests/measure.rs and run serially.
+mod common;
+use common::*;
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+#[test]
+fn schema_file_is_fresh() {
+    let e = Env::new();
+    let out = e.ok(&["schema"]).stdout;
+    let checked_in = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schema/desired-state.schema.json"
+    ))
+    .unwrap();
+    assert!(
+        out == checked_in,
+        "schema/desired-state.schema.json is stale: run `cargo run -- schema > schema/desired-state.schema.json`"
+    );
+}
+
+#[test]
+fn examples_validate() {
+    let e = Env::new();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let mut n = 0;
+    for f in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = f.path();
+        if p.extension().is_some_and(|x| x == "json")
+            && p.file_name().unwrap() != "grafana-dashboard.json"
+        {
+            let r = e.run(&["validate", "--no-mount-check", p.to_str().unwrap()]);
+            assert_eq!(r.code, 0, "{}: {r:?}", p.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 5, "expected at least five examples, found {n}");
+    // the data-disk example names /data; where it does not exist, the error says which field
+    if !std::path::Path::new("/data").exists() {
+        let r = e.run(&["validate", &format!("{dir}/data-disk.json")]);
+        assert_eq!(r.code, 78, "{r:?}");
+        assert!(r.stderr.contains("disk.mounts[0]"), "{r:?}");
+    }
+}
+
+#[test]
+fn validate_reports_file_field_and_position() {
+    let e = Env::new();
+    let cases: &[(&str, &str)] = &[
+        (
+            "{\n  \"version\": 1\n  \"paused\": true\n}",
+            "line 3, column 3",
+        ),
+        (r#"{"version":1,"cpu":{"enabeld":true}}"#, "cpu.enabeld"),
+        (
+            r#"{"version":1,"cpu":{"target_percent":"forty"}}"#,
+            "cpu.target_percent",
+        ),
+        (
+            r#"{"version":1,"memory":{"target_percent":95}}"#,
+            "memory.min_available_percent",
+        ),
+        (
+            r#"{"version":1,"disk":{"mounts":["relative/path"]}}"#,
+            "disk.mounts[0]",
+        ),
+        (
+            r#"{"version":1,"cpu":{"statistic":"median"}}"#,
+            "cpu.statistic",
+        ),
+        (r#"{"version":1,"interval_seconds":0}"#, "interval_seconds"),
+        (r#"{"version":1,"paused":true,"paused":false}"#, "paused"),
+        ("", "empty"),
+    ];
+    for (i, (text, needle)) in cases.iter().enumerate() {
+        let f = e.path().join(format!("bad{i}.json"));
+        std::fs::write(&f, text).unwrap();
+        let r = e.run(&["validate", f.to_str().unwrap()]);
+        assert_eq!(r.code, 78, "case {i}: {r:?}");
+        assert!(
+            r.stderr.contains(f.to_str().unwrap()),
+            "case {i} must name the file: {r:?}"
+        );
+        assert!(
+            r.stderr.contains(needle),
+            "case {i} must mention {needle:?}: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn init_writes_once_and_force_keeps_a_backup() {
+    let e = Env::new();
+    e.ok(&["init"]);
+    let first = std::fs::read_to_string(e.desired_path()).unwrap();
+    assert!(first.contains("\"$schema\""));
+    assert!(e.state().join("desired-state.schema.json").exists());
+    e.ok(&["validate"]);
+    std::fs::write(e.desired_path(), r#"{"version":1,"paused":true}"#).unwrap();
+    let r = e.run(&["init"]);
+    assert_eq!(r.code, 2, "init must not overwrite without --force: {r:?}");
+    assert_eq!(
+        std::fs::read_to_string(e.desired_path()).unwrap(),
+        r#"{"version":1,"paused":true}"#
+    );
+    e.ok(&["init", "--force"]);
+    let baks: Vec<_> = std::fs::read_dir(e.state())
+        .unwrap()
+        .flatten()
+        .filter(|f| f.file_name().to_string_lossy().contains(".bak-"))
+        .collect();
+    assert_eq!(baks.len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(baks[0].path()).unwrap(),
+        r#"{"version":1,"paused":true}"#
+    );
+}
+
+#[test]
+fn plan_without_desired_uses_default_and_changes_nothing() {
+    let e = Env::new();
+    let r = e.ok(&["plan"]);
+    assert!(r.stderr.contains("built-in default"), "{r:?}");
+    assert!(
+        r.stdout.contains("write job cpu: new") && r.stdout.contains("write job memory: new"),
+        "{r:?}"
+    );
+    assert!(!e.state().exists(), "plan must create nothing");
+    let j = e.ok(&["plan", "--json"]).json();
+    assert_eq!(j["jobs"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn reconcile_twice_rewrites_nothing_and_keeps_workers() {
+    let e = Env::new();
+    e.desired(&idle_desired(&e.plain_mount()));
+    e.ok(&["reconcile", "--once"]);
+    let first = wait_for(Duration::from_secs(10), "three workers", || {
+        Some(e.workers()).filter(|w| w.len() == 3)
+    });
+    let stat = |n: &str| std::fs::metadata(e.state().join("jobs").join(n)).unwrap();
+    let before: Vec<_> = ["cpu.json", "memory.json"]
+        .iter()
+        .map(|n| (stat(n).ino(), stat(n).mtime_nsec()))
+        .collect();
+    let r = e.ok(&["reconcile", "--once"]);
+    assert_eq!(
+        r.stdout, "",
+        "a second pass with nothing changed does nothing: {r:?}"
+    );
+    let after: Vec<_> = ["cpu.json", "memory.json"]
+        .iter()
+        .map(|n| (stat(n).ino(), stat(n).mtime_nsec()))
+        .collect();
+    assert_eq!(before, after, "job files were rewritten");
+    assert_eq!(e.workers(), first, "workers changed");
+    // two history records, in the documented shape
+    let (day,) = (std::fs::read_dir(e.state().join("history"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path(),);
+    let text = std::fs::read_to_string(day).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for k in ["ts", "interval_s", "cpu", "memory", "disk"] {
+        assert!(lines[1].get(k).is_some(), "record lacks {k}: {}", lines[1]);
+    }
+    assert!(lines[1]["cpu"]["total"].as_f64().is_some());
+}
+
+#[test]
+fn twenty_parallel_reconciles_start_one_worker_per_job() {
+    let e = Env::new();
+    e.desired(&idle_desired(&e.plain_mount()));
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            e.cmd()
+                .args(["reconcile", "--once"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let codes: Vec<i32> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
+        .collect();
+    assert!(
+        codes.iter().all(|&c| c == 0 || c == 75),
+        "only 0 or 75 allowed: {codes:?}"
+    );
+    assert!(codes.contains(&0));
+    // more passes, racing, to give a second worker every chance to appear
+    let more: Vec<_> = (0..10)
+        .map(|_| {
+            e.cmd()
+                .args(["reconcile", "--once"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in more {
+        c.wait().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let ws = e.workers();
+    let ids: Vec<&str> = ws.iter().map(|w| w.0.as_str()).collect();
+    assert_eq!(ws.len(), 3, "exactly one worker per job: {ws:?}");
+    assert!(
+        ids[0] == "cpu" && ids[1].starts_with("disk-") && ids[2] == "memory",
+        "{ws:?}"
+    );
+}
+
+#[test]
+fn killed_worker_is_restarted_exactly_once() {
+    let e = Env::new();
+    e.desired(&idle_desired(&e.plain_mount()));
+    e.ok(&["reconcile", "--once"]);
+    let ws = wait_for(Duration::from_secs(10), "three workers", || {
+        Some(e.workers()).filter(|w| w.len() == 3)
+    });
+    let (_, mem_pid) = ws.iter().find(|w| w.0 == "memory").unwrap().clone();
+    wait_for(
+        Duration::from_secs(5),
+        "the memory worker's first status",
+        || e.job_status("memory"),
+    );
+    unsafe { libc::kill(mem_pid, libc::SIGKILL) };
+    wait_for(Duration::from_secs(5), "the killed worker to die", || {
+        (!pid_alive(mem_pid)).then_some(())
+    });
+    let s = e.status();
+    let job = s["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == "memory")
+        .unwrap()
+        .clone();
+    assert_eq!(job["alive"], false);
+    assert_eq!(
+        job["state"], "crashed",
+        "a killed worker leaves 'running' in its status: {job}"
+    );
+    let r = e.ok(&["reconcile", "--once"]);
+    assert_eq!(
+        r.stdout.trim(),
+        format!(
+            "start worker memory: worker {mem_pid} died without saying why (crashed or killed)"
+        )
+    );
+    let ws2 = wait_for(Duration::from_secs(10), "three workers again", || {
+        Some(e.workers()).filter(|w| w.len() == 3)
+    });
+    assert!(!ws2.iter().any(|w| w.1 == mem_pid));
+    for (id, pid) in &ws {
+        if id != "memory" {
+            assert!(
+                ws2.contains(&(id.clone(), *pid)),
+                "{id} must keep its worker"
+            );
+        }
+    }
+}
+
+#[test]
+fn state_lock_held_means_exit_75() {
+    let e = Env::new();
+    std::fs::create_dir_all(e.state()).unwrap();
+    let f = std::fs::File::create(e.state().join("lock")).unwrap();
+    f.lock().unwrap();
+    let r = e.run(&["reconcile", "--once"]);
+    assert_eq!(r.code, 75, "{r:?}");
+    assert!(r.stderr.contains("try again"), "{r:?}");
+    drop(f);
+}
+
+#[test]
+fn bad_desired_file_changes_nothing_running() {
+    let e = Env::new();
+    let m = e.plain_mount();
+    e.desired(&idle_desired(&m));
+    e.ok(&["reconcile", "--once"]);
+    let ws = wait_for(Duration::from_secs(10), "three workers", || {
+        Some(e.workers()).filter(|w| w.len() == 3)
+    });
+    let job_before = std::fs::read(e.state().join("jobs/cpu.json")).unwrap();
+    e.desired(r#"{"version":1,"cpu":{"target_percent":250}}"#);
+    for cmd in [&["reconcile", "--once"][..], &["plan"][..]] {
+        let r = e.run(cmd);
+        assert_eq!(r.code, 78, "{cmd:?}: {r:?}");
+        assert!(r.stderr.contains("cpu.target_percent"), "{r:?}");
+    }
+    let s = e.status();
+    assert_eq!(s["desired"]["valid"], false);
+    assert!(
+        s["desired"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cpu.target_percent")
+    );
+    assert_eq!(
+        std::fs::read(e.state().join("jobs/cpu.json")).unwrap(),
+        job_before
+    );
+    assert_eq!(e.workers(), ws);
+}
+
+#[test]
+fn pause_stops_workers_and_removes_ballast() {
+    let e = Env::new();
+    let m = e.plain_mount();
+    // a small real ballast in a plain directory: 0.001 % of this filesystem is at least a few KiB
+    e.desired(&idle_desired(&m));
+    e.ok(&["reconcile", "--once"]);
+    wait_for(Duration::from_secs(10), "three workers", || {
+        Some(e.workers()).filter(|w| w.len() == 3)
+    });
+    std::fs::write(
+        m.join(".cro-ballast/ballast-000000.bin"),
+        vec![7u8; 1 << 20],
+    )
+    .unwrap();
+    e.desired(&idle_desired(&m).replacen("{\"version\":1,", "{\"version\":1,\"paused\":true,", 1));
+    let r = e.ok(&["reconcile", "--once"]);
+    assert_eq!(
+        r.stdout
+            .lines()
+            .filter(|l| l.starts_with("remove job"))
+            .count(),
+        3,
+        "{r:?}"
+    );
+    assert!(e.workers().is_empty(), "{:?}", e.workers());
+    assert!(!m.join(".cro-ballast").exists());
+    assert!(e.job_files().is_empty(), "{:?}", e.job_files());
+    // and back: unpausing starts them again
+    e.desired(&idle_desired(&m));
+    e.ok(&["reconcile", "--once"]);
+    wait_for(Duration::from_secs(10), "three workers", || {
+        Some(e.workers()).filter(|w| w.len() == 3)
+    });
+}
+
+fn assert_clean(e: &Env, m: &std::path::Path) {
+    assert!(e.workers().is_empty(), "workers left: {:?}", e.workers());
+    assert!(
+        e.job_files().is_empty(),
+        "job files left: {:?}",
+        e.job_files()
+    );
+    assert!(!m.join(".cro-ballast").exists(), "ballast left");
+}
+
+#[test]
+fn recover_from_normal_killed_deleted_and_garbage_states() {
+    for scenario in [
+        "normal",
+        "killed",
+        "deleted-jobs",
+        "garbage-jobs",
+        "orphan-ballast",
+    ] {
+        let e = Env::new();
+        let m = e.plain_mount();
+        e.desired(&idle_desired(&m));
+        e.ok(&["reconcile", "--once"]);
+        let ws = wait_for(Duration::from_secs(10), "three workers", || {
+            Some(e.workers()).filter(|w| w.len() == 3)
+        });
+        std::fs::write(
+            m.join(".cro-ballast/ballast-000001.bin"),
+            vec![1u8; 1 << 20],
+        )
+        .unwrap();
+        match scenario {
+            "killed" => {
+                for (_, pid) in &ws {
+                    unsafe { libc::kill(*pid, libc::SIGKILL) };
+                }
+                wait_for(Duration::from_secs(5), "workers to die", || {
+                    ws.iter().all(|w| !pid_alive(w.1)).then_some(())
+                });
+            }
+            "deleted-jobs" => {
+                for f in e.job_files() {
+                    std::fs::remove_file(e.state().join("jobs").join(f)).unwrap();
+                }
+            }
+            "garbage-jobs" => {
+                for f in e.job_files().iter().filter(|f| f.ends_with(".json")) {
+                    std::fs::write(e.state().join("jobs").join(f), b"\x00garbage{{{").unwrap();
+                }
+                std::fs::write(e.state().join("jobs/zzz-unknown.json"), b"[]").unwrap();
+            }
+            "orphan-ballast" => {
+                for (_, pid) in &ws {
+                    unsafe { libc::kill(*pid, libc::SIGKILL) };
+                }
+                wait_for(Duration::from_secs(5), "workers to die", || {
+                    ws.iter().all(|w| !pid_alive(w.1)).then_some(())
+                });
+                for f in e.job_files() {
+                    std::fs::remove_file(e.state().join("jobs").join(f)).unwrap();
+                }
+            }
+            _ => {}
+        }
+        let r = e.ok(&["recover"]);
+        assert!(
+            r.stdout.contains("before:")
+                && r.stdout
+                    .contains("after:  no workers; 0 job file(s); no ballast"),
+            "{scenario}: {r:?}"
+        );
+        assert_clean(&e, &m);
+        for (_, pid) in &ws {
+            assert!(!pid_alive(*pid), "{scenario}: worker {pid} survived");
+        }
+        let again = e.ok(&["recover"]);
+        assert!(
+            again
+                .stdout
+                .contains("before: no workers; 0 job file(s); no ballast"),
+            "{scenario}: {again:?}"
+        );
+        assert_clean(&e, &m);
+        let dry = e.ok(&["recover", "--dry-run"]);
+        assert!(dry.stdout.contains("dry run"), "{dry:?}");
+    }
+}
+
+#[test]
+fn recover_never_signals_a_process_named_in_a_stale_status() {
+    let e = Env::new();
+    let m = e.plain_mount();
+    e.desired(&idle_desired(&m));
+    e.ok(&["reconcile", "--once"]);
+    let ws = wait_for(Duration::from_secs(10), "three workers", || {
+        Some(e.workers()).filter(|w| w.len() == 3)
+    });
+    for (_, pid) in &ws {
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    wait_for(Duration::from_secs(5), "workers to die", || {
+        ws.iter().all(|w| !pid_alive(w.1)).then_some(())
+    });
+    // an unrelated process now "owns" the PID recorded in the cpu status file
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let p = e.state().join("jobs/cpu.status.json");
+    let mut st: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    st["pid"] = serde_json::json!(bystander.id());
+    std::fs::write(&p, st.to_string()).unwrap();
+    e.ok(&["recover"]);
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "recover signalled an unrelated process"
+    );
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+}
+
+#[test]
+fn second_worker_for_a_live_job_exits_at_once() {
+    let e = Env::new();
+    e.desired(&idle_desired(&e.plain_mount()));
+    e.ok(&["reconcile", "--once"]);
+    wait_for(Duration::from_secs(10), "three workers", || {
+        Some(e.workers()).filter(|w| w.len() == 3)
+    });
+    let t = std::time::Instant::now();
+    let job = e.state().join("jobs/cpu.json");
+    let r = e.run(&["worker", "--job", job.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(3));
+    assert_eq!(e.workers().len(), 3);
+}
+
+#[test]
+fn disabling_a_resource_stops_only_its_worker() {
+    let e = Env::new();
+    let m = e.plain_mount();
+    e.desired(&idle_desired(&m));
+    e.ok(&["reconcile", "--once"]);
+    let ws = wait_for(Duration::from_secs(10), "three workers", || {
+        Some(e.workers()).filter(|w| w.len() == 3)
+    });
+    e.desired(&idle_desired(&m).replace(
+        r#""cpu":{"target_percent":0}"#,
+        r#""cpu":{"enabled":false}"#,
+    ));
+    let r = e.ok(&["reconcile", "--once"]);
+    assert_eq!(r.stdout.trim(), "remove job cpu: not in the desired state");
+    let now = e.workers();
+    assert_eq!(now.len(), 2);
+    assert!(ws.iter().filter(|w| w.0 != "cpu").all(|w| now.contains(w)));
+}
+
+#[test]
+fn status_json_has_the_documented_fields() {
+    let e = Env::new();
+    e.desired(&idle_desired(&e.plain_mount()));
+    e.ok(&["reconcile", "--once"]);
+    wait_for(Duration::from_secs(10), "three workers", || {
+        Some(e.workers()).filter(|w| w.len() == 3)
+    });
+    let s = wait_for(Duration::from_secs(5), "every job alive in status", || {
+        let s = e.status();
+        s["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["alive"] == true)
+            .then_some(s)
+    });
+    for r in ["cpu", "memory"] {
+        for k in [
+            "target_percent",
+            "total_percent",
+            "organic_percent",
+            "synthetic_percent",
+            "level_percent",
+        ] {
+            assert!(
+                s["resources"][r][k].is_number(),
+                "resources.{r}.{k} missing: {s}"
+            );
+        }
+    }
+    assert_eq!(s["resources"]["disk"].as_object().unwrap().len(), 1);
+    assert_eq!(s["jobs"].as_array().unwrap().len(), 3);
+    assert!(s["jobs"][0]["pid"].is_number());
+    assert_eq!(s["desired"]["built_in_default"], false);
+    assert!(s["host"]["memory_total_bytes"].as_u64().unwrap() > 0);
+    let text = e.ok(&["status"]).stdout;
+    assert!(text.contains("RESOURCE") && text.contains("JOB"), "{text}");
+}
+
+#[test]
+fn history_reads_back_as_json_and_csv() {
+    let e = Env::new();
+    e.desired(r#"{"version":1,"cpu":{"target_percent":0},"memory":{"enabled":false},"disk":{"enabled":false}}"#);
+    e.ok(&["reconcile", "--once"]);
+    e.ok(&["reconcile", "--once"]);
+    let j = e.ok(&["history", "--json"]).json();
+    assert_eq!(j.as_array().unwrap().len(), 2);
+    let csv = e.ok(&["history", "--csv"]).stdout;
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        "ts,interval_s,resource,total,organic,synthetic,level,target"
+    );
+    assert_eq!(csv.lines().count(), 3);
+    assert_eq!(e.run(&["history", "--since", "forever"]).code, 2);
+}
+
+#[test]
+fn daemon_follows_edits_keeps_last_good_state_and_stops_on_sigterm() {
+    let e = Env::new();
+    let m = e.plain_mount();
+    e.desired(
+        &idle_desired(&m).replace(r#"{"version":1,"#, r#"{"version":1,"interval_seconds":1,"#),
+    );
+    let mut d = e
+        .cmd()
+        .arg("reconcile")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ws = wait_for(Duration::from_secs(10), "three workers", || {
+        Some(e.workers()).filter(|w| w.len() == 3)
+    });
+    // an edit by rename is picked up at once
+    e.desired(
+        &idle_desired(&m)
+            .replace(r#"{"version":1,"#, r#"{"version":1,"interval_seconds":1,"#)
+            .replace(
+                r#""cpu":{"target_percent":0}"#,
+                r#""cpu":{"target_percent":1}"#,
+            ),
+    );
+    wait_for(
+        Duration::from_secs(5),
+        "the cpu job to follow the edit",
+        || {
+            std::fs::read_to_string(e.state().join("jobs/cpu.json"))
+                .ok()
+                .filter(|s| s.contains("\"level_percent\": 1.0"))
+        },
+    );
+    // a bad edit keeps the last good state
+    e.desired(r#"{"version":1,"cpu":{"target_percent":1000}}"#);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        d.try_wait().unwrap().is_none(),
+        "the daemon must keep running on a bad edit"
+    );
+    assert!(
+        std::fs::read_to_string(e.state().join("jobs/cpu.json"))
+            .unwrap()
+            .contains("\"level_percent\": 1.0")
+    );
+    assert_eq!(e.workers(), ws);
+    unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
+    let out = wait_for(Duration::from_secs(5), "the daemon to exit", || {
+        d.try_wait().unwrap()
+    });
+    assert!(out.success(), "{out:?}");
+    let mut err = String::new();
+    std::io::Read::read_to_string(d.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(
+        err.contains("cpu.target_percent"),
+        "the bad edit must be logged with its field: {err}"
+    );
+}
+
+#[test]
+fn no_symlink_in_ballast_dir_is_followed_by_recover() {
+    let e = Env::new();
+    let m = e.plain_mount();
+    e.desired(&idle_desired(&m));
+    e.ok(&["reconcile", "--once"]);
+    wait_for(Duration::from_secs(10), "three workers", || {
+        Some(e.workers()).filter(|w| w.len() == 3)
+    });
+    let outside = e.path().join("precious.txt");
+    std::fs::write(&outside, "keep").unwrap();
+    std::os::unix::fs::symlink(&outside, m.join(".cro-ballast/link")).unwrap();
+    std::os::unix::fs::symlink(&outside, e.state().join("jobs/evil.json")).unwrap();
+    e.ok(&["recover"]);
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep");
+    assert!(!m.join(".cro-ballast").exists());
+    assert!(e.job_files().is_empty());
+}

@@ -1,0 +1,210 @@
+//! Test harness: run the real `cro` binary in a temporary state directory. Dropping an
+//! `Env` runs `cro recover` on it and unmounts what it mounted, also when a test fails.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const CRO: &str = env!("CARGO_BIN_EXE_cro");
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub mounts: Vec<PathBuf>,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into(),
+            stderr: String::from_utf8_lossy(&o.stderr).into(),
+        }
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\nstderr: {}", self.stdout, self.stderr))
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A desired state that starts every worker but loads nothing: CPU and memory at level 0,
+/// disk padding a plain directory at 0 %. Safe to run in parallel with other tests.
+pub fn idle_desired(disk_mount: &Path) -> String {
+    format!(
+        r#"{{"version":1,"cpu":{{"target_percent":0}},"memory":{{"target_percent":0}},"disk":{{"target_percent":0,"min_free_gib":0,"mounts":["{}"]}}}}"#,
+        disk_mount.display()
+    )
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::Builder::new()
+                .prefix("cro-test-")
+                .tempdir()
+                .unwrap(),
+            mounts: vec![],
+        }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+    pub fn desired_path(&self) -> PathBuf {
+        self.state().join("desired.json")
+    }
+    /// Write the desired file (by rename, like config management does).
+    pub fn desired(&self, json: &str) -> &Env {
+        std::fs::create_dir_all(self.state()).unwrap();
+        let tmp = self.state().join(".desired.tmp");
+        std::fs::write(&tmp, json).unwrap();
+        std::fs::rename(&tmp, self.desired_path()).unwrap();
+        self
+    }
+    /// A directory to pad (a plain directory on the test's filesystem).
+    pub fn plain_mount(&self) -> PathBuf {
+        let d = self.path().join("data");
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+    /// A real small filesystem (needs root; CI runs as root).
+    pub fn tmpfs(&mut self, mib: u64) -> PathBuf {
+        let d = self.path().join("tmpfs");
+        std::fs::create_dir_all(&d).unwrap();
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(&d)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "this test needs root to mount a tmpfs (CI runs as root): {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        self.mounts.push(d.clone());
+        d
+    }
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(CRO);
+        c.arg("--state-dir")
+            .arg(self.state())
+            .env_remove("CRO_DESIRED")
+            .env_remove("CRO_STATE_DIR")
+            .env("RUST_LOG", "warn");
+        c
+    }
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd().args(args).stdin(Stdio::null()).output().unwrap())
+    }
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert_eq!(r.code, 0, "cro {args:?} failed: {r:?}");
+        r
+    }
+    pub fn status(&self) -> serde_json::Value {
+        self.ok(&["status", "--json"]).json()
+    }
+    /// Live worker PIDs by job id (from /proc: `cro worker --job <our jobs dir>/<id>.json`).
+    pub fn workers(&self) -> Vec<(String, i32)> {
+        workers_of(&self.state())
+    }
+    pub fn job_status(&self, id: &str) -> Option<serde_json::Value> {
+        std::fs::read(self.state().join("jobs").join(format!("{id}.status.json")))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    }
+    pub fn job_files(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.state().join("jobs"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+pub fn workers_of(state: &Path) -> Vec<(String, i32)> {
+    let jobs = std::fs::canonicalize(state.join("jobs")).unwrap_or(state.join("jobs"));
+    let prefix = format!("{}/", jobs.display());
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = raw
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into())
+            .collect();
+        if args.get(1).map(String::as_str) != Some("worker") {
+            continue;
+        }
+        // zombies have no cmdline; a live worker names its job file
+        if let Some(job) = args.iter().find_map(|a| a.strip_prefix(&prefix)) {
+            out.push((job.trim_end_matches(".json").to_string(), pid));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Poll until `f` returns Some, or panic after `timeout` with `what`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < end,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn pid_alive(pid: i32) -> bool {
+    // a zombie counts as gone
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')))
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if self.state().exists() {
+            let r = self.run(&["recover"]);
+            if r.code != 0 {
+                eprintln!("cleanup: cro recover failed: {r:?}");
+            }
+            // Belt and braces: nothing of ours may outlive the test.
+            for (_, pid) in self.workers() {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        for m in self.mounts.drain(..).rev() {
+            let _ = Command::new("umount").arg(&m).status();
+        }
+    }
+}
