@@ -4,15 +4,23 @@
 //! Tolerances are wide enough for a noisy 2-CPU VM.
 mod common;
 use common::*;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
 
 fn cpu_times() -> (u64, u64) {
     let l = std::fs::read_to_string("/proc/stat").unwrap();
-    let v: Vec<u64> = l.lines().next().unwrap().split_whitespace().skip(1).take(8).map(|x| x.parse().unwrap()).collect();
+    let v: Vec<u64> = l
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|x| x.parse().unwrap())
+        .collect();
     let total: u64 = v.iter().sum();
     (total - v[3] - v[4], total)
 }
@@ -27,13 +35,28 @@ fn host_cpu_over(d: Duration) -> f64 {
 
 fn meminfo() -> (u64, u64) {
     let t = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let f = |n: &str| t.lines().find(|l| l.starts_with(n)).unwrap().split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024;
+    let f = |n: &str| {
+        t.lines()
+            .find(|l| l.starts_with(n))
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 1024
+    };
     (f("MemTotal:"), f("MemAvailable:"))
 }
 
 fn rss(pid: i32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) * 1024
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
 }
 
 fn statvfs(p: &std::path::Path) -> (u64, u64) {
@@ -42,7 +65,10 @@ fn statvfs(p: &std::path::Path) -> (u64, u64) {
     let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
     assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut s) }, 0);
     let f = s.f_frsize as u64;
-    ((s.f_blocks as u64 - s.f_bfree as u64) * f, s.f_bavail as u64 * f)
+    (
+        (s.f_blocks as u64 - s.f_bfree as u64) * f,
+        s.f_bavail as u64 * f,
+    )
 }
 
 /// A single-thread busy loop counting iterations: the "real workload".
@@ -66,7 +92,11 @@ impl Spinner {
                 c.fetch_add(1, Ordering::Relaxed);
             }
         });
-        Spinner { stop, count, handle: Some(handle) }
+        Spinner {
+            stop,
+            count,
+            handle: Some(handle),
+        }
     }
     /// Iterations per second over `d`.
     fn rate_over(&self, d: Duration) -> f64 {
@@ -94,7 +124,10 @@ fn cpu_holds_40_percent_on_an_idle_host() {
     std::thread::sleep(Duration::from_secs(5));
     let total = host_cpu_over(Duration::from_secs(5));
     eprintln!("cpu level 40 on an idle host: total {total:.1} % over 5 s");
-    assert!((total - 40.0).abs() <= 5.0, "total {total:.1} % is not 40 ± 5");
+    assert!(
+        (total - 40.0).abs() <= 5.0,
+        "total {total:.1} % is not 40 ± 5"
+    );
 }
 
 #[test]
@@ -112,8 +145,14 @@ fn cpu_fills_only_the_gap_next_to_a_busy_loop_and_yields_to_it() {
     let total = (b.0 - a.0) as f64 / (b.1 - a.1) as f64 * 100.0;
     let ratio = shared / solo;
     eprintln!("busy loop + level 70: total {total:.1} %, loop speed {ratio:.3} x solo");
-    assert!((total - 70.0).abs() <= 5.0, "total {total:.1} % is not 70 ± 5 (fill the gap, not add on top)");
-    assert!(ratio >= 0.95, "the real loop kept only {ratio:.3} of its solo speed");
+    assert!(
+        (total - 70.0).abs() <= 5.0,
+        "total {total:.1} % is not 70 ± 5 (fill the gap, not add on top)"
+    );
+    assert!(
+        ratio >= 0.95,
+        "the real loop kept only {ratio:.3} of its solo speed"
+    );
 }
 
 #[test]
@@ -126,10 +165,18 @@ fn memory_ballast_is_reached_released_and_yields_to_a_real_allocator() {
     let floor = (avail - 700 * MIB) as f64 / total as f64 * 100.0;
     e.desired(&format!(r#"{{"version":1,"cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":{level:.4},"min_available_percent":{floor:.4}}}}}"#));
     e.ok(&["reconcile", "--once"]);
-    let pid = wait_for(Duration::from_secs(5), "the memory worker", || e.workers().first().map(|w| w.1));
+    let pid = wait_for(Duration::from_secs(5), "the memory worker", || {
+        e.workers().first().map(|w| w.1)
+    });
     let t = Instant::now();
-    wait_for(Duration::from_secs(30), "about 300 MiB of ballast", || (rss(pid) >= 250 * MIB).then_some(()));
-    eprintln!("memory: 250 MiB of ballast reached in {:.2} s, rss {} MiB", t.elapsed().as_secs_f64(), rss(pid) / MIB);
+    wait_for(Duration::from_secs(30), "about 300 MiB of ballast", || {
+        (rss(pid) >= 250 * MIB).then_some(())
+    });
+    eprintln!(
+        "memory: 250 MiB of ballast reached in {:.2} s, rss {} MiB",
+        t.elapsed().as_secs_f64(),
+        rss(pid) / MIB
+    );
 
     // A real process (this test) allocates 400 MiB: available would sink to the floor.
     let t = Instant::now();
@@ -137,12 +184,28 @@ fn memory_ballast_is_reached_released_and_yields_to_a_real_allocator() {
     for i in (0..hog.len()).step_by(4096) {
         hog[i] = 1;
     }
-    let given_back = wait_for(Duration::from_secs(5), "the ballast to shrink", || (rss(pid) <= 150 * MIB).then(|| t.elapsed()));
+    let given_back = wait_for(Duration::from_secs(5), "the ballast to shrink", || {
+        (rss(pid) <= 150 * MIB).then(|| t.elapsed())
+    });
     let (_, avail_after) = meminfo();
     let floor_bytes = (floor / 100.0 * total as f64) as u64;
-    eprintln!("memory: ballast down to {} MiB {:.2} s after a 400 MiB allocation; available {} MiB, floor {} MiB", rss(pid) / MIB, given_back.as_secs_f64(), avail_after / MIB, floor_bytes / MIB);
-    assert!(given_back <= Duration::from_secs(2), "ballast took {given_back:?} to yield (goal: 2 s)");
-    assert!(avail_after + 32 * MIB >= floor_bytes, "available {} MiB is below the floor {} MiB", avail_after / MIB, floor_bytes / MIB);
+    eprintln!(
+        "memory: ballast down to {} MiB {:.2} s after a 400 MiB allocation; available {} MiB, floor {} MiB",
+        rss(pid) / MIB,
+        given_back.as_secs_f64(),
+        avail_after / MIB,
+        floor_bytes / MIB
+    );
+    assert!(
+        given_back <= Duration::from_secs(2),
+        "ballast took {given_back:?} to yield (goal: 2 s)"
+    );
+    assert!(
+        avail_after + 32 * MIB >= floor_bytes,
+        "available {} MiB is below the floor {} MiB",
+        avail_after / MIB,
+        floor_bytes / MIB
+    );
     assert!(pid_alive(pid), "the worker must shrink, not die");
     drop(hog);
 
@@ -157,20 +220,29 @@ fn memory_ballast_is_reached_released_and_yields_to_a_real_allocator() {
 fn disk_reaches_its_level_on_tmpfs_and_a_real_writer_never_meets_enospc() {
     let mut e = Env::new();
     let m = e.tmpfs(256);
-    let desired = |level: u32| format!(r#"{{"version":1,"cpu":{{"enabled":false}},"memory":{{"enabled":false}},"disk":{{"mounts":["{}"],"target_percent":{level},"min_free_percent":10,"min_free_gib":0}}}}"#, m.display());
+    let desired = |level: u32| {
+        format!(
+            r#"{{"version":1,"cpu":{{"enabled":false}},"memory":{{"enabled":false}},"disk":{{"mounts":["{}"],"target_percent":{level},"min_free_percent":10,"min_free_gib":0}}}}"#,
+            m.display()
+        )
+    };
     e.desired(&desired(50));
     e.ok(&["reconcile", "--once"]);
     let pct = || {
         let (u, a) = statvfs(&m);
         u as f64 / (u + a) as f64 * 100.0
     };
-    wait_for(Duration::from_secs(10), "disk at 50 %", || ((pct() - 50.0).abs() <= 3.0).then_some(()));
+    wait_for(Duration::from_secs(10), "disk at 50 %", || {
+        ((pct() - 50.0).abs() <= 3.0).then_some(())
+    });
     eprintln!("disk: 50 % reached ({:.1} %)", pct());
 
     // Now a level close to the floor, and a real writer adding 10 MiB every half second.
     e.desired(&desired(80));
     e.ok(&["reconcile", "--once"]);
-    wait_for(Duration::from_secs(10), "disk at 80 %", || ((pct() - 80.0).abs() <= 3.0).then_some(()));
+    wait_for(Duration::from_secs(10), "disk at 80 %", || {
+        ((pct() - 80.0).abs() <= 3.0).then_some(())
+    });
     let (u, a) = statvfs(&m);
     let floor = (u + a) / 10;
     let stop = Arc::new(AtomicBool::new(false));
@@ -195,7 +267,16 @@ fn disk_reaches_its_level_on_tmpfs_and_a_real_writer_never_meets_enospc() {
     stop.store(true, Ordering::Relaxed);
     watcher.join().unwrap();
     let min_free = min_free.load(Ordering::Relaxed);
-    eprintln!("disk: writer added 150 MiB at 20 MiB/s next to a level of 80 %; lowest free {} MiB (floor {} MiB)", min_free / MIB, floor / MIB);
+    eprintln!(
+        "disk: writer added 150 MiB at 20 MiB/s next to a level of 80 %; lowest free {} MiB (floor {} MiB)",
+        min_free / MIB,
+        floor / MIB
+    );
     assert!(errors.is_empty(), "the real writer failed: {errors:?}");
-    assert!(min_free >= floor, "free space fell to {} MiB, below the floor {} MiB", min_free / MIB, floor / MIB);
+    assert!(
+        min_free >= floor,
+        "free space fell to {} MiB, below the floor {} MiB",
+        min_free / MIB,
+        floor / MIB
+    );
 }
