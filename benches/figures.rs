@@ -291,6 +291,7 @@ fn memory_section() {
     for i in (0..hog.len()).step_by(4096) {
         hog[i] = 1;
     }
+    std::hint::black_box(&mut hog);
     let alloc_done = t.elapsed().as_secs_f64();
     let released = loop {
         let r = proc_status_kib(pid, "VmRSS:") * 1024;
@@ -331,8 +332,9 @@ fn memory_section() {
     for i in (0..v.len()).step_by(4096) {
         v[i] = 2;
     }
+    std::hint::black_box(&mut v);
     let t2 = Instant::now();
-    drop(v);
+    drop(std::hint::black_box(v));
     println!(
         "| for reference: munmap of 1 GiB in this process | {:.3} s (touching it: {:.2} s) | |",
         t2.elapsed().as_secs_f64(),

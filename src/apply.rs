@@ -7,9 +7,11 @@ use crate::fsutil;
 use crate::history::{self, Record, Sample};
 use crate::observe::{self, CpuTimes, DiskObservation, Observation};
 use crate::plan::{self, Action, Plan};
+use crate::policy::{self, Decision};
 use crate::procs;
 use crate::queue::{Job, JobFound, JobSpec, Queue};
 use crate::timefmt;
+use crate::window::Windows;
 use crate::worker::LOCK_FD_ENV;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -293,17 +295,113 @@ pub fn remove_job(q: &Queue, f: &JobFound) -> Result<()> {
 #[derive(Debug, Serialize)]
 pub struct TickReport {
     pub plan: Plan,
+    pub decisions: BTreeMap<String, Decision>,
     pub started: Vec<(String, u32)>,
     pub record: Record,
     pub errors: Vec<String>,
+}
+
+/// Levels for every job from the policy, with each resource's decision (for status).
+pub fn decide_levels(
+    desired: &Resolved,
+    windows: &Windows,
+    obs: &Observation,
+    found: &[JobFound],
+) -> (plan::Levels, BTreeMap<String, Decision>) {
+    let [cpu, memory, disk] = policy::rules(desired);
+    let window_s = desired.window_days as f64 * 86_400.0;
+    // The policy is asked again at the next tick; from cron that may be later than
+    // interval_seconds, as the observed interval tells.
+    let tick_s = (desired.interval_seconds as f64).max(obs.interval_s);
+    let prev = |id: &str| {
+        found
+            .iter()
+            .find(|f| f.id == id)
+            .and_then(|f| f.job.as_ref())
+            .map(|j| j.spec.level_percent())
+    };
+    let mut levels = plan::Levels::new();
+    let mut decisions = BTreeMap::new();
+    let mut decide = |id: String,
+                      key: String,
+                      rule: &policy::Rule,
+                      series: Option<&crate::window::Series>,
+                      organic_now: f64| {
+        let empty = crate::window::Series::default();
+        let d = policy::decide(&policy::Input {
+            now: obs.at,
+            window_s,
+            tick_s,
+            target: rule.target,
+            statistic: rule.statistic,
+            limits: rule.limits,
+            series: series.unwrap_or(&empty),
+            prev_level: prev(&id),
+            organic_now: Some(organic_now),
+        });
+        levels.insert(id, d.level);
+        decisions.insert(key, d);
+    };
+    if let Some(r) = &cpu {
+        decide(
+            "cpu".into(),
+            "cpu".into(),
+            r,
+            Some(&windows.cpu),
+            observe::organic(obs.cpu_total_percent, obs.cpu_synthetic_percent),
+        );
+    }
+    if let Some(r) = &memory {
+        decide(
+            "memory".into(),
+            "memory".into(),
+            r,
+            Some(&windows.memory),
+            observe::organic(obs.memory.used_percent(), obs.memory_synthetic_percent()),
+        );
+    }
+    if let Some(r) = &disk {
+        for (m, o) in &obs.disks {
+            let key = m.display().to_string();
+            let organic = observe::organic(
+                o.usage.used_percent(),
+                observe::pct(o.synthetic_bytes, o.usage.capacity_bytes()),
+            );
+            decide(
+                crate::queue::disk_job_id(m),
+                format!("disk:{key}"),
+                r,
+                windows.disk.get(&key),
+                organic,
+            );
+        }
+    }
+    (levels, decisions)
+}
+
+/// Observation, windows and the plan, as a reconcile would make them now.
+pub fn prepare(
+    q: &Queue,
+    desired: &Resolved,
+    found: &[JobFound],
+    persist: bool,
+) -> Result<(Observation, Windows, BTreeMap<String, Decision>, Plan)> {
+    let obs = sense(q, desired, found, persist)?;
+    let (windows, warnings) =
+        crate::window::load(&q.state_dir, obs.at, desired.window_days as f64 * 86_400.0);
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let (levels, decisions) = decide_levels(desired, &windows, &obs, found);
+    let plan = plan::plan(desired, &levels, found);
+    Ok((obs, windows, decisions, plan))
 }
 
 /// One tick. The caller holds the state lock.
 pub fn tick(q: &Queue, desired: &Resolved) -> Result<TickReport> {
     q.ensure()?;
     let found = q.list()?;
-    let obs = sense(q, desired, &found, true)?;
-    let plan = plan::plan(desired, &found);
+    let (obs, _windows, decisions, plan) = prepare(q, desired, &found, true)?;
     let mut started = vec![];
     let mut errors = vec![];
     for a in &plan.actions {
@@ -340,6 +438,7 @@ pub fn tick(q: &Queue, desired: &Resolved) -> Result<TickReport> {
     }
     Ok(TickReport {
         plan,
+        decisions,
         started,
         record,
         errors,

@@ -11,6 +11,7 @@ Examples:
   cro status --json                        usage (organic/synthetic) vs target, jobs
   cro history --since 7d --csv             the record, for a spreadsheet or an auditor
   cro recover                              stop every worker, delete every ballast file and job
+  cro simulate --trace examples/traces/diurnal-web.csv --policy fill-gap
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage, 75 another reconcile/recover holds the
 state lock (cron: just try again next time), 78 the desired state is invalid.";
@@ -92,6 +93,19 @@ pub enum Command {
     },
     /// Print the desired-state JSON Schema.
     Schema,
+    /// Replay an organic-usage trace through the real policy; cost and compliance per resource.
+    Simulate {
+        /// CSV with header `t,cpu,memory,disk` (any resource column may be absent).
+        #[arg(long, value_name = "CSV")]
+        trace: PathBuf,
+        #[arg(long, value_enum, default_value = "cro")]
+        policy: crate::simulate::Policy,
+        /// Host memory for the tiers [default: this host's].
+        #[arg(long, value_name = "GIB")]
+        memory_gib: Option<f64>,
+        #[arg(long)]
+        json: bool,
+    },
     /// (internal) Run one job. Started by reconcile.
     #[command(hide = true)]
     Worker {

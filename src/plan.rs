@@ -43,9 +43,12 @@ pub struct Plan {
     pub actions: Vec<Action>,
 }
 
-/// The jobs the desired state asks for. The level is the target: the worker fills the gap
-/// organic load leaves up to it (window-aware levels are the policy's business).
-pub fn desired_jobs(d: &Resolved) -> Vec<Job> {
+/// Levels by job id, decided by the policy (src/policy.rs). A job without one holds its
+/// target (fill the gap up to the target).
+pub type Levels = std::collections::BTreeMap<String, f64>;
+
+/// The jobs the desired state asks for, at the levels given.
+pub fn desired_jobs(d: &Resolved, levels: &Levels) -> Vec<Job> {
     if d.paused {
         return vec![];
     }
@@ -56,7 +59,11 @@ pub fn desired_jobs(d: &Resolved) -> Vec<Job> {
         spec,
     };
     if let Some(c) = &d.cpu {
-        let level = c.target_percent.min(100.0);
+        let level = levels
+            .get("cpu")
+            .copied()
+            .unwrap_or(c.target_percent)
+            .min(100.0);
         jobs.push(job(
             "cpu".into(),
             JobSpec::Cpu {
@@ -69,18 +76,20 @@ pub fn desired_jobs(d: &Resolved) -> Vec<Job> {
         jobs.push(job(
             "memory".into(),
             JobSpec::Memory {
-                level_percent: m.target_percent,
+                level_percent: levels.get("memory").copied().unwrap_or(m.target_percent),
                 min_available_percent: m.min_available_percent,
             },
         ));
     }
     if let Some(k) = &d.disk {
         for mount in &k.mounts {
+            let id = disk_job_id(mount);
+            let level = levels.get(&id).copied().unwrap_or(k.target_percent);
             jobs.push(job(
-                disk_job_id(mount),
+                id,
                 JobSpec::Disk {
                     mount: mount.clone(),
-                    level_percent: k.target_percent,
+                    level_percent: level,
                     min_free_percent: k.min_free_percent,
                     min_free_bytes: k.min_free_bytes,
                     fill: k.fill,
@@ -92,8 +101,8 @@ pub fn desired_jobs(d: &Resolved) -> Vec<Job> {
     jobs
 }
 
-pub fn plan(desired: &Resolved, found: &[JobFound]) -> Plan {
-    let jobs = desired_jobs(desired);
+pub fn plan(desired: &Resolved, levels: &Levels, found: &[JobFound]) -> Plan {
+    let jobs = desired_jobs(desired, levels);
     let mut actions = vec![];
     for job in &jobs {
         let f = found.iter().find(|f| f.id == job.id);
@@ -187,7 +196,7 @@ mod tests {
     #[test]
     fn fresh_host_writes_and_starts_everything() {
         let d = resolved(r#"{"version":1,"disk":{"mounts":["/data"]}}"#);
-        let p = plan(&d, &[]);
+        let p = plan(&d, &Levels::new(), &[]);
         let ids: Vec<_> = p.jobs.iter().map(|j| j.id.as_str()).collect();
         assert_eq!(ids, ["cpu", "disk-data", "memory"]);
         assert_eq!(p.actions.len(), 6);
@@ -203,16 +212,16 @@ mod tests {
     #[test]
     fn second_run_plans_nothing() {
         let d = resolved(r#"{"version":1}"#);
-        let p = plan(&d, &[]);
-        let again = plan(&d, &found_from(&p, true));
+        let p = plan(&d, &Levels::new(), &[]);
+        let again = plan(&d, &Levels::new(), &found_from(&p, true));
         assert!(again.actions.is_empty(), "{:?}", again.actions);
     }
 
     #[test]
     fn dead_worker_is_restarted_without_rewriting() {
         let d = resolved(r#"{"version":1,"memory":{"enabled":false}}"#);
-        let p = plan(&d, &[]);
-        let again = plan(&d, &found_from(&p, false));
+        let p = plan(&d, &Levels::new(), &[]);
+        let again = plan(&d, &Levels::new(), &found_from(&p, false));
         assert_eq!(
             again.actions,
             vec![Action::Start {
@@ -224,9 +233,10 @@ mod tests {
 
     #[test]
     fn changed_target_rewrites_but_keeps_worker() {
-        let p = plan(&resolved(r#"{"version":1}"#), &[]);
+        let p = plan(&resolved(r#"{"version":1}"#), &Levels::new(), &[]);
         let again = plan(
             &resolved(r#"{"version":1,"cpu":{"target_percent":30}}"#),
+            &Levels::new(),
             &found_from(&p, true),
         );
         assert_eq!(again.actions.len(), 1);
@@ -237,9 +247,13 @@ mod tests {
 
     #[test]
     fn pause_and_disable_remove() {
-        let p = plan(&resolved(r#"{"version":1}"#), &[]);
+        let p = plan(&resolved(r#"{"version":1}"#), &Levels::new(), &[]);
         let found = found_from(&p, true);
-        let paused = plan(&resolved(r#"{"version":1,"paused":true}"#), &found);
+        let paused = plan(
+            &resolved(r#"{"version":1,"paused":true}"#),
+            &Levels::new(),
+            &found,
+        );
         assert_eq!(
             paused
                 .actions
@@ -250,6 +264,7 @@ mod tests {
         );
         let no_cpu = plan(
             &resolved(r#"{"version":1,"cpu":{"enabled":false}}"#),
+            &Levels::new(),
             &found,
         );
         assert_eq!(
@@ -277,7 +292,7 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let p = plan(&d, &found);
+        let p = plan(&d, &Levels::new(), &found);
         assert!(
             matches!(&p.actions[0], Action::Write { reason, .. } if reason.contains("corrupt"))
         );

@@ -4,9 +4,11 @@ use crate::desired::{self, Resolved, Source};
 use crate::error::{Error, Result};
 use crate::history::{self, Record};
 use crate::observe::{self, Observation};
-use crate::plan::{self, Plan};
+use crate::plan::Plan;
+use crate::policy::Decision;
 use crate::queue::{JobFound, Queue, disk_job_id};
 use crate::recover::human_bytes;
+use crate::window::{self, WindowStat};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -60,6 +62,10 @@ pub struct Usage {
     pub level_percent: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The statistic over the window so far.
+    pub window: Option<WindowStat>,
+    /// What the policy plans and whether the limits allow it.
+    pub forecast: Option<Decision>,
 }
 
 #[derive(Debug, Serialize)]
@@ -90,6 +96,8 @@ fn usage(target: f64, statistic: String, total: f64, synthetic: f64, level: f64)
         synthetic_percent: r2(synthetic.min(total)),
         level_percent: r2(level),
         error: None,
+        window: None,
+        forecast: None,
     }
 }
 
@@ -208,7 +216,7 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
             .resolve(desired_path, mem.total_bytes, false)
             .expect("default is valid")
     });
-    let obs = apply::sense(&q, &shown, &found, false)?;
+    let (obs, windows, decisions, _) = apply::prepare(&q, &shown, &found, false)?;
     let host = HostInfo {
         memory_total_bytes: mem.total_bytes,
         memory_tier_gib: shown.memory_tier_gib,
@@ -217,8 +225,31 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
         usable_cpus: obs.usable_cpus,
         cgroup: obs.cgroup.clone(),
     };
+    let mut res = resources(&obs, &shown, &found);
+    let window_s = shown.window_days as f64 * 86_400.0;
+    let attach = |u: &mut Usage, series: Option<&window::Series>, key: &str| {
+        let stat = crate::desired::Statistic::parse(&u.statistic)
+            .unwrap_or(crate::desired::Statistic::Mean);
+        u.window = Some(window::stat(
+            series.unwrap_or(&window::Series::default()),
+            obs.at,
+            window_s,
+            u.target_percent,
+            stat,
+        ));
+        u.forecast = decisions.get(key).cloned();
+    };
+    if let Some(u) = res.cpu.as_mut() {
+        attach(u, Some(&windows.cpu), "cpu");
+    }
+    if let Some(u) = res.memory.as_mut() {
+        attach(u, Some(&windows.memory), "memory");
+    }
+    for (m, u) in res.disk.iter_mut() {
+        attach(u, windows.disk.get(m), &format!("disk:{m}"));
+    }
     Ok(Status {
-        resources: resources(&obs, &shown, &found),
+        resources: res,
         jobs: found.iter().map(job_info).collect(),
         last_reconcile: history::last(state_dir, obs.at).map(|r| r.ts),
         desired: info,
@@ -260,12 +291,21 @@ pub fn render_status(s: &Status) -> String {
         s.last_reconcile.as_deref().unwrap_or("never")
     );
     o += &format!(
-        "{:<16} {:>7} {:>6} {:>7} {:>8} {:>10} {:>7}\n",
-        "RESOURCE", "TARGET", "STAT", "TOTAL", "ORGANIC", "SYNTHETIC", "LEVEL"
+        "{:<16} {:>7} {:>6} {:>7} {:>8} {:>10} {:>7} {:>8} {:>6}  {}\n",
+        "RESOURCE",
+        "TARGET",
+        "STAT",
+        "TOTAL",
+        "ORGANIC",
+        "SYNTHETIC",
+        "LEVEL",
+        "WINDOW",
+        "COVER",
+        "FORECAST"
     );
     let mut row = |name: &str, u: &Usage| {
         o += &format!(
-            "{:<16} {:>6.1}% {:>6} {:>6.1}% {:>7.1}% {:>9.1}% {:>6.1}%{}\n",
+            "{:<16} {:>6.1}% {:>6} {:>6.1}% {:>7.1}% {:>9.1}% {:>6.1}% {:>7.1}% {:>5.0}%  {}{}\n",
             name,
             u.target_percent,
             u.statistic,
@@ -273,6 +313,9 @@ pub fn render_status(s: &Status) -> String {
             u.organic_percent,
             u.synthetic_percent,
             u.level_percent,
+            u.window.as_ref().map_or(0.0, |w| w.value),
+            u.window.as_ref().map_or(0.0, |w| w.coverage * 100.0),
+            u.forecast.as_ref().map_or(String::new(), forecast_text),
             u.error
                 .as_ref()
                 .map(|e| format!("  ({e})"))
@@ -327,6 +370,20 @@ pub fn render_status(s: &Status) -> String {
     o
 }
 
+fn forecast_text(d: &Decision) -> String {
+    if !d.on_track {
+        return d.note.clone();
+    }
+    if d.hours_needed > 0.0 {
+        format!(
+            "on track: needs {:.0} more h at the level ({})",
+            d.hours_needed, d.note
+        )
+    } else {
+        format!("compliant at this pace ({})", d.note)
+    }
+}
+
 pub fn render_plan(p: &Plan) -> String {
     if p.actions.is_empty() {
         return "nothing to change\n".into();
@@ -334,10 +391,11 @@ pub fn render_plan(p: &Plan) -> String {
     p.actions.iter().map(|a| a.describe() + "\n").collect()
 }
 
-/// `plan`: what a reconcile would do now.
+/// `plan`: what a reconcile would do now (same observation, windows and policy).
 pub fn plan_now(state_dir: &Path, d: &Resolved) -> Result<Plan> {
     let q = Queue::new(state_dir);
-    Ok(plan::plan(d, &q.list()?))
+    let found = q.list()?;
+    Ok(apply::prepare(&q, d, &found, false)?.3)
 }
 
 pub fn history_csv(rs: &[Record]) -> String {

@@ -155,6 +155,33 @@ pub fn run(cli: Cli) -> Result<i32> {
                 Ok(exit::FAILURE)
             }
         }
+        Command::Simulate {
+            trace,
+            policy,
+            memory_gib,
+            json,
+        } => {
+            let (d, _) = desired::load(&desired_path)?;
+            let mem = match memory_gib {
+                Some(g) if g.is_finite() && g > 0.0 => (g * (1u64 << 30) as f64) as u64,
+                Some(g) => {
+                    return Err(Error::Usage(format!(
+                        "--memory-gib {g}: give a positive size"
+                    )));
+                }
+                None => memory_total()?,
+            };
+            let r = d.resolve(&desired_path, mem, false)?;
+            let text = std::fs::read_to_string(&trace).map_err(|e| Error::io(&trace, "read", e))?;
+            let t = crate::simulate::parse_trace(&text, &trace)?;
+            let rep = crate::simulate::simulate(&t, &r, policy);
+            if json {
+                println!("{}", serde_json::to_string(&rep).expect("serializes"))
+            } else {
+                print!("{}", crate::simulate::render(&rep))
+            }
+            Ok(exit::OK)
+        }
         Command::Schema => {
             print!("{}", desired::schema_json());
             Ok(exit::OK)

@@ -13,7 +13,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 const FILE_MAX: u64 = 1 << 30;
-const STEP_MAX: u64 = 64 << 20;
+/// Most ballast added per poll when writing data (fallocate is instant and takes a whole
+/// file's worth at once).
+const WRITE_STEP_MAX: u64 = 64 << 20;
 const POLL: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone, PartialEq)]
@@ -111,14 +113,19 @@ impl Files {
         Ok(unsafe { std::fs::File::from_raw_fd(fd) })
     }
 
-    /// Add up to `add` bytes (at most STEP_MAX per call).
+    /// Add up to `add` bytes (at most one file, or WRITE_STEP_MAX when writing, per call).
     fn grow(&mut self, files: &[(usize, u64)], add: u64, fill: Fill) -> std::io::Result<()> {
         let (i, size) = match files.last() {
             Some(&(i, s)) if s < FILE_MAX => (i, s),
             Some(&(i, _)) => (i + 1, 0),
             None => (0, 0),
         };
-        let n = add.min(STEP_MAX).min(FILE_MAX - size);
+        let step = if fill == Fill::Write {
+            WRITE_STEP_MAX
+        } else {
+            FILE_MAX
+        };
+        let n = add.min(step).min(FILE_MAX - size);
         let f = self.open(i)?;
         // Grow from the end of what is allocated (st_blocks), rounded down to a page.
         let off = f.metadata()?.len().max(size) & !4095;

@@ -1,0 +1,443 @@
+//! `cro simulate`: replay an organic-usage trace through the real policy and a model of
+//! the workers, in simulated time, and compare policies by cost and compliance.
+//!
+//! Trace CSV: header `t,cpu,memory,disk` (any resource column may be absent), `t` in
+//! seconds from the start, values the organic percent, rows at a fixed interval. Missing
+//! rows are downtime: nothing is recorded and nothing can be padded.
+//!
+//! The worker model is the ideal inner loop: total = max(organic, min(level, organic +
+//! max_synthetic)). Deterministic: same input, same output, byte for byte.
+use crate::desired::{Resolved, Statistic};
+use crate::error::{Error, Problem, Result};
+use crate::history::Sample;
+use crate::policy::{self, Rule, rules};
+use crate::window::Series;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const RESOURCES: [&str; 3] = ["cpu", "memory", "disk"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    pub interval: f64,
+    /// (t, organic per resource in RESOURCES order)
+    pub rows: Vec<(f64, [Option<f64>; 3])>,
+    pub columns: [bool; 3],
+}
+
+pub fn parse_trace(text: &str, path: &Path) -> Result<Trace> {
+    let bad = |line: usize, msg: String| Error::Invalid {
+        path: path.to_path_buf(),
+        problems: vec![Problem {
+            field: String::new(),
+            position: Some((line, 1)),
+            message: msg,
+        }],
+    };
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines.next().ok_or_else(|| {
+        bad(
+            1,
+            "empty trace; expected a header `t,cpu,memory,disk`".into(),
+        )
+    })?;
+    let cols: Vec<&str> = header.split(',').map(str::trim).collect();
+    if cols.first() != Some(&"t") {
+        return Err(bad(
+            1,
+            format!(
+                "the first column must be `t`, found {:?}",
+                cols.first().unwrap_or(&"")
+            ),
+        ));
+    }
+    let mut idx: [Option<usize>; 3] = [None; 3];
+    for (i, c) in cols.iter().enumerate().skip(1) {
+        match RESOURCES.iter().position(|r| r == c) {
+            Some(k) => idx[k] = Some(i),
+            None => {
+                return Err(bad(
+                    1,
+                    format!("unknown column {c:?}; allowed: cpu, memory, disk"),
+                ));
+            }
+        }
+    }
+    let mut rows = vec![];
+    for (n, l) in lines {
+        let f: Vec<&str> = l.split(',').map(str::trim).collect();
+        if f.len() != cols.len() {
+            return Err(bad(
+                n + 1,
+                format!("{} fields, the header has {}", f.len(), cols.len()),
+            ));
+        }
+        let num = |s: &str| -> Result<f64> {
+            s.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| bad(n + 1, format!("{s:?} is not a number")))
+        };
+        let t = num(f[0])?;
+        let mut v = [None; 3];
+        for k in 0..3 {
+            if let Some(i) = idx[k] {
+                let x = num(f[i])?;
+                if !(0.0..=100.0).contains(&x) {
+                    return Err(bad(n + 1, format!("{x} is not a percent (0 to 100)")));
+                }
+                v[k] = Some(x);
+            }
+        }
+        if let Some((prev, _)) = rows.last() {
+            if t <= *prev {
+                return Err(bad(n + 1, format!("t={t} does not increase")));
+            }
+        }
+        rows.push((t, v));
+    }
+    if rows.len() < 2 {
+        return Err(bad(2, "a trace needs at least two rows".into()));
+    }
+    // The interval is the smallest step (gaps are multiples of it).
+    let interval = rows
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .fold(f64::INFINITY, f64::min);
+    Ok(Trace {
+        interval,
+        rows,
+        columns: [idx[0].is_some(), idx[1].is_some(), idx[2].is_some()],
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// This policy: window-aware levels.
+    Cro,
+    /// Hold the total at the target always (lookbusy, NeverIdle).
+    FillGap,
+    /// Add the target as fixed load on top (stress-ng --cpu-load).
+    Constant,
+    /// The original script: each minute the average is below target, add another fixed
+    /// chunk of load and never remove it.
+    Seed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    pub target: f64,
+    pub statistic: String,
+    pub achieved: f64,
+    pub compliant: bool,
+    pub cost_percent_hours: f64,
+    pub minimum_percent_hours: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub policy: Policy,
+    pub resources: BTreeMap<String, Outcome>,
+}
+
+const SEED_CHUNK: f64 = 10.0;
+
+/// Run one resource's column through a policy. Returns the totals per row and the cost.
+fn run(
+    trace: &Trace,
+    k: usize,
+    rule: &Rule,
+    window_s: f64,
+    policy: Policy,
+) -> (Vec<(f64, f64)>, f64) {
+    let dt = trace.interval;
+    let mut series = Series::default();
+    let mut prev_level = None;
+    let mut prev_organic = None;
+    let mut seed_chunks = 0.0f64;
+    let mut seed_sum = (0.0, 0.0);
+    let mut totals = Vec::with_capacity(trace.rows.len());
+    let mut cost = 0.0;
+    let cap = |o: f64, level: f64| {
+        o.max(
+            level
+                .min(o + rule.limits.max_synthetic)
+                .min(rule.limits.max_level.max(o)),
+        )
+    };
+    for &(t, ref v) in &trace.rows {
+        let Some(o) = v[k] else { continue };
+        let start = t - dt;
+        let (total, level) = match policy {
+            Policy::Cro => {
+                let d = policy::decide(&policy::Input {
+                    now: start,
+                    window_s,
+                    tick_s: dt,
+                    target: rule.target,
+                    statistic: rule.statistic,
+                    limits: rule.limits,
+                    series: &series,
+                    prev_level,
+                    organic_now: prev_organic,
+                });
+                prev_level = Some(d.level);
+                (cap(o, d.level), d.level)
+            }
+            Policy::FillGap => (cap(o, rule.target), rule.target),
+            Policy::Constant => (
+                (o + rule.target.min(rule.limits.max_synthetic)).min(100.0),
+                rule.target,
+            ),
+            Policy::Seed => {
+                // "each minute the average is below target, start another stresser"
+                let avg = if seed_sum.1 > 0.0 {
+                    seed_sum.0 / seed_sum.1
+                } else {
+                    0.0
+                };
+                if avg < rule.target {
+                    seed_chunks = (seed_chunks + SEED_CHUNK * (dt / 60.0).max(1.0)).min(100.0);
+                }
+                let total = (o + seed_chunks).min(100.0);
+                seed_sum = (seed_sum.0 + total * dt, seed_sum.1 + dt);
+                (total, seed_chunks)
+            }
+        };
+        let syn = (total - o).max(0.0);
+        cost += syn * dt / 3600.0;
+        series.add(t, dt, &Sample::new(total, syn, level, rule.target));
+        if series.buckets.len() > 24 * 400 {
+            series.forget_before(t - window_s - 86_400.0);
+        }
+        prev_organic = Some(o);
+        totals.push((t, total));
+    }
+    (totals, cost)
+}
+
+/// The statistic over the last window of the trace, counting missing rows as 0.
+fn evaluate(
+    values: &[(f64, f64)],
+    end: f64,
+    window_s: f64,
+    dt: f64,
+    stat: Statistic,
+) -> (f64, usize) {
+    let slots = (window_s / dt).round().max(1.0) as usize;
+    let mut inside: Vec<f64> = values
+        .iter()
+        .filter(|(t, _)| *t > end - window_s + 1e-9 && *t <= end + 1e-9)
+        .map(|(_, v)| *v)
+        .collect();
+    inside.resize(slots.max(inside.len()), 0.0);
+    let v = match stat {
+        Statistic::Mean => inside.iter().sum::<f64>() / slots as f64,
+        Statistic::Percentile(p) => {
+            inside.sort_by(|a, b| a.total_cmp(b));
+            // nearest rank
+            let rank = ((p as f64 / 100.0) * inside.len() as f64).ceil().max(1.0) as usize;
+            inside[rank - 1]
+        }
+    };
+    (v, slots)
+}
+
+/// The least cost any policy could pay with full knowledge of the trace: padding only
+/// the last window, exactly the deficit (mean) or the cheapest samples (pNN).
+fn minimum(organic: &[(f64, f64)], end: f64, window_s: f64, dt: f64, rule: &Rule) -> f64 {
+    let inside: Vec<f64> = organic
+        .iter()
+        .filter(|(t, _)| *t > end - window_s + 1e-9 && *t <= end + 1e-9)
+        .map(|(_, v)| *v)
+        .collect();
+    let slots = (window_s / dt).round().max(1.0) as usize;
+    match rule.statistic {
+        Statistic::Mean => {
+            ((rule.target * slots as f64 - inside.iter().sum::<f64>()).max(0.0)) * dt / 3600.0
+        }
+        Statistic::Percentile(p) => {
+            let rank = ((p as f64 / 100.0) * slots as f64).ceil().max(1.0) as usize;
+            let need = slots - rank + 1;
+            let have = inside.iter().filter(|o| **o >= rule.target).count();
+            let mut gaps: Vec<f64> = inside
+                .iter()
+                .filter(|o| **o < rule.target && rule.target - **o <= rule.limits.max_synthetic)
+                .map(|o| rule.target - o)
+                .collect();
+            gaps.sort_by(|a, b| a.total_cmp(b));
+            gaps.iter().take(need.saturating_sub(have)).sum::<f64>() * dt / 3600.0
+        }
+    }
+}
+
+fn r3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+pub fn simulate(trace: &Trace, d: &Resolved, policy: Policy) -> Report {
+    let window_s = d.window_days as f64 * 86_400.0;
+    let end = trace.rows.last().map(|r| r.0).unwrap_or(0.0);
+    let mut resources = BTreeMap::new();
+    for (k, rule) in rules(d).iter().enumerate() {
+        let (Some(rule), true) = (rule, trace.columns[k]) else {
+            continue;
+        };
+        let (totals, cost) = run(trace, k, rule, window_s, policy);
+        let (achieved, _) = evaluate(&totals, end, window_s, trace.interval, rule.statistic);
+        let organic: Vec<(f64, f64)> = trace
+            .rows
+            .iter()
+            .filter_map(|(t, v)| v[k].map(|o| (*t, o)))
+            .collect();
+        resources.insert(
+            RESOURCES[k].to_string(),
+            Outcome {
+                target: rule.target,
+                statistic: rule.statistic.name(),
+                achieved: r3(achieved),
+                compliant: achieved >= rule.target - 1e-9,
+                cost_percent_hours: r3(cost),
+                minimum_percent_hours: r3(minimum(&organic, end, window_s, trace.interval, rule)),
+            },
+        );
+    }
+    Report { policy, resources }
+}
+
+pub fn render(r: &Report) -> String {
+    let mut o = format!(
+        "policy: {}\n{:<8} {:>7} {:>6} {:>9} {:>10} {:>14} {:>14} {:>8}\n",
+        serde_json::to_value(r.policy).unwrap().as_str().unwrap(),
+        "RESOURCE",
+        "TARGET",
+        "STAT",
+        "ACHIEVED",
+        "COMPLIANT",
+        "COST %·h",
+        "MINIMUM %·h",
+        "COST/MIN"
+    );
+    for (name, x) in &r.resources {
+        let ratio = if x.minimum_percent_hours > 0.0 {
+            format!("{:.3}", x.cost_percent_hours / x.minimum_percent_hours)
+        } else {
+            "-".into()
+        };
+        o += &format!(
+            "{name:<8} {:>7} {:>6} {:>9.2} {:>10} {:>14.1} {:>14.1} {:>8}\n",
+            x.target,
+            x.statistic,
+            x.achieved,
+            if x.compliant { "yes" } else { "NO" },
+            x.cost_percent_hours,
+            x.minimum_percent_hours,
+            ratio
+        );
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::parse;
+
+    fn resolved(json: &str) -> Resolved {
+        parse(json.as_bytes(), Path::new("d"))
+            .unwrap()
+            .resolve(Path::new("d"), 8 << 30, false)
+            .unwrap()
+    }
+
+    fn trace(days: usize, f: impl Fn(f64) -> f64) -> Trace {
+        let dt = 300.0;
+        let rows = (1..=days * 288)
+            .map(|i| (i as f64 * dt, [Some(f(i as f64 * dt)), None, None]))
+            .collect();
+        Trace {
+            interval: dt,
+            rows,
+            columns: [true, false, false],
+        }
+    }
+
+    #[test]
+    fn parses_and_rejects() {
+        let t = parse_trace(
+            "t,cpu,disk\n300,5,10\n600,6,10\n1200,7,10\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(t.interval, 300.0);
+        assert_eq!(t.columns, [true, false, true]);
+        assert_eq!(t.rows[2].1, [Some(7.0), None, Some(10.0)]);
+        for bad in [
+            "",
+            "x,cpu\n1,2\n2,3\n",
+            "t,gpu\n1,2\n2,3\n",
+            "t,cpu\n1,200\n2,3\n",
+            "t,cpu\n2,1\n1,1\n",
+            "t,cpu\n1,abc\n2,1\n",
+        ] {
+            assert!(parse_trace(bad, Path::new("x")).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cro_meets_a_mean_near_the_minimum_and_beats_fill_gap() {
+        // diurnal organic between 5 and 45 % (mean 25 %), target 30
+        let t = trace(30, |s| {
+            25.0 + 20.0 * (s / 86_400.0 * std::f64::consts::TAU).sin()
+        });
+        let d = resolved(
+            r#"{"version":1,"cpu":{"target_percent":30},"memory":{"enabled":false},"disk":{"enabled":false}}"#,
+        );
+        let cro = &simulate(&t, &d, Policy::Cro).resources["cpu"];
+        let fill = &simulate(&t, &d, Policy::FillGap).resources["cpu"];
+        assert!(cro.compliant, "{cro:?}");
+        assert!(
+            cro.cost_percent_hours <= 1.05 * cro.minimum_percent_hours,
+            "{cro:?}"
+        );
+        assert!(
+            fill.cost_percent_hours > 1.5 * cro.cost_percent_hours,
+            "{fill:?} vs {cro:?}"
+        );
+    }
+
+    #[test]
+    fn cro_meets_p95_cheaply() {
+        let t = trace(30, |s| {
+            if (s / 3600.0) as u64 % 24 == 12 {
+                15.0
+            } else {
+                3.0
+            }
+        });
+        let d = resolved(
+            r#"{"version":1,"window_days":7,"cpu":{"target_percent":20,"statistic":"p95"},"memory":{"enabled":false},"disk":{"enabled":false}}"#,
+        );
+        let cro = &simulate(&t, &d, Policy::Cro).resources["cpu"];
+        let fill = &simulate(&t, &d, Policy::FillGap).resources["cpu"];
+        assert!(cro.compliant && fill.compliant, "{cro:?}");
+        assert!(
+            cro.cost_percent_hours <= 0.15 * fill.cost_percent_hours,
+            "{cro:?} vs {fill:?}"
+        );
+    }
+
+    #[test]
+    fn deterministic() {
+        let t = trace(3, |s| (s / 977.0).sin().abs() * 30.0);
+        let d = resolved(r#"{"version":1,"memory":{"enabled":false},"disk":{"enabled":false}}"#);
+        let a = serde_json::to_string(&simulate(&t, &d, Policy::Cro)).unwrap();
+        let b = serde_json::to_string(&simulate(&t, &d, Policy::Cro)).unwrap();
+        assert_eq!(a, b);
+    }
+}

@@ -1,0 +1,404 @@
+//! Window statistics: what the history says about each resource over its window.
+//!
+//! Samples are aggregated into hourly buckets (time-weighted sums and 1-point histograms
+//! of total and organic), so a window of 30 days is 720 buckets whatever the tick rate,
+//! and the policy can ask "what is known of the window that will end at time X".
+//! Time without records (downtime, gaps) counts as 0 %: a provider that sees a stopped
+//! VM sees it idle, so gaps are never silently counted as compliant.
+use crate::desired::Statistic;
+use crate::history::{Record, Sample};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const BINS: usize = 101;
+pub const BUCKET_S: f64 = 3600.0;
+
+/// Time-weighted aggregate of samples of one resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agg {
+    /// Seconds recorded.
+    pub dt: f64,
+    /// Σ total × dt (percent-seconds), likewise organic and synthetic.
+    pub total: f64,
+    pub organic: f64,
+    pub synthetic: f64,
+    /// Seconds per 1-point bin of total (bin i holds [i, i+1), bin 100 holds 100).
+    #[serde(with = "sparse")]
+    pub total_hist: Vec<f64>,
+    #[serde(with = "sparse")]
+    pub organic_hist: Vec<f64>,
+}
+
+impl Default for Agg {
+    fn default() -> Self {
+        Agg {
+            dt: 0.0,
+            total: 0.0,
+            organic: 0.0,
+            synthetic: 0.0,
+            total_hist: vec![0.0; BINS],
+            organic_hist: vec![0.0; BINS],
+        }
+    }
+}
+
+fn bin(x: f64) -> usize {
+    (x.clamp(0.0, 100.0).floor() as usize).min(BINS - 1)
+}
+
+impl Agg {
+    pub fn add(&mut self, s: &Sample, dt: f64) {
+        let o = s.organic();
+        self.dt += dt;
+        self.total += s.total * dt;
+        self.organic += o * dt;
+        self.synthetic += s.synthetic * dt;
+        self.total_hist[bin(s.total)] += dt;
+        self.organic_hist[bin(o)] += dt;
+    }
+    pub fn merge(&mut self, o: &Agg) {
+        self.dt += o.dt;
+        self.total += o.total;
+        self.organic += o.organic;
+        self.synthetic += o.synthetic;
+        for i in 0..BINS {
+            self.total_hist[i] += o.total_hist[i];
+            self.organic_hist[i] += o.organic_hist[i];
+        }
+    }
+    /// Seconds with total at or above `target` (the bin holding `target` counts in
+    /// proportion, assuming samples spread evenly within it).
+    pub fn time_at_or_above(&self, target: f64) -> f64 {
+        time_at_or_above(&self.total_hist, target)
+    }
+}
+
+pub fn time_at_or_above(hist: &[f64], target: f64) -> f64 {
+    let b = bin(target);
+    let above: f64 = hist[b + 1..].iter().sum();
+    let frac = if b == BINS - 1 {
+        1.0
+    } else {
+        (b as f64 + 1.0 - target).clamp(0.0, 1.0)
+    };
+    above + hist[b] * frac
+}
+
+/// The lower edge of the highest bin such that that bin and those above it hold at least
+/// `share` of the weight: everything at or above it is the top `share` (or a little more).
+pub fn upper_bin(hist: &[f64], weight: f64, share: f64) -> f64 {
+    let need = share * weight;
+    let mut acc = 0.0;
+    for i in (0..BINS).rev() {
+        acc += hist[i];
+        if acc >= need && hist[i] > 0.0 {
+            return i as f64;
+        }
+    }
+    0.0
+}
+
+/// The value v such that `share` of the weight is at or above v (interpolated in a bin).
+pub fn upper_quantile(hist: &[f64], weight: f64, share: f64) -> f64 {
+    let need = share * weight;
+    let mut acc = 0.0;
+    for i in (0..BINS).rev() {
+        if acc + hist[i] >= need && hist[i] > 0.0 {
+            let within = (need - acc) / hist[i];
+            return (i as f64 + 1.0 - within).min(100.0).max(i as f64);
+        }
+        acc += hist[i];
+    }
+    0.0
+}
+
+/// Hourly buckets of one resource, keyed by bucket start (unix seconds / 3600).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub buckets: BTreeMap<i64, Agg>,
+}
+
+impl Series {
+    pub fn add(&mut self, end_unix: f64, dt: f64, s: &Sample) {
+        // A record covers (end - dt, end]; it is filed under the hour it ends in.
+        let key = (end_unix / BUCKET_S).floor() as i64;
+        self.buckets.entry(key).or_default().add(s, dt);
+    }
+    /// Aggregate of the buckets that lie in [from, to) (unix seconds). A bucket only
+    /// partly after `from` is left out: what the policy counts as already achieved must
+    /// not include samples that have in fact left the window.
+    pub fn range(&self, from: f64, to: f64) -> Agg {
+        let mut a = Agg::default();
+        let (f, t) = (
+            (from / BUCKET_S).ceil() as i64,
+            (to / BUCKET_S).ceil() as i64,
+        );
+        for (_, b) in self.buckets.range(f..t) {
+            a.merge(b);
+        }
+        a
+    }
+    pub fn first_time(&self) -> Option<f64> {
+        self.buckets.keys().next().map(|k| *k as f64 * BUCKET_S)
+    }
+    pub fn forget_before(&mut self, unix: f64) {
+        let k = (unix / BUCKET_S).floor() as i64;
+        self.buckets = self.buckets.split_off(&k);
+    }
+}
+
+/// The series of every resource, as read from the history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Windows {
+    pub cpu: Series,
+    pub memory: Series,
+    pub disk: BTreeMap<String, Series>,
+}
+
+impl Windows {
+    pub fn add(&mut self, r: &Record) {
+        let Some(t) = crate::timefmt::parse_rfc3339(&r.ts) else {
+            return;
+        };
+        let dt = r.interval_s.clamp(0.0, 86_400.0);
+        if let Some(s) = &r.cpu {
+            self.cpu.add(t, dt, s);
+        }
+        if let Some(s) = &r.memory {
+            self.memory.add(t, dt, s);
+        }
+        for (m, s) in &r.disk {
+            self.disk.entry(m.clone()).or_default().add(t, dt, s);
+        }
+    }
+    pub fn forget_before(&mut self, unix: f64) {
+        self.cpu.forget_before(unix);
+        self.memory.forget_before(unix);
+        for s in self.disk.values_mut() {
+            s.forget_before(unix);
+        }
+    }
+}
+
+/// What status shows per resource: the statistic over the window so far.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowStat {
+    pub statistic: String,
+    /// The statistic over recorded time in the window.
+    pub value: f64,
+    /// Share of the window (elapsed so far, or the whole window once full) with records.
+    pub coverage: f64,
+    /// Share of the window's time at or above the target.
+    pub share_at_target: f64,
+    /// Synthetic percent-hours spent in the window.
+    pub synthetic_percent_hours: f64,
+    /// Whether the statistic meets the target, counting gaps as 0 %.
+    pub compliant: bool,
+}
+
+pub fn stat(
+    series: &Series,
+    now: f64,
+    window_s: f64,
+    target: f64,
+    statistic: Statistic,
+) -> WindowStat {
+    let from = now - window_s;
+    let a = series.range(from, now + 1.0);
+    let span = match series.first_time() {
+        Some(f) if f > from => (now - f).max(1.0),
+        _ => window_s,
+    };
+    let coverage = (a.dt / span).clamp(0.0, 1.0);
+    let gaps = (span - a.dt).max(0.0);
+    let (value, compliant) = match statistic {
+        Statistic::Mean => {
+            let v = if a.dt > 0.0 { a.total / a.dt } else { 0.0 };
+            (v, a.total / span >= target)
+        }
+        Statistic::Percentile(p) => {
+            let share = (100 - p as u32) as f64 / 100.0;
+            let v = upper_quantile(&a.total_hist, a.dt, share);
+            let mut with_gaps = a.total_hist.clone();
+            with_gaps[0] += gaps;
+            (v, upper_quantile(&with_gaps, a.dt + gaps, share) >= target)
+        }
+    };
+    WindowStat {
+        statistic: statistic.name(),
+        value: (value * 100.0).round() / 100.0,
+        coverage: (coverage * 1000.0).round() / 1000.0,
+        share_at_target: if span > 0.0 {
+            ((a.time_at_or_above(target) / span) * 1000.0).round() / 1000.0
+        } else {
+            0.0
+        },
+        synthetic_percent_hours: (a.synthetic / 3600.0 * 100.0).round() / 100.0,
+        compliant,
+    }
+}
+
+/// `serde` helper: a histogram as {bin: seconds} for the non-zero bins.
+mod sparse {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+    pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        let m: BTreeMap<usize, f64> = v
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| **x != 0.0)
+            .map(|(i, x)| (i, *x))
+            .collect();
+        m.serialize(s)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        let m = BTreeMap::<usize, f64>::deserialize(d)?;
+        let mut v = vec![0.0; super::BINS];
+        for (i, x) in m {
+            if i < super::BINS {
+                v[i] = x;
+            }
+        }
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_and_shares() {
+        let mut h = vec![0.0; BINS];
+        h[10] = 95.0; // 95 s at 10..11 %
+        h[30] = 5.0; // 5 s at 30..31 %
+        assert!((time_at_or_above(&h, 20.0) - 5.0).abs() < 1e-9);
+        assert!((time_at_or_above(&h, 10.5) - (5.0 + 47.5)).abs() < 1e-9);
+        let p95 = upper_quantile(&h, 100.0, 0.05);
+        assert!((30.0..=31.0).contains(&p95), "{p95}");
+        let p50 = upper_quantile(&h, 100.0, 0.5);
+        assert!((10.0..=11.0).contains(&p50), "{p50}");
+    }
+
+    #[test]
+    fn gaps_count_as_zero_for_compliance() {
+        let mut s = Series::default();
+        let day = 86_400.0;
+        // 10 days at 30 % in a 30-day window, nothing else recorded
+        for h in 0..240 {
+            s.add(
+                h as f64 * 3600.0 + 3600.0,
+                3600.0,
+                &Sample::new(30.0, 0.0, 0.0, 25.0),
+            );
+        }
+        let st = stat(&s, 30.0 * day, 30.0 * day, 25.0, Statistic::Mean);
+        assert_eq!(st.value, 30.0);
+        assert!((st.coverage - 1.0 / 3.0).abs() < 0.01);
+        assert!(
+            !st.compliant,
+            "10 days at 30 % are not a 30-day mean of 25 %"
+        );
+        // ... but they are when the history is only 10 days old (elapsed-so-far window)
+        let st = stat(&s, 10.0 * day, 30.0 * day, 25.0, Statistic::Mean);
+        assert!(st.compliant && st.coverage > 0.99);
+    }
+
+    #[test]
+    fn sparse_round_trip() {
+        let mut a = Agg::default();
+        a.add(&Sample::new(41.2, 38.0, 40.0, 40.0), 60.0);
+        let j = serde_json::to_string(&a).unwrap();
+        assert!(j.contains("\"41\":60.0"), "{j}");
+        assert_eq!(serde_json::from_str::<Agg>(&j).unwrap(), a);
+    }
+}
+
+/// The window cache: the series folded from the history, and how far into each day file
+/// it has read. Day files are append-only, so a tick reads only the lines added since the
+/// last one; a file that shrank (replaced by hand) makes us rebuild from scratch.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Cache {
+    version: u32,
+    offsets: BTreeMap<String, u64>,
+    windows: Windows,
+}
+
+const CACHE_VERSION: u32 = 1;
+
+/// The series of the last `window_s` (plus a day) of history, read incrementally.
+/// Warnings name skipped lines. The cache is derived data: failing to save it is harmless.
+pub fn load(state_dir: &std::path::Path, now: f64, window_s: f64) -> (Windows, Vec<String>) {
+    let dir = crate::history::history_dir(state_dir);
+    let cache_path = state_dir.join("window-cache.json");
+    let mut cache: Cache = std::fs::read(&cache_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .filter(|c: &Cache| c.version == CACHE_VERSION)
+        .unwrap_or_default();
+    cache.version = CACHE_VERSION;
+    let from = now - window_s - 86_400.0;
+    let first_day = crate::timefmt::day(from);
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    let n = e.file_name().to_string_lossy().to_string();
+                    let len = e.metadata().ok()?.len();
+                    (n.ends_with(".jsonl") && n[..n.len() - 6] >= *first_day).then_some((n, len))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let mut warnings = vec![];
+    let mut changed = false;
+    // A shrunk file means the cache no longer matches: start over.
+    if files
+        .iter()
+        .any(|(n, len)| cache.offsets.get(n).is_some_and(|o| o > len))
+    {
+        cache = Cache {
+            version: CACHE_VERSION,
+            ..Default::default()
+        };
+    }
+    for (name, len) in &files {
+        let off = cache.offsets.get(name).copied().unwrap_or(0);
+        if off == *len {
+            continue;
+        }
+        let path = dir.join(name);
+        let Ok(bytes) = read_from(&path, off) else {
+            continue;
+        };
+        // Only complete lines: a torn tail is left for later (or for the warning below).
+        let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let text = String::from_utf8_lossy(&bytes[..end]);
+        for r in crate::history::parse_lines(&text, &path, &mut warnings) {
+            cache.windows.add(&r);
+        }
+        cache.offsets.insert(name.clone(), off + end as u64);
+        changed = true;
+    }
+    let before = cache.offsets.len();
+    cache
+        .offsets
+        .retain(|n, _| *n >= format!("{first_day}.jsonl"));
+    if changed || before != cache.offsets.len() {
+        cache.windows.forget_before(from);
+        if let Ok(b) = serde_json::to_vec(&cache) {
+            let _ = crate::fsutil::write_atomic(&cache_path, &b, 0o600, false);
+        }
+    }
+    (cache.windows, warnings)
+}
+
+fn read_from(path: &std::path::Path, off: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::Start(off))?;
+    let mut v = vec![];
+    f.read_to_end(&mut v)?;
+    Ok(v)
+}
