@@ -136,6 +136,40 @@ fn organic_distribution(known: &Agg, organic_now: Option<f64>) -> Vec<f64> {
     }
 }
 
+/// A seasonal-naive forecast of organic load over the next `h` seconds: each future hour
+/// is predicted by the latest known bucket at the same hour of the week, else at the same
+/// hour of the day. None until at least half the horizon has a prediction.
+fn seasonal_distribution(series: &Series, now: f64, h: f64) -> Option<Vec<f64>> {
+    let now_key = (now / window::BUCKET_S).floor() as i64;
+    let hours = (h / window::BUCKET_S).ceil().clamp(1.0, 24.0 * 400.0) as i64;
+    // How many future hours fall on each source bucket.
+    let mut counts: std::collections::BTreeMap<i64, f64> = std::collections::BTreeMap::new();
+    let mut predicted = 0i64;
+    for j in 0..hours {
+        let fut = now_key + j;
+        let back = |period: i64| -> Option<i64> {
+            let k = fut - ((fut - now_key) / period + 1) * period;
+            series.buckets.get(&k).filter(|b| b.dt > 0.0).map(|_| k)
+        };
+        if let Some(k) = back(168).or_else(|| back(24)) {
+            *counts.entry(k).or_default() += 1.0;
+            predicted += 1;
+        }
+    }
+    if predicted * 2 < hours {
+        return None;
+    }
+    let mut p = vec![0.0; BINS];
+    for (k, n) in counts {
+        let b = &series.buckets[&k];
+        for (i, w) in b.organic_hist.iter().enumerate() {
+            p[i] += n * w / b.dt;
+        }
+    }
+    let sum: f64 = p.iter().sum();
+    Some(p.iter().map(|x| x / sum).collect())
+}
+
 fn horizon(inp: &Input) -> (f64, Agg) {
     let start = inp.series.first_time().unwrap_or(inp.now).min(inp.now);
     let min_h = inp.tick_s.max(3600.0).min(inp.window_s);
@@ -150,7 +184,8 @@ pub fn decide(inp: &Input) -> Decision {
     let (h, known) = horizon(inp);
     let w = inp.window_s;
     let lim = inp.limits;
-    let p = organic_distribution(&known, inp.organic_now);
+    let p = seasonal_distribution(inp.series, inp.now, h)
+        .unwrap_or_else(|| organic_distribution(&known, inp.organic_now));
     let e_organic = expected_total(&p, 0.0, &lim);
     match inp.statistic {
         Statistic::Mean => {

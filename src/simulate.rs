@@ -277,7 +277,8 @@ fn minimum(organic: &[(f64, f64)], end: f64, window_s: f64, dt: f64, rule: &Rule
 }
 
 fn r3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
+    // + 0.0 turns -0.0 into 0.0, so the output never says "-0"
+    (x * 1000.0).round() / 1000.0 + 0.0
 }
 
 pub fn simulate(trace: &Trace, d: &Resolved, policy: Policy) -> Report {
