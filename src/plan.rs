@@ -101,8 +101,26 @@ pub fn desired_jobs(d: &Resolved, levels: &Levels) -> Vec<Job> {
     jobs
 }
 
+/// A job keeps its level while the policy's new one is within this many points of it (or
+/// both are 0): workers need no rewrite for a hundredth of a point, and the job file
+/// changes only when what the worker must do changes.
+pub const LEVEL_DEADBAND: f64 = 0.5;
+
 pub fn plan(desired: &Resolved, levels: &Levels, found: &[JobFound]) -> Plan {
-    let jobs = desired_jobs(desired, levels);
+    let mut levels = levels.clone();
+    for (id, level) in levels.iter_mut() {
+        let old = found
+            .iter()
+            .find(|f| &f.id == id)
+            .and_then(|f| f.job.as_ref())
+            .map(|j| j.spec.level_percent());
+        if let Some(old) = old {
+            if (old - *level).abs() < LEVEL_DEADBAND && (old == 0.0) == (*level == 0.0) {
+                *level = old;
+            }
+        }
+    }
+    let jobs = desired_jobs(desired, &levels);
     let mut actions = vec![];
     for job in &jobs {
         let f = found.iter().find(|f| f.id == job.id);
@@ -242,6 +260,22 @@ mod tests {
         assert_eq!(again.actions.len(), 1);
         assert!(
             matches!(&again.actions[0], Action::Write { id, reason, .. } if id == "cpu" && reason == "level 25 % -> 30 %")
+        );
+    }
+
+    #[test]
+    fn small_level_moves_keep_the_job() {
+        let d = resolved(r#"{"version":1,"memory":{"enabled":false}}"#);
+        let lv = |x: f64| Levels::from([("cpu".to_string(), x)]);
+        let p = plan(&d, &lv(30.0), &[]);
+        let found = found_from(&p, true);
+        assert!(plan(&d, &lv(30.3), &found).actions.is_empty());
+        assert_eq!(plan(&d, &lv(30.6), &found).actions.len(), 1);
+        let p0 = plan(&d, &lv(0.0), &[]);
+        assert_eq!(
+            plan(&d, &lv(0.2), &found_from(&p0, true)).actions.len(),
+            1,
+            "leaving 0 is always a change"
         );
     }
 

@@ -584,22 +584,24 @@ fn daemon_follows_edits_keeps_last_good_state_and_stops_on_sigterm() {
     let ws = wait_for(Duration::from_secs(10), "three workers", || {
         Some(e.workers()).filter(|w| w.len() == 3)
     });
-    // an edit by rename is picked up at once
+    // an edit by rename is picked up at once (max_synthetic_percent lands in the job
+    // whatever the organic load; a level would depend on what else runs)
     e.desired(
         &idle_desired(&m)
             .replace(r#"{"version":1,"#, r#"{"version":1,"interval_seconds":1,"#)
             .replace(
                 r#""cpu":{"target_percent":0}"#,
-                r#""cpu":{"target_percent":1}"#,
+                r#""cpu":{"target_percent":0,"max_synthetic_percent":50}"#,
             ),
     );
+    let cpu_job = || std::fs::read_to_string(e.state().join("jobs/cpu.json")).unwrap_or_default();
     wait_for(
         Duration::from_secs(5),
         "the cpu job to follow the edit",
         || {
-            std::fs::read_to_string(e.state().join("jobs/cpu.json"))
-                .ok()
-                .filter(|s| s.contains("\"level_percent\": 1.0"))
+            cpu_job()
+                .contains("\"max_synthetic_percent\": 50.0")
+                .then_some(())
         },
     );
     // a bad edit keeps the last good state
@@ -610,9 +612,9 @@ fn daemon_follows_edits_keeps_last_good_state_and_stops_on_sigterm() {
         "the daemon must keep running on a bad edit"
     );
     assert!(
-        std::fs::read_to_string(e.state().join("jobs/cpu.json"))
-            .unwrap()
-            .contains("\"level_percent\": 1.0")
+        cpu_job().contains("\"max_synthetic_percent\": 50.0"),
+        "the bad edit changed the job: {}",
+        cpu_job()
     );
     assert_eq!(e.workers(), ws);
     unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
@@ -645,4 +647,60 @@ fn no_symlink_in_ballast_dir_is_followed_by_recover() {
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep");
     assert!(!m.join(".cro-ballast").exists());
     assert!(e.job_files().is_empty());
+}
+
+/// The level comes from the window policy, in `reconcile --once`, `plan` and the daemon
+/// alike: five recorded days of organic CPU well above the target leave nothing to add,
+/// and five idle days ask for more than the target (catching up).
+#[test]
+fn reconcile_levels_follow_the_recorded_window() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as f64;
+    for (organic, expect_below) in [(60.0, true), (2.0, false)] {
+        let e = Env::new();
+        e.desired(r#"{"version":1,"window_days":10,"cpu":{"target_percent":25},"memory":{"enabled":false},"disk":{"enabled":false}}"#);
+        let hist = e.state().join("history");
+        std::fs::create_dir_all(&hist).unwrap();
+        // one record a minute for five days, ending now
+        let mut files: std::collections::BTreeMap<String, String> = Default::default();
+        for i in (0..5 * 1440).rev() {
+            let ts = now - i as f64 * 60.0;
+            let line = format!(
+                "{{\"ts\":\"{}\",\"interval_s\":60.0,\"cpu\":{{\"total\":{organic},\"synthetic\":0.0,\"level\":0.0,\"target\":25.0}}}}\n",
+                cro::timefmt::rfc3339(ts)
+            );
+            files
+                .entry(cro::timefmt::day(ts))
+                .or_default()
+                .push_str(&line);
+        }
+        for (day, text) in files {
+            std::fs::write(hist.join(format!("{day}.jsonl")), text).unwrap();
+        }
+        let plan = e.ok(&["plan", "--json"]).json();
+        let planned = plan["jobs"][0]["level_percent"].as_f64().unwrap();
+        e.ok(&["reconcile", "--once"]);
+        let job: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(e.state().join("jobs/cpu.json")).unwrap())
+                .unwrap();
+        let level = job["level_percent"].as_f64().unwrap();
+        assert!(
+            (level - planned).abs() < 0.5,
+            "plan said {planned}, reconcile wrote {level}"
+        );
+        if expect_below {
+            assert_eq!(level, 0.0, "organic {organic} % already meets 25 %");
+        } else {
+            assert!(
+                level > 25.0,
+                "after five idle days the level must catch up above the target: {level}"
+            );
+        }
+        let s = e.status();
+        let w = &s["resources"]["cpu"]["window"];
+        assert!((w["value"].as_f64().unwrap() - organic).abs() < 1.0, "{w}");
+        assert!(s["resources"]["cpu"]["forecast"]["note"].is_string());
+    }
 }
