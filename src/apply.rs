@@ -313,11 +313,14 @@ pub fn decide_levels(
     // The policy is asked again at the next tick; from cron that may be later than
     // interval_seconds, as the observed interval tells.
     let tick_s = (desired.interval_seconds as f64).max(obs.interval_s);
-    let prev = |id: &str| {
+    // The level moves gently from the job's level only while the target is the one it
+    // was planned for: an operator's change of target takes effect at once.
+    let prev = |id: &str, target: f64| {
         found
             .iter()
             .find(|f| f.id == id)
             .and_then(|f| f.job.as_ref())
+            .filter(|j| j.spec.target_percent() == target)
             .map(|j| j.spec.level_percent())
     };
     let mut levels = plan::Levels::new();
@@ -336,7 +339,7 @@ pub fn decide_levels(
             statistic: rule.statistic,
             limits: rule.limits,
             series: series.unwrap_or(&empty),
-            prev_level: prev(&id),
+            prev_level: prev(&id, rule.target),
             organic_now: Some(organic_now),
         });
         levels.insert(id, d.level);

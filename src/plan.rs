@@ -68,6 +68,7 @@ pub fn desired_jobs(d: &Resolved, levels: &Levels) -> Vec<Job> {
             "cpu".into(),
             JobSpec::Cpu {
                 level_percent: level,
+                target_percent: c.target_percent,
                 max_synthetic_percent: c.max_synthetic_percent,
             },
         ));
@@ -77,6 +78,7 @@ pub fn desired_jobs(d: &Resolved, levels: &Levels) -> Vec<Job> {
             "memory".into(),
             JobSpec::Memory {
                 level_percent: levels.get("memory").copied().unwrap_or(m.target_percent),
+                target_percent: m.target_percent,
                 min_available_percent: m.min_available_percent,
             },
         ));
@@ -90,6 +92,7 @@ pub fn desired_jobs(d: &Resolved, levels: &Levels) -> Vec<Job> {
                 JobSpec::Disk {
                     mount: mount.clone(),
                     level_percent: level,
+                    target_percent: k.target_percent,
                     min_free_percent: k.min_free_percent,
                     min_free_bytes: k.min_free_bytes,
                     fill: k.fill,
@@ -222,6 +225,7 @@ mod tests {
             p.jobs[0].spec,
             JobSpec::Cpu {
                 level_percent: 25.0,
+                target_percent: 25.0,
                 max_synthetic_percent: 90.0
             }
         );

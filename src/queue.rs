@@ -35,16 +35,24 @@ pub enum JobSpec {
     Cpu {
         /// Total host CPU (organic + synthetic) to hold, percent.
         level_percent: f64,
+        /// The target the level was planned for (the level moves gently only while the
+        /// target stays the same).
+        #[serde(default)]
+        target_percent: f64,
         /// Never add more than this, percent of the host.
         max_synthetic_percent: f64,
     },
     Memory {
         level_percent: f64,
+        #[serde(default)]
+        target_percent: f64,
         min_available_percent: f64,
     },
     Disk {
         mount: PathBuf,
         level_percent: f64,
+        #[serde(default)]
+        target_percent: f64,
         min_free_percent: f64,
         min_free_bytes: u64,
         fill: Fill,
@@ -57,6 +65,13 @@ impl JobSpec {
             JobSpec::Cpu { level_percent, .. }
             | JobSpec::Memory { level_percent, .. }
             | JobSpec::Disk { level_percent, .. } => *level_percent,
+        }
+    }
+    pub fn target_percent(&self) -> f64 {
+        match self {
+            JobSpec::Cpu { target_percent, .. }
+            | JobSpec::Memory { target_percent, .. }
+            | JobSpec::Disk { target_percent, .. } => *target_percent,
         }
     }
     pub fn resource(&self) -> &'static str {
@@ -331,6 +346,7 @@ mod tests {
             id: "cpu".into(),
             spec: JobSpec::Cpu {
                 level_percent: 40.0,
+                target_percent: 40.0,
                 max_synthetic_percent: 90.0,
             },
         };

@@ -574,13 +574,14 @@ fn daemon_follows_edits_keeps_last_good_state_and_stops_on_sigterm() {
     e.desired(
         &idle_desired(&m).replace(r#"{"version":1,"#, r#"{"version":1,"interval_seconds":1,"#),
     );
-    let mut d = e
-        .cmd()
-        .arg("reconcile")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut d = Daemon(
+        e.cmd()
+            .arg("reconcile")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let ws = wait_for(Duration::from_secs(10), "three workers", || {
         Some(e.workers()).filter(|w| w.len() == 3)
     });
@@ -608,7 +609,7 @@ fn daemon_follows_edits_keeps_last_good_state_and_stops_on_sigterm() {
     e.desired(r#"{"version":1,"cpu":{"target_percent":1000}}"#);
     std::thread::sleep(Duration::from_millis(2500));
     assert!(
-        d.try_wait().unwrap().is_none(),
+        d.0.try_wait().unwrap().is_none(),
         "the daemon must keep running on a bad edit"
     );
     assert!(
@@ -617,13 +618,13 @@ fn daemon_follows_edits_keeps_last_good_state_and_stops_on_sigterm() {
         cpu_job()
     );
     assert_eq!(e.workers(), ws);
-    unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(d.0.id() as i32, libc::SIGTERM) };
     let out = wait_for(Duration::from_secs(5), "the daemon to exit", || {
-        d.try_wait().unwrap()
+        d.0.try_wait().unwrap()
     });
     assert!(out.success(), "{out:?}");
     let mut err = String::new();
-    std::io::Read::read_to_string(d.stderr.as_mut().unwrap(), &mut err).unwrap();
+    std::io::Read::read_to_string(d.0.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(
         err.contains("cpu.target_percent"),
         "the bad edit must be logged with its field: {err}"

@@ -132,26 +132,42 @@ fn cpu_holds_40_percent_on_an_idle_host() {
 
 #[test]
 fn cpu_fills_only_the_gap_next_to_a_busy_loop_and_yields_to_it() {
+    // A/B in alternating rounds (cro at level 70, then at level 0), so the drift of a
+    // shared VM's speed over seconds hits both sides alike.
     let e = Env::new();
     let spin = Spinner::start();
-    std::thread::sleep(Duration::from_millis(500));
-    let solo = spin.rate_over(Duration::from_secs(3));
-    e.desired(r#"{"version":1,"cpu":{"target_percent":70},"memory":{"enabled":false},"disk":{"enabled":false}}"#);
-    e.ok(&["reconcile", "--once"]);
-    std::thread::sleep(Duration::from_secs(5));
-    let a = cpu_times();
-    let shared = spin.rate_over(Duration::from_secs(5));
-    let b = cpu_times();
-    let total = (b.0 - a.0) as f64 / (b.1 - a.1) as f64 * 100.0;
-    let ratio = shared / solo;
-    eprintln!("busy loop + level 70: total {total:.1} %, loop speed {ratio:.3} x solo");
+    let desired = |t: u32| {
+        format!(
+            r#"{{"version":1,"cpu":{{"target_percent":{t}}},"memory":{{"enabled":false}},"disk":{{"enabled":false}}}}"#
+        )
+    };
+    let (mut on, mut off, mut totals) = (vec![], vec![], vec![]);
+    for _ in 0..4 {
+        e.desired(&desired(70));
+        e.ok(&["reconcile", "--once"]);
+        std::thread::sleep(Duration::from_secs(4));
+        let a = cpu_times();
+        on.push(spin.rate_over(Duration::from_secs(3)));
+        let b = cpu_times();
+        totals.push((b.0 - a.0) as f64 / (b.1 - a.1) as f64 * 100.0);
+        e.desired(&desired(0));
+        e.ok(&["reconcile", "--once"]);
+        std::thread::sleep(Duration::from_secs(2));
+        off.push(spin.rate_over(Duration::from_secs(3)));
+    }
+    let sum = |v: &[f64]| v.iter().sum::<f64>();
+    let ratio = sum(&on) / sum(&off);
+    let total = sum(&totals) / totals.len() as f64;
+    eprintln!(
+        "busy loop + level 70: total {total:.1} % (rounds {totals:.1?}), loop speed {ratio:.3} x without cro"
+    );
     assert!(
         (total - 70.0).abs() <= 5.0,
         "total {total:.1} % is not 70 ± 5 (fill the gap, not add on top)"
     );
     assert!(
         ratio >= 0.95,
-        "the real loop kept only {ratio:.3} of its solo speed"
+        "the real loop kept only {ratio:.3} of its speed without cro"
     );
 }
 
@@ -184,9 +200,18 @@ fn memory_ballast_is_reached_released_and_yields_to_a_real_allocator() {
     for i in (0..hog.len()).step_by(4096) {
         hog[i] = 1;
     }
-    let given_back = wait_for(Duration::from_secs(5), "the ballast to shrink", || {
-        (rss(pid) <= 150 * MIB).then(|| t.elapsed())
-    });
+    let given_back = wait_for_or(
+        Duration::from_secs(5),
+        || (rss(pid) <= 150 * MIB).then(|| t.elapsed()),
+        || {
+            format!(
+                "the ballast to shrink (rss {} MiB); job: {:?}; status: {:?}",
+                rss(pid) / MIB,
+                std::fs::read_to_string(e.state().join("jobs/memory.json")),
+                e.job_status("memory")
+            )
+        },
+    );
     let (_, avail_after) = meminfo();
     let floor_bytes = (floor / 100.0 * total as f64) as u64;
     eprintln!(

@@ -171,6 +171,7 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
         let JobSpec::Cpu {
             level_percent,
             max_synthetic_percent,
+            ..
         } = ctx.spec
         else {
             break End::JobRemoved;

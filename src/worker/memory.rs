@@ -167,6 +167,7 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
         let JobSpec::Memory {
             level_percent,
             min_available_percent,
+            ..
         } = ctx.spec
         else {
             break End::JobRemoved;

@@ -143,6 +143,20 @@ impl Env {
     }
 }
 
+/// A daemon started by a test. Killed on drop, which runs before the `Env`'s recover when
+/// the guard is declared after the `Env`: a daemon left running would start the workers
+/// again right after recover removed them.
+pub struct Daemon(pub std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
 pub fn workers_of(state: &Path) -> Vec<(String, i32)> {
     let jobs = std::fs::canonicalize(state.join("jobs")).unwrap_or(state.join("jobs"));
     let prefix = format!("{}/", jobs.display());
@@ -180,6 +194,26 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
         assert!(
             Instant::now() < end,
             "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `wait_for`, with a failure message built when it fails (to show the state then).
+pub fn wait_for_or<T>(
+    timeout: Duration,
+    mut f: impl FnMut() -> Option<T>,
+    what: impl Fn() -> String,
+) -> T {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < end,
+            "timed out after {timeout:?} waiting for {}",
+            what()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
