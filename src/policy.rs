@@ -182,6 +182,15 @@ fn horizon(inp: &Input) -> (f64, Agg) {
 
 pub fn decide(inp: &Input) -> Decision {
     let (h, known) = horizon(inp);
+    if inp.target <= 0.0 {
+        return Decision {
+            level: 0.0,
+            on_track: true,
+            horizon_hours: round(h / 3600.0),
+            hours_needed: 0.0,
+            note: "target 0: nothing to hold".into(),
+        };
+    }
     let w = inp.window_s;
     let lim = inp.limits;
     let p = seasonal_distribution(inp.series, inp.now, h)

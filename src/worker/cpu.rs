@@ -48,12 +48,20 @@ impl CpuControl {
         // Integrate only when the burners had a duty last interval (otherwise `own` says
         // nothing about how they fare), and not while the output is pinned in the error's
         // direction (anti-windup).
+        // The integral is what the burners lose to real work; it is kept while there is
+        // nothing to add (so the next ramp starts from it) but not applied then. Gain 0.8
+        // per second: stable while a duty step moves our share by less than 2.5x its
+        // nominal effect, and about 3 s to settle when real work halves it.
+        if want <= 0.0 {
+            self.prev_duty = 0.0;
+            return CpuStep {
+                duty: 0.0,
+                want_percent: 0.0,
+            };
+        }
         let pinned = (self.prev_duty >= 1.0 && err > 0.0) || (self.prev_duty <= 0.0 && err < 0.0);
         if self.prev_duty > 0.0 && !pinned {
-            self.bias = (self.bias + 0.4 * err).clamp(-1.0, 1.0);
-        }
-        if want == 0.0 {
-            self.bias = self.bias.min(0.0);
+            self.bias = (self.bias + 0.8 * err).clamp(-1.0, 1.0);
         }
         let duty = (ff + self.bias).clamp(0.0, 1.0);
         self.prev_duty = duty;
@@ -150,7 +158,6 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
     let mut prev_host = observe::read_cpu_times().ok();
     let mut prev_own = clock_secs(libc::CLOCK_PROCESS_CPUTIME_ID);
     let mut prev_at = Instant::now();
-    let mut smoothed = 0.0;
     let end = loop {
         if let Err(end) = ctx.poll() {
             break end;
@@ -187,12 +194,9 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
         shared
             .duty_ppm
             .store((step.duty * 1e6) as u32, Ordering::Relaxed);
-        smoothed = if smoothed == 0.0 {
-            own
-        } else {
-            0.7 * smoothed + 0.3 * own
-        };
-        ctx.status.synthetic_percent = (smoothed * 100.0).round() / 100.0;
+        // Our share over the last second as measured (already an interval average; the
+        // reconciler's history uses the cumulative CPU clock, not this figure).
+        ctx.status.synthetic_percent = (own * 100.0).round() / 100.0;
         ctx.status.cpu_seconds_total = own_now;
         ctx.status.limited_by = (step.want_percent >= max_synthetic_percent
             && level_percent - observe::organic(total, own) > max_synthetic_percent)
