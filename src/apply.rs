@@ -439,6 +439,18 @@ pub fn tick(q: &Queue, desired: &Resolved) -> Result<TickReport> {
     if let Err(e) = history::append(&q.state_dir, obs.at, &record) {
         errors.push(e.to_string());
     }
+    // Retention: the window (plus a day for the day file still being written) is never
+    // deleted, whatever the grace.
+    let keep = desired.window_days + 1 + desired.history_grace_days;
+    match history::prune(&q.state_dir, obs.at, keep) {
+        Ok(gone) if !gone.is_empty() => tracing::info!(
+            files = gone.len(),
+            keep_days = keep,
+            "deleted history older than the window and its grace"
+        ),
+        Ok(_) => {}
+        Err(e) => errors.push(e.to_string()),
+    }
     Ok(TickReport {
         plan,
         decisions,

@@ -31,6 +31,15 @@ pub struct Cli {
     /// Desired-state file [default: <state-dir>/desired.json].
     #[arg(long, env = "CRO_DESIRED", global = true, value_name = "FILE")]
     pub desired: Option<PathBuf>,
+    /// Log level (error, warn, info, debug, trace); RUST_LOG, when set, wins.
+    #[arg(long, global = true, value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Also write logs to daily files in DIR (cro.log.YYYY-MM-DD).
+    #[arg(long, env = "CRO_LOG_DIR", global = true, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// With --log-dir: how many daily files to keep.
+    #[arg(long, global = true, value_name = "N", default_value_t = 14)]
+    pub log_keep: usize,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -106,6 +115,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff).
+    Man,
     /// (internal) Run one job. Started by reconcile.
     #[command(hide = true)]
     Worker {

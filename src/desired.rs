@@ -31,6 +31,11 @@ pub struct DesiredState {
     #[serde(default = "default_window")]
     #[schemars(range(min = 1, max = 366))]
     pub window_days: u32,
+    /// Days of history kept beyond the window (older day files are deleted; the current
+    /// window is never touched).
+    #[serde(default = "default_history_grace")]
+    #[schemars(range(min = 0, max = 3660))]
+    pub history_grace_days: u32,
     /// Target by nominal memory size; the last tier whose `min_memory_gib` the host reaches wins.
     #[serde(default = "default_tiers")]
     pub tiers: Vec<Tier>,
@@ -132,6 +137,9 @@ fn default_interval() -> u64 {
 fn default_window() -> u32 {
     30
 }
+fn default_history_grace() -> u32 {
+    30
+}
 fn default_statistic() -> String {
     "mean".into()
 }
@@ -203,6 +211,7 @@ impl Default for DesiredState {
             paused: false,
             interval_seconds: 60,
             window_days: 30,
+            history_grace_days: 30,
             tiers: default_tiers(),
             cpu: CpuSpec::default(),
             memory: MemorySpec::default(),
@@ -267,6 +276,7 @@ pub struct Resolved {
     pub paused: bool,
     pub interval_seconds: u64,
     pub window_days: u32,
+    pub history_grace_days: u32,
     pub memory_tier_gib: f64,
     pub cpu: Option<CpuTarget>,
     pub memory: Option<MemoryTarget>,
@@ -489,6 +499,15 @@ impl DesiredState {
                 ),
             );
         }
+        if self.history_grace_days > 3660 {
+            bad(
+                "history_grace_days",
+                format!(
+                    "{} is out of range; allowed 0 to 3660",
+                    self.history_grace_days
+                ),
+            );
+        }
         if !(1..=366).contains(&self.window_days) {
             bad(
                 "window_days",
@@ -623,6 +642,7 @@ impl DesiredState {
             paused: self.paused,
             interval_seconds: self.interval_seconds,
             window_days: self.window_days,
+            history_grace_days: self.history_grace_days,
             memory_tier_gib: nominal,
             cpu,
             memory,

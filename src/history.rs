@@ -144,6 +144,37 @@ pub fn read_since(state_dir: &Path, since_unix: f64) -> Result<(Vec<Record>, Vec
     Ok((out, warnings))
 }
 
+/// Delete day files older than `keep_days` before `now` (by the date in their name). The
+/// caller passes at least the window plus one day, so the current window is never touched.
+/// Returns the files deleted.
+pub fn prune(state_dir: &Path, now: f64, keep_days: u32) -> Result<Vec<PathBuf>> {
+    let dir = history_dir(state_dir);
+    let oldest_kept = timefmt::day(now - keep_days as f64 * 86_400.0);
+    let mut gone = vec![];
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(gone),
+        Err(e) => return Err(Error::io(dir, "list", e)),
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(day) = name.strip_suffix(".jsonl") else {
+            continue;
+        };
+        // only our own day files: YYYY-MM-DD
+        if day.len() != 10 || timefmt::parse_rfc3339(&format!("{day}T00:00:00Z")).is_none() {
+            continue;
+        }
+        if *day < *oldest_kept && e.file_type().is_ok_and(|t| t.is_file()) {
+            std::fs::remove_file(e.path())
+                .map_err(|err| Error::io(e.path(), "delete old history", err))?;
+            gone.push(e.path());
+        }
+    }
+    gone.sort();
+    Ok(gone)
+}
+
 /// The last record, if any (looks back two days).
 pub fn last(state_dir: &Path, now: f64) -> Option<Record> {
     read_since(state_dir, now - 2.0 * 86_400.0).ok()?.0.pop()
@@ -182,6 +213,25 @@ mod tests {
         assert_eq!(rs.len(), 2);
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(!w[0].contains("torn"));
+    }
+
+    #[test]
+    fn prune_keeps_the_window() {
+        let d = tempfile::tempdir().unwrap();
+        let now = timefmt::parse_rfc3339("2026-11-27T03:40:00Z").unwrap();
+        for back in [0, 1, 30, 31, 59, 60, 61, 400] {
+            let t = now - back as f64 * 86_400.0;
+            append(d.path(), t, &rec(&timefmt::rfc3339(t))).unwrap();
+        }
+        std::fs::write(history_dir(d.path()).join("notes.jsonl"), "keep").unwrap();
+        let gone = prune(d.path(), now, 60).unwrap();
+        let names: Vec<String> = gone
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(names, ["2025-10-23.jsonl", "2026-09-27.jsonl"]);
+        assert!(history_dir(d.path()).join("notes.jsonl").exists());
+        assert_eq!(std::fs::read_dir(history_dir(d.path())).unwrap().count(), 7);
     }
 
     #[test]

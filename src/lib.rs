@@ -8,6 +8,8 @@ pub mod desired;
 pub mod error;
 pub mod fsutil;
 pub mod history;
+pub mod host;
+pub mod logging;
 pub mod observe;
 pub mod plan;
 pub mod policy;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub desired: DesiredInfo,
-    pub host: HostInfo,
+    pub host: crate::host::Host,
     pub resources: Resources,
     pub jobs: Vec<JobInfo>,
     /// Timestamp of the last history record (the last reconcile).
@@ -30,16 +30,6 @@ pub struct DesiredInfo {
     pub valid: bool,
     pub error: Option<String>,
     pub paused: bool,
-}
-
-#[derive(Debug, Serialize)]
-pub struct HostInfo {
-    pub memory_total_bytes: u64,
-    pub memory_tier_gib: f64,
-    pub memory_bounded_by_cgroup: bool,
-    pub cpus: usize,
-    pub usable_cpus: f64,
-    pub cgroup: observe::CgroupLimits,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -217,13 +207,9 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
             .expect("default is valid")
     });
     let (obs, windows, decisions, _) = apply::prepare(&q, &shown, &found, false)?;
-    let host = HostInfo {
-        memory_total_bytes: mem.total_bytes,
+    let host = crate::host::Host {
         memory_tier_gib: shown.memory_tier_gib,
-        memory_bounded_by_cgroup: mem.cgroup_bounded,
-        cpus: obs.host_cpus,
-        usable_cpus: obs.usable_cpus,
-        cgroup: obs.cgroup.clone(),
+        ..crate::host::detect()
     };
     let mut res = resources(&obs, &shown, &found);
     let window_s = shown.window_days as f64 * 86_400.0;
@@ -274,7 +260,9 @@ pub fn render_status(s: &Status) -> String {
         o += &format!("CONFIG ERROR: {e}\n  (workers keep their last good jobs)\n");
     }
     o += &format!(
-        "host: {} memory (tier {} GiB{}), {} CPUs ({} usable), cgroup {}\n",
+        "host: {} ({}), {} memory (tier {} GiB{}), {} CPUs ({} usable), cgroup {}{}\n",
+        s.host.os.as_deref().unwrap_or("Linux"),
+        s.host.platform,
         human_bytes(s.host.memory_total_bytes),
         s.host.memory_tier_gib,
         if s.host.memory_bounded_by_cgroup {
@@ -284,7 +272,12 @@ pub fn render_status(s: &Status) -> String {
         },
         s.host.cpus,
         s.host.usable_cpus,
-        s.host.cgroup.version
+        s.host.cgroup.version,
+        if s.host.container {
+            ", in a container"
+        } else {
+            ""
+        }
     );
     o += &format!(
         "last reconcile: {}\n\n",

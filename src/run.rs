@@ -186,6 +186,18 @@ pub fn run(cli: Cli) -> Result<i32> {
             print!("{}", desired::schema_json());
             Ok(exit::OK)
         }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "cro", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .map_err(|e| Error::Runtime(format!("cannot write the man page: {e}")))?;
+            Ok(exit::OK)
+        }
         Command::Worker { job } => {
             crate::worker::run(&job)?;
             Ok(exit::OK)

@@ -705,3 +705,51 @@ fn reconcile_levels_follow_the_recorded_window() {
         assert!(s["resources"]["cpu"]["forecast"]["note"].is_string());
     }
 }
+
+#[test]
+fn completions_man_and_log_dir() {
+    let e = Env::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = e.ok(&["completions", shell]).stdout;
+        assert!(
+            out.contains("reconcile") && out.contains("recover"),
+            "{shell}: {out:.200}"
+        );
+    }
+    let man = e.ok(&["man"]).stdout;
+    assert!(
+        man.contains(".TH cro 1") && man.contains("reconcile"),
+        "{man:.300}"
+    );
+    let logs = e.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    e.ok(&[
+        "--log-dir",
+        logs.to_str().unwrap(),
+        "--log-level",
+        "debug",
+        "plan",
+    ]);
+    let files: Vec<_> = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .map(|f| f.file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(files.iter().any(|f| f.starts_with("cro.log")), "{files:?}");
+    assert_eq!(
+        e.run(&["--log-level", "loud", "plan"]).code,
+        0,
+        "an unknown level falls back, it does not fail"
+    );
+}
+
+#[test]
+fn status_names_the_host() {
+    let e = Env::new();
+    let h = &e.status()["host"];
+    assert!(h["platform"].as_str().is_some_and(|p| !p.is_empty()), "{h}");
+    assert!(h["memory_tier_gib"].as_f64().unwrap() >= 1.0);
+    assert!(h["cpus"].as_u64().unwrap() >= 1);
+    assert!(h["cgroup"]["version"].is_string());
+    assert!(h["container"].is_boolean());
+}

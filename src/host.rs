@@ -1,0 +1,135 @@
+//! What kind of host this is: distribution (from /etc/os-release), memory and its nominal
+//! tier size, CPUs, cgroup limits, and whether we run in a container.
+use crate::observe::CgroupLimits;
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Host {
+    /// centos, ubuntu, kylin, openeuler, or the os-release ID found ("linux" if none).
+    pub platform: String,
+    /// PRETTY_NAME from os-release, if any.
+    pub os: Option<String>,
+    pub memory_total_bytes: u64,
+    /// The nominal size the tiers are resolved with (a 15.6 GiB VM is a 16 GiB host).
+    pub memory_tier_gib: f64,
+    pub memory_bounded_by_cgroup: bool,
+    pub cpus: usize,
+    pub usable_cpus: f64,
+    pub cgroup: CgroupLimits,
+    pub container: bool,
+}
+
+/// Parse os-release text into (platform, pretty name). Known families are named the way
+/// operators say them: RHEL clones that call themselves "centos" stay centos, Kylin's
+/// several IDs (kylin, neokylin) become kylin, openEuler's "openEuler" becomes openeuler.
+pub fn parse_os_release(text: &str) -> (String, Option<String>) {
+    let field = |k: &str| -> Option<String> {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(k)?
+                    .strip_prefix('=')
+                    .map(|v| v.trim().trim_matches('"').trim_matches('\'').to_string())
+            })
+            .filter(|v| !v.is_empty())
+    };
+    let id = field("ID").unwrap_or_else(|| "linux".into()).to_lowercase();
+    let like = field("ID_LIKE").unwrap_or_default().to_lowercase();
+    let name = field("NAME").unwrap_or_default().to_lowercase();
+    let platform = if id.contains("kylin") || name.contains("kylin") {
+        "kylin".to_string()
+    } else if id == "openeuler" || name.contains("openeuler") {
+        "openeuler".to_string()
+    } else if id == "centos" || (id == "rhel" && name.contains("centos")) {
+        "centos".to_string()
+    } else if id == "ubuntu" {
+        "ubuntu".to_string()
+    } else if id.is_empty() && like.contains("rhel") {
+        "rhel".to_string()
+    } else {
+        id
+    };
+    (platform, field("PRETTY_NAME"))
+}
+
+/// Inside a container? (systemd's and Docker's markers, or a container= environment.)
+fn in_container() -> bool {
+    std::path::Path::new("/.dockerenv").exists()
+        || std::path::Path::new("/run/.containerenv").exists()
+        || std::fs::read_to_string("/run/systemd/container").is_ok_and(|s| !s.trim().is_empty())
+        || std::fs::read("/proc/1/environ")
+            .is_ok_and(|e| e.split(|&b| b == 0).any(|v| v.starts_with(b"container=")))
+}
+
+pub fn detect() -> Host {
+    let (platform, os) = std::fs::read_to_string("/etc/os-release")
+        .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
+        .map(|t| parse_os_release(&t))
+        .unwrap_or_else(|_| ("linux".into(), None));
+    let cgroup = crate::observe::read_cgroup_limits();
+    let mem = crate::observe::read_memory(&cgroup).unwrap_or_default();
+    Host {
+        platform,
+        os,
+        memory_total_bytes: mem.total_bytes,
+        memory_tier_gib: crate::desired::nominal_gib(mem.total_bytes),
+        memory_bounded_by_cgroup: mem.cgroup_bounded,
+        cpus: crate::observe::host_cpus(),
+        usable_cpus: crate::observe::usable_cpus(&cgroup),
+        cgroup,
+        container: in_container(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn five_distributions() {
+        let cases = [
+            (
+                "NAME=\"CentOS Linux\"\nVERSION=\"7 (Core)\"\nID=\"centos\"\nID_LIKE=\"rhel fedora\"\nPRETTY_NAME=\"CentOS Linux 7 (Core)\"\n",
+                "centos",
+                Some("CentOS Linux 7 (Core)"),
+            ),
+            (
+                "NAME=\"Ubuntu\"\nVERSION=\"22.04.4 LTS (Jammy Jellyfish)\"\nID=ubuntu\nID_LIKE=debian\nPRETTY_NAME=\"Ubuntu 22.04.4 LTS\"\n",
+                "ubuntu",
+                Some("Ubuntu 22.04.4 LTS"),
+            ),
+            (
+                "NAME=\"Kylin Linux Advanced Server\"\nVERSION=\"V10 (Lance)\"\nID=\"kylin\"\nVERSION_ID=\"V10\"\nPRETTY_NAME=\"Kylin Linux Advanced Server V10 (Lance)\"\n",
+                "kylin",
+                Some("Kylin Linux Advanced Server V10 (Lance)"),
+            ),
+            (
+                "NAME=\"openEuler\"\nVERSION=\"22.03 (LTS-SP3)\"\nID=\"openEuler\"\nVERSION_ID=\"22.03\"\nPRETTY_NAME=\"openEuler 22.03 (LTS-SP3)\"\nANSI_COLOR=\"0;31\"\n",
+                "openeuler",
+                Some("openEuler 22.03 (LTS-SP3)"),
+            ),
+            (
+                "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nID=debian\n",
+                "debian",
+                Some("Debian GNU/Linux 12 (bookworm)"),
+            ),
+            (
+                "NAME=\"NeoKylin Linux Server\"\nID=neokylin\n",
+                "kylin",
+                None,
+            ),
+            ("", "linux", None),
+        ];
+        for (text, platform, pretty) in cases {
+            let (p, o) = parse_os_release(text);
+            assert_eq!(p, platform, "{text}");
+            assert_eq!(o.as_deref(), pretty);
+        }
+    }
+
+    #[test]
+    fn detects_this_host() {
+        let h = detect();
+        assert!(h.memory_total_bytes > 0 && h.cpus > 0);
+        assert!(h.memory_tier_gib >= 1.0);
+    }
+}
