@@ -3,8 +3,9 @@
 # units name /usr/local/bin/cro; the check uses copies that point at the built binary.
 #   bash examples/systemd/verify.sh [path/to/cro]
 set -euo pipefail
-cd "$(dirname "$0")"
-cro=$(realpath "${1:-../../target/debug/cro}")
+here=$(cd "$(dirname "$0")" && pwd)
+cro=$(realpath "${1:-$here/../../target/debug/cro}")
+cd "$here"
 command -v systemd-analyze >/dev/null || { echo "systemd-analyze not found (apt-get install systemd)" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
