@@ -137,9 +137,7 @@ fn reconcile_twice_rewrites_nothing_and_keeps_workers() {
     let e = Env::new();
     e.desired(&idle_desired(&e.plain_mount()));
     e.ok(&["reconcile", "--once"]);
-    let first = wait_for(Duration::from_secs(10), "three workers", || {
-        Some(e.workers()).filter(|w| w.len() == 3)
-    });
+    let first = three_workers(&e);
     let stat = |n: &str| std::fs::metadata(e.state().join("jobs").join(n)).unwrap();
     let before: Vec<_> = ["cpu.json", "memory.json"]
         .iter()
@@ -179,39 +177,14 @@ fn reconcile_twice_rewrites_nothing_and_keeps_workers() {
 fn twenty_parallel_reconciles_start_one_worker_per_job() {
     let e = Env::new();
     e.desired(&idle_desired(&e.plain_mount()));
-    let children: Vec<_> = (0..20)
-        .map(|_| {
-            e.cmd()
-                .args(["reconcile", "--once"])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let codes: Vec<i32> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
-        .collect();
+    let codes = parallel_passes(&e, 20);
     assert!(
         codes.iter().all(|&c| c == 0 || c == 75),
         "only 0 or 75 allowed: {codes:?}"
     );
     assert!(codes.contains(&0));
     // more passes, racing, to give a second worker every chance to appear
-    let more: Vec<_> = (0..10)
-        .map(|_| {
-            e.cmd()
-                .args(["reconcile", "--once"])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut c in more {
-        c.wait().unwrap();
-    }
+    parallel_passes(&e, 10);
     std::thread::sleep(Duration::from_millis(500));
     let ws = e.workers();
     let ids: Vec<&str> = ws.iter().map(|w| w.0.as_str()).collect();
@@ -227,9 +200,7 @@ fn killed_worker_is_restarted_exactly_once() {
     let e = Env::new();
     e.desired(&idle_desired(&e.plain_mount()));
     e.ok(&["reconcile", "--once"]);
-    let ws = wait_for(Duration::from_secs(10), "three workers", || {
-        Some(e.workers()).filter(|w| w.len() == 3)
-    });
+    let ws = three_workers(&e);
     let (_, mem_pid) = ws.iter().find(|w| w.0 == "memory").unwrap().clone();
     wait_for(
         Duration::from_secs(5),
@@ -292,9 +263,7 @@ fn bad_desired_file_changes_nothing_running() {
     let m = e.plain_mount();
     e.desired(&idle_desired(&m));
     e.ok(&["reconcile", "--once"]);
-    let ws = wait_for(Duration::from_secs(10), "three workers", || {
-        Some(e.workers()).filter(|w| w.len() == 3)
-    });
+    let ws = three_workers(&e);
     let job_before = std::fs::read(e.state().join("jobs/cpu.json")).unwrap();
     e.desired(r#"{"version":1,"cpu":{"target_percent":250}}"#);
     for cmd in [&["reconcile", "--once"][..], &["plan"][..]] {
@@ -324,9 +293,7 @@ fn pause_stops_workers_and_removes_ballast() {
     // a small real ballast in a plain directory: 0.001 % of this filesystem is at least a few KiB
     e.desired(&idle_desired(&m));
     e.ok(&["reconcile", "--once"]);
-    wait_for(Duration::from_secs(10), "three workers", || {
-        Some(e.workers()).filter(|w| w.len() == 3)
-    });
+    three_workers(&e);
     std::fs::write(
         m.join(".cro-ballast/ballast-000000.bin"),
         vec![7u8; 1 << 20],
@@ -348,9 +315,32 @@ fn pause_stops_workers_and_removes_ballast() {
     // and back: unpausing starts them again
     e.desired(&idle_desired(&m));
     e.ok(&["reconcile", "--once"]);
+    three_workers(&e);
+}
+
+/// Start `n` reconcile passes at once; their exit codes.
+fn parallel_passes(e: &Env, n: usize) -> Vec<i32> {
+    let children: Vec<_> = (0..n)
+        .map(|_| {
+            e.cmd()
+                .args(["reconcile", "--once"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
+        .collect()
+}
+
+/// Wait until the idle desired state's three workers (cpu, disk, memory) run.
+fn three_workers(e: &Env) -> Vec<(String, i32)> {
     wait_for(Duration::from_secs(10), "three workers", || {
         Some(e.workers()).filter(|w| w.len() == 3)
-    });
+    })
 }
 
 fn assert_clean(e: &Env, m: &std::path::Path) {
@@ -376,9 +366,7 @@ fn recover_from_normal_killed_deleted_and_garbage_states() {
         let m = e.plain_mount();
         e.desired(&idle_desired(&m));
         e.ok(&["reconcile", "--once"]);
-        let ws = wait_for(Duration::from_secs(10), "three workers", || {
-            Some(e.workers()).filter(|w| w.len() == 3)
-        });
+        let ws = three_workers(&e);
         std::fs::write(
             m.join(".cro-ballast/ballast-000001.bin"),
             vec![1u8; 1 << 20],
@@ -447,9 +435,7 @@ fn recover_never_signals_a_process_named_in_a_stale_status() {
     let m = e.plain_mount();
     e.desired(&idle_desired(&m));
     e.ok(&["reconcile", "--once"]);
-    let ws = wait_for(Duration::from_secs(10), "three workers", || {
-        Some(e.workers()).filter(|w| w.len() == 3)
-    });
+    let ws = three_workers(&e);
     for (_, pid) in &ws {
         unsafe { libc::kill(*pid, libc::SIGKILL) };
     }
@@ -479,9 +465,7 @@ fn second_worker_for_a_live_job_exits_at_once() {
     let e = Env::new();
     e.desired(&idle_desired(&e.plain_mount()));
     e.ok(&["reconcile", "--once"]);
-    wait_for(Duration::from_secs(10), "three workers", || {
-        Some(e.workers()).filter(|w| w.len() == 3)
-    });
+    three_workers(&e);
     let t = std::time::Instant::now();
     let job = e.state().join("jobs/cpu.json");
     let r = e.run(&["worker", "--job", job.to_str().unwrap()]);
@@ -496,9 +480,7 @@ fn disabling_a_resource_stops_only_its_worker() {
     let m = e.plain_mount();
     e.desired(&idle_desired(&m));
     e.ok(&["reconcile", "--once"]);
-    let ws = wait_for(Duration::from_secs(10), "three workers", || {
-        Some(e.workers()).filter(|w| w.len() == 3)
-    });
+    let ws = three_workers(&e);
     e.desired(&idle_desired(&m).replace(
         r#""cpu":{"target_percent":0}"#,
         r#""cpu":{"enabled":false}"#,
@@ -515,9 +497,7 @@ fn status_json_has_the_documented_fields() {
     let e = Env::new();
     e.desired(&idle_desired(&e.plain_mount()));
     e.ok(&["reconcile", "--once"]);
-    wait_for(Duration::from_secs(10), "three workers", || {
-        Some(e.workers()).filter(|w| w.len() == 3)
-    });
+    three_workers(&e);
     let s = wait_for(Duration::from_secs(5), "every job alive in status", || {
         let s = e.status();
         s["jobs"]
@@ -582,9 +562,7 @@ fn daemon_follows_edits_keeps_last_good_state_and_stops_on_sigterm() {
             .spawn()
             .unwrap(),
     );
-    let ws = wait_for(Duration::from_secs(10), "three workers", || {
-        Some(e.workers()).filter(|w| w.len() == 3)
-    });
+    let ws = three_workers(&e);
     // an edit by rename is picked up at once (max_synthetic_percent lands in the job
     // whatever the organic load; a level would depend on what else runs)
     e.desired(
@@ -637,9 +615,7 @@ fn no_symlink_in_ballast_dir_is_followed_by_recover() {
     let m = e.plain_mount();
     e.desired(&idle_desired(&m));
     e.ok(&["reconcile", "--once"]);
-    wait_for(Duration::from_secs(10), "three workers", || {
-        Some(e.workers()).filter(|w| w.len() == 3)
-    });
+    three_workers(&e);
     let outside = e.path().join("precious.txt");
     std::fs::write(&outside, "keep").unwrap();
     std::os::unix::fs::symlink(&outside, m.join(".cro-ballast/link")).unwrap();

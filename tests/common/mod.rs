@@ -185,18 +185,8 @@ pub fn workers_of(state: &Path) -> Vec<(String, i32)> {
 }
 
 /// Poll until `f` returns Some, or panic after `timeout` with `what`.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < end,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+pub fn wait_for<T>(timeout: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_for_or(timeout, f, || what.to_string())
 }
 
 /// `wait_for`, with a failure message built when it fails (to show the state then).
