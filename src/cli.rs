@@ -76,6 +76,9 @@ pub enum Command {
         /// Print what the pass did as JSON (with --once).
         #[arg(long, requires = "once")]
         json: bool,
+        /// After each pass write DIR/cro.prom for node_exporter's textfile collector.
+        #[arg(long, env = "CRO_TEXTFILE_DIR", value_name = "DIR")]
+        textfile_dir: Option<PathBuf>,
     },
     /// Usage (organic / synthetic) against the targets, and the jobs.
     Status {

@@ -10,6 +10,7 @@ pub mod fsutil;
 pub mod history;
 pub mod host;
 pub mod logging;
+pub mod metrics;
 pub mod observe;
 pub mod plan;
 pub mod policy;

@@ -57,12 +57,23 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(exit::OK)
         }
-        Command::Reconcile { once: true, json } => {
+        Command::Reconcile {
+            once: true,
+            json,
+            textfile_dir,
+        } => {
             let (d, _) = load_resolved(&desired_path)?;
             let q = Queue::new(&state_dir);
             q.ensure()?;
             let _lock = StateLock::acquire(&state_dir, Duration::ZERO)?;
-            let r = apply::tick(&q, &d)?;
+            let r = apply::tick(&q, &d);
+            after_tick(
+                &state_dir,
+                &desired_path,
+                r.as_ref().map(|r| r.errors.is_empty()).unwrap_or(false),
+                textfile_dir.as_deref(),
+            );
+            let r = r?;
             if json {
                 print_json(&r);
             } else {
@@ -76,8 +87,19 @@ pub fn run(cli: Cli) -> Result<i32> {
                 Err(Error::Runtime(r.errors.join("; ")))
             }
         }
-        Command::Reconcile { once: false, .. } => {
-            daemon::run(&state_dir, &desired_path, memory_total()?, |_, _, _| {})?;
+        Command::Reconcile {
+            once: false,
+            textfile_dir,
+            ..
+        } => {
+            daemon::run(&state_dir, &desired_path, memory_total()?, |_, r, _| {
+                after_tick(
+                    &state_dir,
+                    &desired_path,
+                    r.map(|r| r.errors.is_empty()).unwrap_or(false),
+                    textfile_dir.as_deref(),
+                );
+            })?;
             Ok(exit::OK)
         }
         Command::Status { json } => {
@@ -202,6 +224,24 @@ pub fn run(cli: Cli) -> Result<i32> {
             crate::worker::run(&job)?;
             Ok(exit::OK)
         }
+    }
+}
+
+/// Count the pass and, when asked, publish the metrics. Failures here are logged, never
+/// fatal: metrics must not stop the load from being held.
+fn after_tick(state_dir: &Path, desired_path: &Path, ok: bool, textfile_dir: Option<&Path>) {
+    let counters = match crate::metrics::count(state_dir, ok, timefmt::now_unix()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("cannot count the reconcile: {e}");
+            crate::metrics::load_counters(state_dir)
+        }
+    };
+    let Some(dir) = textfile_dir else { return };
+    let r = report::status(state_dir, desired_path)
+        .and_then(|s| crate::metrics::write_textfile(dir, &crate::metrics::render(&s, &counters)));
+    if let Err(e) = r {
+        tracing::warn!("cannot write metrics: {e}");
     }
 }
 

@@ -554,9 +554,13 @@ fn daemon_follows_edits_keeps_last_good_state_and_stops_on_sigterm() {
     e.desired(
         &idle_desired(&m).replace(r#"{"version":1,"#, r#"{"version":1,"interval_seconds":1,"#),
     );
+    let textfile = e.path().join("textfile");
+    std::fs::create_dir_all(&textfile).unwrap();
     let mut d = Daemon(
         e.cmd()
             .arg("reconcile")
+            .arg("--textfile-dir")
+            .arg(&textfile)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -589,6 +593,16 @@ fn daemon_follows_edits_keeps_last_good_state_and_stops_on_sigterm() {
     assert!(
         d.0.try_wait().unwrap().is_none(),
         "the daemon must keep running on a bad edit"
+    );
+    // ... and says so in its metrics
+    wait_for(
+        Duration::from_secs(5),
+        "cro_config_valid 0 in the daemon's metrics",
+        || {
+            std::fs::read_to_string(textfile.join("cro.prom"))
+                .ok()
+                .filter(|t| t.lines().any(|l| l == "cro_config_valid 0"))
+        },
     );
     assert!(
         cpu_job().contains("\"max_synthetic_percent\": 50.0"),
@@ -728,4 +742,79 @@ fn status_names_the_host() {
     assert!(h["cpus"].as_u64().unwrap() >= 1);
     assert!(h["cgroup"]["version"].is_string());
     assert!(h["container"].is_boolean());
+}
+
+#[test]
+fn textfile_metrics_for_node_exporter() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new();
+    let dir = e.path().join("textfile");
+    std::fs::create_dir_all(&dir).unwrap();
+    e.desired(&idle_desired(&e.plain_mount()));
+    e.ok(&[
+        "reconcile",
+        "--once",
+        "--textfile-dir",
+        dir.to_str().unwrap(),
+    ]);
+    e.ok(&[
+        "reconcile",
+        "--once",
+        "--textfile-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|f| f.file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["cro.prom"],
+        "only the finished file, no temporary names"
+    );
+    let p = dir.join("cro.prom");
+    assert_eq!(
+        std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    let text = std::fs::read_to_string(&p).unwrap();
+    let mut typed = std::collections::HashSet::new();
+    let mut samples = std::collections::HashMap::new();
+    for l in text.lines() {
+        if let Some(t) = l.strip_prefix("# TYPE ") {
+            typed.insert(t.split(' ').next().unwrap().to_string());
+        } else if !l.starts_with('#') {
+            let (series, v) = l
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("bad line {l:?}"));
+            let name = series.split('{').next().unwrap();
+            assert!(typed.contains(name), "sample without TYPE: {l}");
+            samples.insert(
+                series.to_string(),
+                v.parse::<f64>()
+                    .unwrap_or_else(|_| panic!("bad value in {l:?}")),
+            );
+        }
+    }
+    let m = e.plain_mount();
+    for key in [
+        r#"cro_reconcile_total{result="ok"}"#.to_string(),
+        "cro_config_valid".into(),
+        r#"cro_target_ratio{resource="cpu"}"#.into(),
+        r#"cro_utilization_ratio{resource="memory",source="organic"}"#.into(),
+        format!(r#"cro_workers{{resource="disk",mount="{}"}}"#, m.display()),
+        format!(
+            r#"cro_window_coverage_ratio{{resource="disk",mount="{}"}}"#,
+            m.display()
+        ),
+        "cro_last_reconcile_timestamp_seconds".into(),
+    ] {
+        assert!(samples.contains_key(&key), "missing {key} in\n{text}");
+    }
+    assert_eq!(samples[r#"cro_reconcile_total{result="ok"}"#], 2.0);
+    assert_eq!(samples["cro_config_valid"], 1.0);
+    // a bad edit: the next pass fails with 78, but a daemon would report it; status does too
+    e.desired(r#"{"version":1,"cpu":{"target_percent":400}}"#);
+    assert_eq!(e.status()["desired"]["valid"], false);
 }

@@ -1,0 +1,332 @@
+//! Prometheus metrics in the classic text format (not OpenMetrics), for node_exporter's
+//! textfile collector (`reconcile --textfile-dir DIR` writes DIR/cro.prom). Ratios are 0-1.
+use crate::error::{Error, Result};
+use crate::report::{Status, Usage};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write;
+use std::path::Path;
+
+/// Reconcile outcomes, counted across runs (state/metrics.json).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Counters {
+    pub ok: u64,
+    pub error: u64,
+    pub last_reconcile: f64,
+}
+
+pub fn load_counters(state_dir: &Path) -> Counters {
+    std::fs::read(state_dir.join("metrics.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Count one reconcile (the caller holds the state lock).
+pub fn count(state_dir: &Path, ok: bool, at: f64) -> Result<Counters> {
+    let mut c = load_counters(state_dir);
+    if ok {
+        c.ok += 1
+    } else {
+        c.error += 1
+    }
+    c.last_reconcile = at;
+    crate::fsutil::write_atomic(
+        &state_dir.join("metrics.json"),
+        &serde_json::to_vec(&c).expect("serializes"),
+        0o600,
+        true,
+    )?;
+    Ok(c)
+}
+
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: &'static str,
+    samples: Vec<(String, f64)>,
+}
+
+impl Family {
+    fn new(name: &'static str, kind: &'static str, help: &'static str) -> Family {
+        Family {
+            name,
+            help,
+            kind,
+            samples: vec![],
+        }
+    }
+    fn add(&mut self, labels: &[(&str, &str)], v: f64) {
+        let l = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
+            .collect::<Vec<_>>()
+            .join(",");
+        self.samples.push((
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("{{{l}}}")
+            },
+            v,
+        ));
+    }
+}
+
+fn num(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else {
+        format!("{v}")
+    }
+}
+
+/// The metrics text for a status view and the reconcile counters.
+pub fn render(s: &Status, c: &Counters) -> String {
+    let mut target = Family::new(
+        "cro_target_ratio",
+        "gauge",
+        "Utilization target of the resource.",
+    );
+    let mut util = Family::new(
+        "cro_utilization_ratio",
+        "gauge",
+        "Utilization now, by source (organic or synthetic).",
+    );
+    let mut level = Family::new(
+        "cro_level_ratio",
+        "gauge",
+        "Total utilization the worker holds now.",
+    );
+    let mut window = Family::new("cro_window_ratio", "gauge", "The window statistic so far.");
+    let mut coverage = Family::new(
+        "cro_window_coverage_ratio",
+        "gauge",
+        "Share of the window with records.",
+    );
+    let mut compliant = Family::new(
+        "cro_compliant",
+        "gauge",
+        "1 when the window statistic meets the target (gaps count as 0).",
+    );
+    let mut on_track = Family::new(
+        "cro_forecast_on_track",
+        "gauge",
+        "1 when the policy can meet the target within the limits.",
+    );
+    let mut ballast = Family::new("cro_ballast_bytes", "gauge", "Ballast held now.");
+    let mut workers = Family::new("cro_workers", "gauge", "Live workers.");
+    let mut resource = |name: &str, mount: Option<&str>, u: &Usage| {
+        let mut l: Vec<(&str, &str)> = vec![("resource", name)];
+        if let Some(m) = mount {
+            l.push(("mount", m));
+        }
+        target.add(&l, u.target_percent / 100.0);
+        level.add(&l, u.level_percent / 100.0);
+        for (src, v) in [
+            ("organic", u.organic_percent),
+            ("synthetic", u.synthetic_percent),
+        ] {
+            let mut l2 = l.clone();
+            l2.push(("source", src));
+            util.add(&l2, v / 100.0);
+        }
+        if let Some(w) = &u.window {
+            let mut l2 = l.clone();
+            l2.push(("statistic", &w.statistic));
+            window.add(&l2, w.value / 100.0);
+            coverage.add(&l, w.coverage);
+            compliant.add(&l, if w.compliant { 1.0 } else { 0.0 });
+        }
+        if let Some(f) = &u.forecast {
+            on_track.add(&l, if f.on_track { 1.0 } else { 0.0 });
+        }
+    };
+    if let Some(u) = &s.resources.cpu {
+        resource("cpu", None, u);
+    }
+    if let Some(u) = &s.resources.memory {
+        resource("memory", None, u);
+    }
+    for (m, u) in &s.resources.disk {
+        resource("disk", Some(m), u);
+    }
+    for j in &s.jobs {
+        let res = if j.id.starts_with("disk-") {
+            "disk"
+        } else {
+            j.id.as_str()
+        };
+        let mount = s
+            .resources
+            .disk
+            .keys()
+            .find(|m| crate::queue::disk_job_id(Path::new(m)) == j.id)
+            .cloned()
+            .unwrap_or_default();
+        if res == "disk" || res == "memory" {
+            let l: Vec<(&str, &str)> = vec![("resource", res), ("mount", &mount)];
+            ballast.add(&l, j.ballast_bytes.unwrap_or(0) as f64);
+        }
+        let mut l: Vec<(&str, &str)> = vec![("resource", res)];
+        if res == "disk" {
+            l.push(("mount", &mount));
+        }
+        workers.add(&l, if j.alive { 1.0 } else { 0.0 });
+    }
+    let mut total = Family::new(
+        "cro_reconcile_total",
+        "counter",
+        "Reconcile passes, by result.",
+    );
+    total.add(&[("result", "ok")], c.ok as f64);
+    total.add(&[("result", "error")], c.error as f64);
+    let mut last = Family::new(
+        "cro_last_reconcile_timestamp_seconds",
+        "gauge",
+        "Unix time of the last reconcile pass.",
+    );
+    last.add(&[], c.last_reconcile);
+    let mut valid = Family::new(
+        "cro_config_valid",
+        "gauge",
+        "1 when the desired-state file is valid.",
+    );
+    valid.add(&[], if s.desired.valid { 1.0 } else { 0.0 });
+    let mut paused = Family::new(
+        "cro_paused",
+        "gauge",
+        "1 when the desired state says paused.",
+    );
+    paused.add(&[], if s.desired.paused { 1.0 } else { 0.0 });
+    let mut build = Family::new("cro_build_info", "gauge", "Build information.");
+    build.add(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+    let mut out = String::new();
+    for f in [
+        target, util, level, window, coverage, compliant, on_track, ballast, workers, total, last,
+        valid, paused, build,
+    ] {
+        if f.samples.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {} {}\n# TYPE {} {}",
+            f.name, f.help, f.name, f.kind
+        );
+        for (l, v) in f.samples {
+            let _ = writeln!(out, "{}{l} {}", f.name, num(v));
+        }
+    }
+    out
+}
+
+/// Write DIR/cro.prom for node_exporter: a temporary name that does not end in `.prom`
+/// (the collector would read a half-written file), mode 0644, then rename.
+pub fn write_textfile(dir: &Path, text: &str) -> Result<()> {
+    if !dir.is_dir() {
+        return Err(Error::Runtime(format!(
+            "--textfile-dir {}: not a directory (create it, or point it at node_exporter's --collector.textfile.directory)",
+            dir.display()
+        )));
+    }
+    crate::fsutil::write_atomic(&dir.join("cro.prom"), text.as_bytes(), 0o644, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A strict reader of the classic text format: every sample line is `name{labels} value`,
+    /// every family has HELP and TYPE before its samples.
+    pub fn check_exposition(text: &str) -> Vec<(String, f64)> {
+        let mut typed = std::collections::HashSet::new();
+        let mut out = vec![];
+        for l in text.lines() {
+            if let Some(rest) = l.strip_prefix("# TYPE ") {
+                let mut it = rest.split(' ');
+                let name = it.next().unwrap();
+                assert!(["gauge", "counter"].contains(&it.next().unwrap()), "{l}");
+                assert!(typed.insert(name.to_string()), "TYPE twice: {l}");
+                continue;
+            }
+            if l.starts_with("# HELP ") {
+                continue;
+            }
+            let (series, value) = l.rsplit_once(' ').unwrap();
+            let name = series.split('{').next().unwrap();
+            assert!(
+                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "{l}"
+            );
+            assert!(typed.contains(name), "sample before TYPE: {l}");
+            if let Some(labels) = series.strip_prefix(name) {
+                if !labels.is_empty() {
+                    assert!(labels.starts_with('{') && labels.ends_with('}'), "{l}");
+                }
+            }
+            out.push((
+                series.to_string(),
+                value
+                    .parse::<f64>()
+                    .unwrap_or_else(|_| panic!("bad value: {l}")),
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn escapes_labels() {
+        let mut f = Family::new("x", "gauge", "h");
+        f.add(&[("mount", "/a\"b\\c")], 1.0);
+        assert_eq!(f.samples[0].0, r#"{mount="/a\"b\\c"}"#);
+    }
+
+    #[test]
+    fn counters_persist() {
+        let d = tempfile::tempdir().unwrap();
+        count(d.path(), true, 1.0).unwrap();
+        let c = count(d.path(), false, 2.0).unwrap();
+        assert_eq!(
+            c,
+            Counters {
+                ok: 1,
+                error: 1,
+                last_reconcile: 2.0
+            }
+        );
+    }
+
+    #[test]
+    fn renders_valid_exposition() {
+        let d = tempfile::tempdir().unwrap();
+        let s = crate::report::status(d.path(), &d.path().join("desired.json")).unwrap();
+        let text = render(
+            &s,
+            &Counters {
+                ok: 3,
+                error: 1,
+                last_reconcile: 1.7e9,
+            },
+        );
+        let samples = check_exposition(&text);
+        let get = |k: &str| samples.iter().find(|(s, _)| s == k).map(|x| x.1);
+        assert_eq!(get(r#"cro_reconcile_total{result="ok"}"#), Some(3.0));
+        assert_eq!(get("cro_config_valid"), Some(1.0));
+        assert!(
+            get(r#"cro_target_ratio{resource="cpu"}"#).is_some_and(|v| (0.0..=1.0).contains(&v))
+        );
+        assert!(text.contains("cro_build_info{version="));
+    }
+}
