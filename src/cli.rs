@@ -105,6 +105,12 @@ pub enum Command {
     },
     /// Print the desired-state JSON Schema.
     Schema,
+    /// Serve a read-only dashboard (/), /api/status and /metrics.
+    Serve {
+        /// Address to listen on; loopback unless you say otherwise.
+        #[arg(long, default_value = "127.0.0.1:9477", value_name = "ADDR")]
+        listen: String,
+    },
     /// Replay an organic-usage trace through the real policy; cost and compliance per resource.
     Simulate {
         /// CSV with header `t,cpu,memory,disk` (any resource column may be absent).

@@ -19,6 +19,7 @@ pub mod queue;
 pub mod recover;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod simulate;
 pub mod timefmt;
 pub mod window;

@@ -204,6 +204,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(exit::OK)
         }
+        Command::Serve { listen } => {
+            crate::serve::run(&state_dir, &desired_path, &listen)?;
+            Ok(exit::OK)
+        }
         Command::Schema => {
             print!("{}", desired::schema_json());
             Ok(exit::OK)

@@ -818,3 +818,106 @@ fn textfile_metrics_for_node_exporter() {
     e.desired(r#"{"version":1,"cpu":{"target_percent":400}}"#);
     assert_eq!(e.status()["desired"]["valid"], false);
 }
+
+fn http(addr: &str, raw: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(raw.as_bytes()).unwrap();
+    // no more to send: a half request then ends at once instead of waiting for a timeout
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, head.to_string(), body.to_string())
+}
+
+#[test]
+fn serve_is_read_only_and_survives_bad_requests() {
+    let e = Env::new();
+    e.desired(&idle_desired(&e.plain_mount()));
+    e.ok(&["reconcile", "--once"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let _server = Daemon(
+        e.cmd()
+            .args(["serve", "--listen", &addr])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(Duration::from_secs(10), "the server to listen", || {
+        std::net::TcpStream::connect(&addr).ok()
+    });
+    let get = |path: &str| {
+        http(
+            &addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    let (code, head, body) = get("/");
+    assert_eq!(code, 200, "{head}");
+    assert!(head.to_lowercase().contains("content-type: text/html"));
+    for needle in [
+        "<svg",
+        "class=\"organic\"",
+        "class=\"synthetic\"",
+        "class=\"target\"",
+        "id=\"jobs\"",
+    ] {
+        assert!(body.contains(needle), "dashboard lacks {needle}");
+    }
+    assert!(
+        !body.contains("<script") && !body.contains("src=\"http"),
+        "the dashboard loads nothing from elsewhere"
+    );
+    let (code, _, body) = get("/api/status");
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v["resources"]["cpu"]["target_percent"].is_number());
+    let (code, _, body) = get("/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("cro_build_info{version=") && body.contains("# TYPE cro_target_ratio gauge")
+    );
+    let (code, head, _) = http(
+        &addr,
+        "POST /api/status HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    );
+    assert_eq!(code, 405, "{head}");
+    assert!(head.contains("Allow: GET, HEAD"), "{head}");
+    for method in ["PUT", "DELETE", "PATCH"] {
+        assert_eq!(
+            http(
+                &addr,
+                &format!("{method} / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            )
+            .0,
+            405
+        );
+    }
+    let (code, _, body) = http(
+        &addr,
+        "HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!((code, body.as_str()), (200, ""));
+    assert_eq!(get("/nope").0, 404);
+    // garbage and a half request must not take the server down
+    let _ = http(&addr, "\x00\x01garbage\r\n\r\n");
+    let _ = http(&addr, "GET / HTTP/1.1\r\nHost");
+    assert_eq!(
+        get("/metrics").0,
+        200,
+        "the server must survive malformed requests"
+    );
+}
