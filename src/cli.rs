@@ -95,6 +95,12 @@ pub enum Command {
         #[arg(long)]
         csv: bool,
     },
+    /// Compliance report over the window for an auditor: one self-contained HTML file.
+    Report {
+        /// Where to write it.
+        #[arg(long, value_name = "FILE")]
+        html: PathBuf,
+    },
     /// Stop every worker, delete every ballast file and job; print before and after.
     Recover {
         /// Only show what is there.

@@ -1,6 +1,7 @@
 //! cro: keep a host's utilization at an operator-set floor with synthetic load that only
 //! fills the gap real work leaves. See DESIGN.md for the vocabulary and the contract.
 pub mod apply;
+pub mod audit;
 pub mod ballast;
 pub mod cli;
 pub mod daemon;

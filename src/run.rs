@@ -204,6 +204,32 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(exit::OK)
         }
+        Command::Report { html } => {
+            let (d, _) = desired::load(&desired_path)?;
+            let r = d.resolve(&desired_path, memory_total()?, false)?;
+            let now = timefmt::now_unix();
+            let (records, warnings) =
+                history::read_since(&state_dir, now - r.window_days as f64 * 86_400.0)?;
+            for w in warnings {
+                eprintln!("cro: warning: {w}");
+            }
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "this host".into());
+            fsutil::write_atomic(
+                &html,
+                crate::audit::render(&host, &r, &records, now).as_bytes(),
+                0o644,
+                true,
+            )?;
+            eprintln!(
+                "cro: wrote {} ({} records over {} days)",
+                html.display(),
+                records.len(),
+                r.window_days
+            );
+            Ok(exit::OK)
+        }
         Command::Serve { listen } => {
             crate::serve::run(&state_dir, &desired_path, &listen)?;
             Ok(exit::OK)

@@ -921,3 +921,106 @@ fn serve_is_read_only_and_survives_bad_requests() {
         "the server must survive malformed requests"
     );
 }
+
+#[test]
+fn html_report_is_self_contained_with_charts_and_verdicts() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as f64;
+    let e = Env::new();
+    e.desired(r#"{"version":1,"window_days":3,"cpu":{"target_percent":25},"memory":{"target_percent":90,"min_available_percent":5},"disk":{"enabled":false}}"#);
+    let hist = e.state().join("history");
+    std::fs::create_dir_all(&hist).unwrap();
+    let mut files: std::collections::BTreeMap<String, String> = Default::default();
+    for i in (0..3 * 288).rev() {
+        let ts = now - i as f64 * 300.0;
+        files.entry(cro::timefmt::day(ts)).or_default().push_str(&format!(
+            "{{\"ts\":\"{}\",\"interval_s\":300.0,\"cpu\":{{\"total\":30.0,\"synthetic\":20.0,\"level\":30.0,\"target\":25.0}},\"memory\":{{\"total\":20.0,\"synthetic\":0.0,\"level\":0.0,\"target\":90.0}}}}\n",
+            cro::timefmt::rfc3339(ts)
+        ));
+    }
+    for (day, text) in files {
+        std::fs::write(hist.join(format!("{day}.jsonl")), text).unwrap();
+    }
+    let out = e.path().join("report.html");
+    e.ok(&["report", "--html", out.to_str().unwrap()]);
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(html.matches("<svg").count(), 2, "one chart per resource");
+    for needle in [
+        "class=\"organic\"",
+        "class=\"synthetic\"",
+        "class=\"target\"",
+        "class=\"running\"",
+        "cpu: COMPLIANT",
+        "memory: NOT COMPLIANT",
+        "<table",
+    ] {
+        assert!(html.contains(needle), "report lacks {needle}");
+    }
+    for bad in [
+        "<script", "<link", "<img", "@import", "url(", "src=", "href=",
+    ] {
+        assert!(
+            !html.contains(bad),
+            "the report must load nothing: found {bad}"
+        );
+    }
+}
+
+/// The metrics and the alert rules pass Prometheus's own checker. CI installs it (Debian's
+/// prometheus package); without it this test fails and says so.
+#[test]
+fn promtool_accepts_metrics_and_alert_rules() {
+    let promtool = std::process::Command::new("promtool")
+        .arg("--version")
+        .output();
+    assert!(
+        promtool.is_ok(),
+        "promtool not found: apt-get install prometheus (CI does)"
+    );
+    let e = Env::new();
+    let dir = e.path().join("textfile");
+    std::fs::create_dir_all(&dir).unwrap();
+    e.desired(&idle_desired(&e.plain_mount()));
+    e.ok(&[
+        "reconcile",
+        "--once",
+        "--textfile-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let out = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(dir.join("cro.prom")).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rules = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/prometheus-alerts.yml"
+    );
+    let out = std::process::Command::new("promtool")
+        .args(["check", "rules", rules])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check rules: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dash: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/grafana-dashboard.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(dash["panels"].as_array().unwrap().len() >= 5);
+}

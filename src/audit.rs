@@ -1,0 +1,219 @@
+//! `cro report --html FILE`: one self-contained HTML file for an auditor. Per resource: an
+//! SVG chart of organic and synthetic load stacked over the window (daily means), the
+//! target line and the running window statistic, a per-day table and the verdict. No
+//! scripts, no fonts or images from elsewhere.
+use crate::desired::{Resolved, Statistic};
+use crate::history::{Record, Sample};
+use crate::timefmt;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+#[derive(Debug, Default, Clone)]
+struct Day {
+    dt: f64,
+    total: f64,
+    organic: f64,
+    synthetic: f64,
+    at_target: f64,
+    target: f64,
+}
+
+fn esc(t: &str) -> String {
+    t.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Per-day aggregates of one resource's samples.
+fn days(records: &[Record], pick: &dyn Fn(&Record) -> Option<Sample>) -> BTreeMap<String, Day> {
+    let mut out: BTreeMap<String, Day> = BTreeMap::new();
+    for r in records {
+        let (Some(s), Some(t)) = (pick(r), timefmt::parse_rfc3339(&r.ts)) else {
+            continue;
+        };
+        let d = out.entry(timefmt::day(t)).or_default();
+        let dt = r.interval_s.clamp(0.0, 86_400.0);
+        d.dt += dt;
+        d.total += s.total * dt;
+        d.organic += s.organic() * dt;
+        d.synthetic += s.synthetic * dt;
+        if s.total >= s.target {
+            d.at_target += dt;
+        }
+        d.target = s.target;
+    }
+    out
+}
+
+fn chart(days: &BTreeMap<String, Day>, target: f64) -> String {
+    let n = days.len().max(1) as f64;
+    let (w, h, pad) = (720.0, 220.0, 30.0);
+    let bw = (w - 2.0 * pad) / n;
+    let y = |v: f64| h - pad - v.clamp(0.0, 100.0) / 100.0 * (h - 2.0 * pad);
+    let mut svg = format!(
+        "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\">"
+    );
+    for g in [0.0, 25.0, 50.0, 75.0, 100.0] {
+        let _ = write!(
+            svg,
+            "<line x1=\"{pad}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/><text x=\"2\" y=\"{:.1}\" font-size=\"9\">{g}%</text>",
+            w - pad,
+            y(g),
+            y(g),
+            y(g) + 3.0
+        );
+    }
+    let mut running = (0.0, 0.0);
+    let mut path = String::new();
+    for (i, d) in days.values().enumerate() {
+        let x = pad + i as f64 * bw;
+        let (o, s) = if d.dt > 0.0 {
+            (d.organic / d.dt, d.synthetic / d.dt)
+        } else {
+            (0.0, 0.0)
+        };
+        let _ = write!(
+            svg,
+            "<rect class=\"organic\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#4a7bd0\"/>",
+            y(o),
+            (bw - 1.0).max(0.5),
+            y(0.0) - y(o)
+        );
+        let _ = write!(
+            svg,
+            "<rect class=\"synthetic\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#e8a33c\"/>",
+            y(o + s),
+            (bw - 1.0).max(0.5),
+            y(o) - y(o + s)
+        );
+        running = (running.0 + d.total, running.1 + d.dt);
+        let r = if running.1 > 0.0 {
+            running.0 / running.1
+        } else {
+            0.0
+        };
+        let _ = write!(
+            path,
+            "{}{:.1},{:.1}",
+            if i == 0 { "M" } else { " L" },
+            x + bw / 2.0,
+            y(r)
+        );
+    }
+    let _ = write!(
+        svg,
+        "<path class=\"running\" d=\"{path}\" fill=\"none\" stroke=\"#333\" stroke-width=\"1.5\"/>"
+    );
+    let _ = write!(
+        svg,
+        "<line class=\"target\" x1=\"{pad}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#c00\" stroke-dasharray=\"4 3\"/>",
+        w - pad,
+        y(target),
+        y(target)
+    );
+    svg + "</svg>"
+}
+
+/// The report for the window ending `now`.
+pub fn render(host: &str, d: &Resolved, records: &[Record], now: f64) -> String {
+    let window_s = d.window_days as f64 * 86_400.0;
+    let mut body = String::new();
+    let mut verdicts = vec![];
+    let mut section = |name: &str,
+                       target: f64,
+                       stat: Statistic,
+                       pick: &dyn Fn(&Record) -> Option<Sample>| {
+        let ds = days(records, pick);
+        let (dt, total, syn, at): (f64, f64, f64, f64) =
+            ds.values().fold((0.0, 0.0, 0.0, 0.0), |a, x| {
+                (
+                    a.0 + x.dt,
+                    a.1 + x.total,
+                    a.2 + x.synthetic,
+                    a.3 + x.at_target,
+                )
+            });
+        let span = match records.first().and_then(|r| timefmt::parse_rfc3339(&r.ts)) {
+            Some(f) if f > now - window_s => (now - f).max(1.0),
+            _ => window_s,
+        };
+        let (value, ok) = match stat {
+            Statistic::Mean => (
+                if dt > 0.0 { total / dt } else { 0.0 },
+                total / span >= target,
+            ),
+            Statistic::Percentile(p) => {
+                let share = (100 - p as u32) as f64 / 100.0;
+                (at / span * 100.0, at / span >= share)
+            }
+        };
+        let what = match stat {
+            Statistic::Mean => format!("mean {value:.2} %"),
+            Statistic::Percentile(p) => format!(
+                "{value:.1} % of the time at or above the target (p{p} needs {} %)",
+                100 - p as u32
+            ),
+        };
+        let verdict = if ok { "COMPLIANT" } else { "NOT COMPLIANT" };
+        verdicts.push(format!("{name}: {verdict}"));
+        let _ = write!(
+            body,
+            "<section id=\"{}\"><h2>{}: <span class=\"{}\">{verdict}</span></h2><p>Target {target} % ({}), window {} days; {what}; coverage {:.1} % of the window; synthetic {:.1} %·h.</p>{}",
+            esc(&name.replace(' ', "-")),
+            esc(name),
+            if ok { "ok" } else { "bad" },
+            stat.name(),
+            d.window_days,
+            (dt / span * 100.0).min(100.0),
+            syn / 3600.0,
+            chart(&ds, target)
+        );
+        body.push_str("<table><tr><th>day</th><th>hours recorded</th><th>total</th><th>organic</th><th>synthetic</th><th>time at target</th></tr>");
+        for (day, x) in &ds {
+            let m = |v: f64| if x.dt > 0.0 { v / x.dt } else { 0.0 };
+            let _ = write!(
+                body,
+                "<tr><td>{day}</td><td>{:.1}</td><td>{:.2} %</td><td>{:.2} %</td><td>{:.2} %</td><td>{:.1} %</td></tr>",
+                x.dt / 3600.0,
+                m(x.total),
+                m(x.organic),
+                m(x.synthetic),
+                m(x.at_target) * 100.0
+            );
+        }
+        body.push_str("</table></section>");
+    };
+    if let Some(c) = &d.cpu {
+        section("cpu", c.target_percent, c.statistic, &|r: &Record| r.cpu);
+    }
+    if let Some(m) = &d.memory {
+        section("memory", m.target_percent, m.statistic, &|r: &Record| {
+            r.memory
+        });
+    }
+    if let Some(k) = &d.disk {
+        for mount in &k.mounts {
+            let key = mount.display().to_string();
+            section(
+                &format!("disk {key}"),
+                k.target_percent,
+                k.statistic,
+                &|r: &Record| r.disk.get(&key).copied(),
+            );
+        }
+    }
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>cro compliance report: {h}</title><style>body{{font:14px sans-serif;margin:2em;max-width:60em}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}.ok{{color:#070}}.bad{{color:#c00}}</style></head><body>\
+<h1>Utilization compliance report: {h}</h1><p>Window of {} days ending {}; generated by cro {} from its append-only history. Organic is what the host used without cro; synthetic is what cro added. Time without records counts as 0 %.</p><ul>{}</ul>{body}\
+<p class=\"legend\"><span style=\"color:#4a7bd0\">■</span> organic <span style=\"color:#e8a33c\">■</span> synthetic <span style=\"color:#c00\">- -</span> target <span>—</span> running window statistic (mean)</p></body></html>\n",
+        d.window_days,
+        timefmt::rfc3339(now),
+        env!("CARGO_PKG_VERSION"),
+        verdicts
+            .iter()
+            .map(|v| format!("<li>{}</li>", esc(v)))
+            .collect::<String>(),
+        h = esc(host),
+    )
+}
