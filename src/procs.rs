@@ -129,11 +129,25 @@ pub fn stop(
         ws.iter().filter(|w| now.contains(w)).cloned().collect()
     };
     let wait = |ws: &[WorkerProc], d: Duration| -> Vec<WorkerProc> {
-        let end = Instant::now() + d;
+        let start = Instant::now();
+        let mut said = 0;
         loop {
             let left = alive(ws);
-            if left.is_empty() || Instant::now() >= end {
+            if left.is_empty() || start.elapsed() >= d {
                 return left;
+            }
+            // progress for a person watching: once a second while workers give back
+            let secs = start.elapsed().as_secs();
+            if secs > said {
+                said = secs;
+                eprintln!(
+                    "cro: waiting for {} worker(s) to stop ({secs} s): {}",
+                    left.len(),
+                    left.iter()
+                        .map(|w| w.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -124,11 +124,18 @@ pub struct WorkerStatus {
     /// Ballast the worker is heading for.
     #[serde(default)]
     pub ballast_target_bytes: u64,
+    /// How fast the ballast grows now, bytes per second (disk workers while filling).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fill_rate_bytes_per_s: f64,
     /// Why the worker holds less than asked (floor reached, pressure, ...), if it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limited_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// A job slot as found on disk.

@@ -68,6 +68,8 @@ pub struct JobInfo {
     pub synthetic_percent: Option<f64>,
     pub ballast_bytes: Option<u64>,
     pub ballast_target_bytes: Option<u64>,
+    /// While a disk ballast fills: bytes per second.
+    pub fill_rate_bytes_per_s: Option<f64>,
     pub limited_by: Option<String>,
     pub corrupt: Option<String>,
     pub message: Option<String>,
@@ -159,6 +161,10 @@ fn job_info(f: &JobFound) -> JobInfo {
             .filter(|_| f.alive)
             .map(|s| s.ballast_target_bytes)
             .filter(|&b| b > 0),
+        fill_rate_bytes_per_s: s
+            .filter(|_| f.alive)
+            .map(|s| s.fill_rate_bytes_per_s)
+            .filter(|&r| r > 0.0),
         limited_by: s.filter(|_| f.alive).and_then(|s| s.limited_by.clone()),
         corrupt: f.corrupt.clone(),
         message: s.and_then(|s| s.message.clone()),
@@ -325,7 +331,7 @@ pub fn render_status(s: &Status) -> String {
         row(&format!("disk {m}"), u);
     }
     o += &format!(
-        "\n{:<16} {:>8} {:<8} {:>7} {:>10}  {}\n",
+        "\n{:<16} {:>8} {:<8} {:>7} {:>24}  {}\n",
         "JOB", "PID", "STATE", "HOLDS", "BALLAST", "NOTE"
     );
     if s.jobs.is_empty() {
@@ -333,9 +339,16 @@ pub fn render_status(s: &Status) -> String {
     }
     for j in &s.jobs {
         let ballast = match (j.ballast_bytes, j.ballast_target_bytes) {
-            (Some(b), Some(t)) if t > b + (16 << 20) => {
-                format!("{} -> {}", human_bytes(b), human_bytes(t))
-            }
+            // still filling: done -> total, and how fast
+            (Some(b), Some(t)) if t > b + (16 << 20) => match j.fill_rate_bytes_per_s {
+                Some(r) => format!(
+                    "{} -> {} at {}/s",
+                    human_bytes(b),
+                    human_bytes(t),
+                    human_bytes(r as u64)
+                ),
+                None => format!("{} -> {}", human_bytes(b), human_bytes(t)),
+            },
             (Some(b), _) => human_bytes(b),
             _ => "-".into(),
         };
@@ -346,7 +359,7 @@ pub fn render_status(s: &Status) -> String {
             .or(j.limited_by.as_ref().map(|l| format!("limited by {l}")))
             .unwrap_or_default();
         o += &format!(
-            "{:<16} {:>8} {:<8} {:>7} {:>10}  {}\n",
+            "{:<16} {:>8} {:<8} {:>7} {:>24}  {}\n",
             j.id,
             j.pid.map_or("-".into(), |p| p.to_string()),
             if j.alive {

@@ -1024,3 +1024,81 @@ fn promtool_accepts_metrics_and_alert_rules() {
     .unwrap();
     assert!(dash["panels"].as_array().unwrap().len() >= 5);
 }
+
+/// The dashboard as a browser sees it: headless Chromium (Debian's chromium; CI installs
+/// it) takes a screenshot and dumps the rendered DOM, which must hold the chart elements.
+#[test]
+fn dashboard_renders_in_headless_chromium() {
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            std::process::Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    let chromium =
+        chromium.expect("headless Chromium not found: apt-get install chromium (CI does)");
+    let e = Env::new();
+    e.desired(&idle_desired(&e.plain_mount()));
+    e.ok(&["reconcile", "--once"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let _server = Daemon(
+        e.cmd()
+            .args(["serve", "--listen", &addr])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(Duration::from_secs(10), "the server to listen", || {
+        std::net::TcpStream::connect(&addr).ok()
+    });
+    let shot = e.path().join("dashboard.png");
+    let browse = |extra: &[&str]| {
+        let profile = tempfile::tempdir().unwrap();
+        std::process::Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--window-size=1200,700",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(format!("http://{addr}/"))
+            .output()
+            .unwrap()
+    };
+    browse(&[&format!("--screenshot={}", shot.display())]);
+    let png = std::fs::read(&shot).expect("chromium wrote no screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 5_000,
+        "screenshot is {} bytes",
+        png.len()
+    );
+    let dom = String::from_utf8_lossy(&browse(&["--dump-dom"]).stdout).to_string();
+    for needle in [
+        "<svg",
+        "class=\"organic\"",
+        "class=\"synthetic\"",
+        "class=\"target\"",
+        "id=\"resources\"",
+        "id=\"jobs\"",
+    ] {
+        assert!(
+            dom.contains(needle),
+            "rendered dashboard lacks {needle}:\n{dom:.500}"
+        );
+    }
+}

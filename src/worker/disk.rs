@@ -227,6 +227,7 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
                     growth * (1.0 - (dt / 10.0).min(1.0))
                 };
             }
+            let last_poll = prev.map(|(t, _)| t);
             prev = Some((Instant::now(), organic));
             let step = target(
                 level_percent,
@@ -242,7 +243,17 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
             } else if step.target_bytes > own + slack {
                 files.grow(&list, step.target_bytes - own, fill)?;
             }
-            ctx.status.ballast_bytes = files.own()?.0;
+            let now_own = files.own()?.0;
+            let dt = last_poll
+                .map_or(1.0, |t| t.elapsed().as_secs_f64())
+                .max(1e-3);
+            // growth of our own ballast since the last poll (shown while filling)
+            ctx.status.fill_rate_bytes_per_s = if now_own > ctx.status.ballast_bytes {
+                (now_own - ctx.status.ballast_bytes) as f64 / dt
+            } else {
+                0.0
+            };
+            ctx.status.ballast_bytes = now_own;
             ctx.status.synthetic_percent =
                 (observe::pct(ctx.status.ballast_bytes, fs.capacity_bytes()) * 100.0).round()
                     / 100.0;
