@@ -12,18 +12,8 @@ use std::time::{Duration, Instant};
 const MIB: u64 = 1 << 20;
 
 fn cpu_times() -> (u64, u64) {
-    let l = std::fs::read_to_string("/proc/stat").unwrap();
-    let v: Vec<u64> = l
-        .lines()
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .map(|x| x.parse().unwrap())
-        .collect();
-    let total: u64 = v.iter().sum();
-    (total - v[3] - v[4], total)
+    let t = cro::observe::read_cpu_times().unwrap();
+    (t.busy, t.total)
 }
 
 /// Busy percent of the whole host over `d`.
@@ -47,20 +37,9 @@ fn steal_ticks() -> u64 {
         .unwrap()
 }
 
+/// (MemTotal, MemAvailable) in bytes.
 fn meminfo() -> (u64, u64) {
-    let t = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let f = |n: &str| {
-        t.lines()
-            .find(|l| l.starts_with(n))
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            * 1024
-    };
-    (f("MemTotal:"), f("MemAvailable:"))
+    cro::observe::parse_meminfo(&std::fs::read_to_string("/proc/meminfo").unwrap()).unwrap()
 }
 
 fn rss(pid: i32) -> u64 {
