@@ -338,6 +338,18 @@ pub fn parse(text: &[u8], path: &Path) -> Result<DesiredState> {
             "the file is empty; run `cro init` for a starting point, or write at least {\"version\": 1}",
         )));
     }
+    // serde would read an array as a struct by position; operators write objects.
+    if !text.trim_start().starts_with('{') {
+        let found: String = text.trim_start().chars().take(12).collect();
+        let mut p = Problem::new(
+            "",
+            format!(
+                "the desired state must be a JSON object ({{\"version\": 1, ...}}); found {found:?}"
+            ),
+        );
+        p.position = Some((1, 1));
+        return Err(invalid(p));
+    }
     // Duplicate keys are refused: serde_json keeps the last silently, which hides typos.
     if let Some((field, line, col)) = find_duplicate_key(text) {
         let mut p = Problem::new(field, "this key appears twice in the same object; keep one");

@@ -1102,3 +1102,82 @@ fn dashboard_renders_in_headless_chromium() {
         );
     }
 }
+
+/// The bad-input corpus (tests/bad-desired/, one file per kind of mistake, expected.tsv
+/// says what the message must name), plus cases made at run time: binary bytes, a very
+/// large file, a symlinked mount, a mount that is a file. Each: exit 78, the file's path
+/// and the field in the message, and nothing written.
+#[test]
+fn bad_input_corpus_is_refused_with_file_and_field() {
+    let e = Env::new();
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bad-desired"));
+    let expected = std::fs::read_to_string(dir.join("expected.tsv")).unwrap();
+    let mut cases: Vec<(std::path::PathBuf, String)> = expected
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (f, needle) = l.split_once('\t').unwrap();
+            (dir.join(f), needle.to_string())
+        })
+        .collect();
+    assert!(cases.len() >= 40, "the corpus has {} cases", cases.len());
+    let files_in_dir = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|f| f.path().extension().is_some_and(|x| x == "json"))
+        .count();
+    assert_eq!(
+        files_in_dir,
+        cases.len(),
+        "every corpus file is listed in expected.tsv"
+    );
+    // made at run time
+    let made = e.path().join("made");
+    std::fs::create_dir_all(&made).unwrap();
+    std::fs::write(
+        made.join("binary.json"),
+        [0x7f, b'E', b'L', b'F', 0, 0xff, 0xfe, 1, 2, 3],
+    )
+    .unwrap();
+    cases.push((made.join("binary.json"), "UTF-8".into()));
+    let mut big = String::from("{\"version\": 1, \"paused\": ");
+    big.push_str(&" ".repeat(20 << 20));
+    big.push_str("tru}");
+    std::fs::write(made.join("huge.json"), big).unwrap();
+    cases.push((made.join("huge.json"), "line 1".into()));
+    std::os::unix::fs::symlink("/tmp", made.join("linked-mount")).unwrap();
+    std::fs::write(
+        made.join("symlinked-mount.json"),
+        format!(
+            r#"{{"version":1,"disk":{{"mounts":["{}"]}}}}"#,
+            made.join("linked-mount").display()
+        ),
+    )
+    .unwrap();
+    cases.push((made.join("symlinked-mount.json"), "symlink".into()));
+    std::fs::write(made.join("a-file"), "").unwrap();
+    std::fs::write(
+        made.join("file-mount.json"),
+        format!(
+            r#"{{"version":1,"disk":{{"mounts":["{}"]}}}}"#,
+            made.join("a-file").display()
+        ),
+    )
+    .unwrap();
+    cases.push((made.join("file-mount.json"), "disk.mounts[0]".into()));
+    for (file, needle) in &cases {
+        let r = e.run(&["validate", file.to_str().unwrap()]);
+        assert_eq!(r.code, 78, "{}: {r:?}", file.display());
+        assert!(
+            r.stderr.contains(file.to_str().unwrap()),
+            "{} must be named: {r:?}",
+            file.display()
+        );
+        assert!(
+            r.stderr.contains(needle.as_str()),
+            "{}: the message must mention {needle:?}: {r:?}",
+            file.display()
+        );
+    }
+    assert!(!e.state().exists(), "validate writes nothing");
+}
