@@ -645,31 +645,15 @@ fn no_symlink_in_ballast_dir_is_followed_by_recover() {
 /// and five idle days ask for more than the target (catching up).
 #[test]
 fn reconcile_levels_follow_the_recorded_window() {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as f64;
     for (organic, expect_below) in [(60.0, true), (2.0, false)] {
         let e = Env::new();
         e.desired(r#"{"version":1,"window_days":10,"cpu":{"target_percent":25},"memory":{"enabled":false},"disk":{"enabled":false}}"#);
-        let hist = e.state().join("history");
-        std::fs::create_dir_all(&hist).unwrap();
         // one record a minute for five days, ending now
-        let mut files: std::collections::BTreeMap<String, String> = Default::default();
-        for i in (0..5 * 1440).rev() {
-            let ts = now - i as f64 * 60.0;
-            let line = format!(
-                "{{\"ts\":\"{}\",\"interval_s\":60.0,\"cpu\":{{\"total\":{organic},\"synthetic\":0.0,\"level\":0.0,\"target\":25.0}}}}\n",
-                cro::timefmt::rfc3339(ts)
-            );
-            files
-                .entry(cro::timefmt::day(ts))
-                .or_default()
-                .push_str(&line);
-        }
-        for (day, text) in files {
-            std::fs::write(hist.join(format!("{day}.jsonl")), text).unwrap();
-        }
+        e.write_history(
+            5 * 1440,
+            60.0,
+            &format!(r#""cpu":{{"total":{organic},"synthetic":0.0,"level":0.0,"target":25.0}}"#),
+        );
         let plan = e.ok(&["plan", "--json"]).json();
         let planned = plan["jobs"][0]["level_percent"].as_f64().unwrap();
         e.ok(&["reconcile", "--once"]);
@@ -819,6 +803,31 @@ fn textfile_metrics_for_node_exporter() {
     assert_eq!(e.status()["desired"]["valid"], false);
 }
 
+/// Reconcile the idle desired state and serve it on a free loopback port; the guard
+/// stops the server.
+fn serve_idle(e: &Env) -> (Daemon, String) {
+    e.desired(&idle_desired(&e.plain_mount()));
+    e.ok(&["reconcile", "--once"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let server = Daemon(
+        e.cmd()
+            .args(["serve", "--listen", &addr])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(Duration::from_secs(10), "the server to listen", || {
+        std::net::TcpStream::connect(&addr).ok()
+    });
+    (server, addr)
+}
+
 fn http(addr: &str, raw: &str) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -840,25 +849,7 @@ fn http(addr: &str, raw: &str) -> (u16, String, String) {
 #[test]
 fn serve_is_read_only_and_survives_bad_requests() {
     let e = Env::new();
-    e.desired(&idle_desired(&e.plain_mount()));
-    e.ok(&["reconcile", "--once"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let _server = Daemon(
-        e.cmd()
-            .args(["serve", "--listen", &addr])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for(Duration::from_secs(10), "the server to listen", || {
-        std::net::TcpStream::connect(&addr).ok()
-    });
+    let (_server, addr) = serve_idle(&e);
     let get = |path: &str| {
         http(
             &addr,
@@ -924,25 +915,9 @@ fn serve_is_read_only_and_survives_bad_requests() {
 
 #[test]
 fn html_report_is_self_contained_with_charts_and_verdicts() {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as f64;
     let e = Env::new();
     e.desired(r#"{"version":1,"window_days":3,"cpu":{"target_percent":25},"memory":{"target_percent":90,"min_available_percent":5},"disk":{"enabled":false}}"#);
-    let hist = e.state().join("history");
-    std::fs::create_dir_all(&hist).unwrap();
-    let mut files: std::collections::BTreeMap<String, String> = Default::default();
-    for i in (0..3 * 288).rev() {
-        let ts = now - i as f64 * 300.0;
-        files.entry(cro::timefmt::day(ts)).or_default().push_str(&format!(
-            "{{\"ts\":\"{}\",\"interval_s\":300.0,\"cpu\":{{\"total\":30.0,\"synthetic\":20.0,\"level\":30.0,\"target\":25.0}},\"memory\":{{\"total\":20.0,\"synthetic\":0.0,\"level\":0.0,\"target\":90.0}}}}\n",
-            cro::timefmt::rfc3339(ts)
-        ));
-    }
-    for (day, text) in files {
-        std::fs::write(hist.join(format!("{day}.jsonl")), text).unwrap();
-    }
+    e.write_history(3 * 288, 300.0, r#""cpu":{"total":30.0,"synthetic":20.0,"level":30.0,"target":25.0},"memory":{"total":20.0,"synthetic":0.0,"level":0.0,"target":90.0}"#);
     let out = e.path().join("report.html");
     e.ok(&["report", "--html", out.to_str().unwrap()]);
     let html = std::fs::read_to_string(&out).unwrap();
@@ -1040,25 +1015,7 @@ fn dashboard_renders_in_headless_chromium() {
     let chromium =
         chromium.expect("headless Chromium not found: apt-get install chromium (CI does)");
     let e = Env::new();
-    e.desired(&idle_desired(&e.plain_mount()));
-    e.ok(&["reconcile", "--once"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let _server = Daemon(
-        e.cmd()
-            .args(["serve", "--listen", &addr])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for(Duration::from_secs(10), "the server to listen", || {
-        std::net::TcpStream::connect(&addr).ok()
-    });
+    let (_server, addr) = serve_idle(&e);
     let shot = e.path().join("dashboard.png");
     let browse = |extra: &[&str]| {
         let profile = tempfile::tempdir().unwrap();

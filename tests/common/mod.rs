@@ -130,6 +130,31 @@ impl Env {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
     }
+    /// Write `count` history records `step_s` apart, ending now, each with the given
+    /// samples (`"cpu":{...}` and so on), into day files as reconcile would.
+    pub fn write_history(&self, count: usize, step_s: f64, samples: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let hist = self.state().join("history");
+        std::fs::create_dir_all(&hist).unwrap();
+        let mut files: std::collections::BTreeMap<String, String> = Default::default();
+        for i in (0..count).rev() {
+            let ts = now - i as f64 * step_s;
+            let line = format!(
+                "{{\"ts\":\"{}\",\"interval_s\":{step_s:.1},{samples}}}\n",
+                cro::timefmt::rfc3339(ts)
+            );
+            files
+                .entry(cro::timefmt::day(ts))
+                .or_default()
+                .push_str(&line);
+        }
+        for (day, text) in files {
+            std::fs::write(hist.join(format!("{day}.jsonl")), text).unwrap();
+        }
+    }
     pub fn job_files(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.state().join("jobs"))
             .map(|rd| {
