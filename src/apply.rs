@@ -57,6 +57,13 @@ pub fn sense(
         .and_then(|b| serde_json::from_slice(&b).ok());
     let mut now_cpu = observe::read_cpu_times().map_err(|e| Error::io("/proc/stat", "read", e))?;
     let mut at = timefmt::now_unix();
+    // The previous pass was a moment ago (passes back to back): wait until half a second
+    // has passed since its counters rather than taking a fresh half-second sample.
+    if let Some(p) = prev.as_ref().filter(|p| (0.0..0.5).contains(&(at - p.at))) {
+        std::thread::sleep(Duration::from_secs_f64(0.5 - (at - p.at)));
+        now_cpu = observe::read_cpu_times().map_err(|e| Error::io("/proc/stat", "read", e))?;
+        at = timefmt::now_unix();
+    }
     let cpu_status = found
         .iter()
         .find(|f| f.id == "cpu")
@@ -219,6 +226,8 @@ pub fn spawn_worker(q: &Queue, id: &str, lock: File) -> Result<u32> {
     cmd.arg("worker")
         .arg("--job")
         .arg(&job_path)
+        // Crash points are for this process only: a worker must not inherit them.
+        .env_remove(crate::fault::ENV)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2)
@@ -245,6 +254,7 @@ pub fn spawn_worker(q: &Queue, id: &str, lock: File) -> Result<u32> {
     let child = cmd
         .spawn()
         .map_err(|e| Error::Runtime(format!("cannot start worker {id}: {e}")))?;
+    crate::fault::point("after-spawn");
     // Our copy of the lock goes; the child's keeps the lock held.
     drop(lock);
     Ok(child.id())
@@ -258,10 +268,9 @@ pub fn remove_job(q: &Queue, f: &JobFound) -> Result<()> {
         std::fs::remove_file(&p).map_err(|e| Error::io(&p, "delete", e))?;
         fsutil::sync_dir(&q.jobs_dir)?;
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while q.is_alive(&f.id) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::fault::point("remove-after-delete");
+    // The worker would notice the deleted job within a second; SIGTERM now makes it give
+    // everything back at once (the same clean exit), SIGKILL after 5 s if it hangs.
     if q.is_alive(&f.id) {
         let ws: Vec<_> = procs::workers(&q.state_dir)
             .into_iter()
@@ -269,6 +278,7 @@ pub fn remove_job(q: &Queue, f: &JobFound) -> Result<()> {
             .collect();
         procs::stop(&q.state_dir, &ws, Duration::from_secs(5));
     }
+    crate::fault::point("remove-before-ballast");
     if let Some(Job {
         spec: JobSpec::Disk { mount, .. },
         ..
@@ -400,31 +410,121 @@ pub fn prepare(
     Ok((obs, windows, decisions, plan))
 }
 
-/// One tick. The caller holds the state lock.
+/// What a tick does to the world. The tick's logic runs unchanged against the host
+/// (`Host`) or against a simulated world (tests/simulation.rs), where clock, observations,
+/// process table and files are a seeded model and faults are injected at will.
+pub trait World {
+    /// The job slots as they are now (job file, lock, status).
+    fn list(&mut self) -> Result<Vec<JobFound>>;
+    /// Read the host (a reconcile persists the CPU counters).
+    fn sense(&mut self, desired: &Resolved, found: &[JobFound]) -> Result<Observation>;
+    /// The recorded window ending at `now`.
+    fn windows(&mut self, now: f64, window_s: f64) -> Windows;
+    fn write_job(&mut self, job: &Job) -> Result<()>;
+    /// Start the worker for `id` unless something already holds its slot; its PID if
+    /// this call started it.
+    fn start(&mut self, id: &str) -> Result<Option<u32>>;
+    /// Delete the job, stop its worker, give its ballast back.
+    fn remove(&mut self, found: &JobFound) -> Result<()>;
+    fn append_history(&mut self, at: f64, rec: &Record) -> Result<()>;
+    /// Delete history older than `keep_days`; how many files went.
+    fn prune_history(&mut self, now: f64, keep_days: u32) -> Result<usize>;
+}
+
+/// The real world: this host, its /proc and the state directory.
+pub struct Host<'a> {
+    pub q: &'a Queue,
+}
+
+impl World for Host<'_> {
+    fn list(&mut self) -> Result<Vec<JobFound>> {
+        self.q.list()
+    }
+    fn sense(&mut self, desired: &Resolved, found: &[JobFound]) -> Result<Observation> {
+        let obs = sense(self.q, desired, found, true)?;
+        crate::fault::point("after-sense");
+        Ok(obs)
+    }
+    fn windows(&mut self, now: f64, window_s: f64) -> Windows {
+        let (windows, warnings) = crate::window::load(&self.q.state_dir, now, window_s);
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        windows
+    }
+    fn write_job(&mut self, job: &Job) -> Result<()> {
+        self.q.write_job(job)?;
+        crate::fault::point("after-write-job");
+        Ok(())
+    }
+    fn start(&mut self, id: &str) -> Result<Option<u32>> {
+        match self.q.try_lock_slot(id)? {
+            Some(lock) => {
+                crate::fault::point("after-lock-slot");
+                spawn_worker(self.q, id, lock).map(Some)
+            }
+            // Someone started it since we looked: the lock says it lives.
+            None => Ok(None),
+        }
+    }
+    fn remove(&mut self, found: &JobFound) -> Result<()> {
+        remove_job(self.q, found)
+    }
+    fn append_history(&mut self, at: f64, rec: &Record) -> Result<()> {
+        history::append(&self.q.state_dir, at, rec)?;
+        crate::fault::point("after-history");
+        Ok(())
+    }
+    fn prune_history(&mut self, now: f64, keep_days: u32) -> Result<usize> {
+        history::prune(&self.q.state_dir, now, keep_days).map(|gone| gone.len())
+    }
+}
+
+/// Observation, windows, decisions and the plan, from what `world` shows now.
+pub fn prepare_in(
+    world: &mut impl World,
+    desired: &Resolved,
+    found: &[JobFound],
+) -> Result<(Observation, Windows, BTreeMap<String, Decision>, Plan)> {
+    let obs = world.sense(desired, found)?;
+    let windows = world.windows(obs.at, desired.window_days as f64 * 86_400.0);
+    let (levels, decisions) = decide_levels(desired, &windows, &obs, found);
+    let plan = plan::plan(desired, &levels, found);
+    Ok((obs, windows, decisions, plan))
+}
+
+/// One tick on this host. The caller holds the state lock.
 pub fn tick(q: &Queue, desired: &Resolved) -> Result<TickReport> {
     q.ensure()?;
-    let found = q.list()?;
-    let (obs, _windows, decisions, plan) = prepare(q, desired, &found, true)?;
+    crate::fault::point("tick-start");
+    // A crash between writing a temp file and renaming it leaves the temp behind. Under
+    // the state lock only a reader's cache write can be in flight, never a minute long.
+    for p in fsutil::remove_stale_temps(&q.state_dir, Duration::from_secs(60)) {
+        tracing::info!("deleted {} (left by an interrupted write)", p.display());
+    }
+    tick_in(&mut Host { q }, desired)
+}
+
+/// One tick in `world`: list, sense, plan, carry the plan out action by action (a failed
+/// action is reported and the rest still run), append the history record, prune.
+pub fn tick_in(world: &mut impl World, desired: &Resolved) -> Result<TickReport> {
+    let found = world.list()?;
+    let (obs, _windows, decisions, plan) = prepare_in(world, desired, &found)?;
     let mut started = vec![];
     let mut errors = vec![];
     for a in &plan.actions {
         let r = match a {
-            Action::Write { job, .. } => q.write_job(job).map(|_| ()),
-            Action::Start { id, .. } => match q.try_lock_slot(id) {
-                Ok(Some(lock)) => {
-                    spawn_worker(q, id, lock).map(|pid| started.push((id.clone(), pid)))
-                }
-                // Someone started it since we looked: the lock says it lives.
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
-            },
+            Action::Write { job, .. } => world.write_job(job),
+            Action::Start { id, .. } => world
+                .start(id)
+                .map(|pid| started.extend(pid.map(|p| (id.clone(), p)))),
             Action::Remove { id, .. } => {
                 let f = found
                     .iter()
                     .find(|f| &f.id == id)
                     .cloned()
                     .unwrap_or_default();
-                remove_job(q, &f)
+                world.remove(&f)
             }
         };
         match r {
@@ -436,15 +536,15 @@ pub fn tick(q: &Queue, desired: &Resolved) -> Result<TickReport> {
         }
     }
     let record = record(&obs, desired, &plan.jobs);
-    if let Err(e) = history::append(&q.state_dir, obs.at, &record) {
+    if let Err(e) = world.append_history(obs.at, &record) {
         errors.push(e.to_string());
     }
     // Retention: the window (plus a day for the day file still being written) is never
     // deleted, whatever the grace.
     let keep = desired.window_days + 1 + desired.history_grace_days;
-    match history::prune(&q.state_dir, obs.at, keep) {
-        Ok(gone) if !gone.is_empty() => tracing::info!(
-            files = gone.len(),
+    match world.prune_history(obs.at, keep) {
+        Ok(gone) if gone > 0 => tracing::info!(
+            files = gone,
             keep_days = keep,
             "deleted history older than the window and its grace"
         ),

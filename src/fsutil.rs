@@ -30,9 +30,13 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32, durable: bool) -> Resul
             .sync_all()
             .map_err(|e| Error::io(tmp.path(), "sync", e))?;
     }
+    if durable {
+        crate::fault::point("before-rename");
+    }
     tmp.persist(path)
         .map_err(|e| Error::io(path, "rename into place", e.error))?;
     if durable {
+        crate::fault::point("after-rename");
         sync_dir(dir)?;
     }
     Ok(())
@@ -67,6 +71,29 @@ pub fn open_lock_file(path: &Path) -> Result<File> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| Error::io(path, "open lock file", e))
+}
+
+/// Is `name` one of our temp files (`.tmp-` and tempfile's six random characters)?
+pub fn is_our_temp(name: &str) -> bool {
+    name.strip_prefix(".tmp-")
+        .is_some_and(|r| r.len() == 6 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// Delete the temp files a crash left in `dir`: regular files named like ours and not
+/// modified for `min_age` (a reader such as `status` may be writing the window cache right
+/// now without the state lock). What went is returned.
+pub fn remove_stale_temps(dir: &Path, min_age: std::time::Duration) -> Vec<std::path::PathBuf> {
+    let mut gone = vec![];
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        let stale = e.metadata().is_ok_and(|m| {
+            m.is_file() && m.modified().is_ok_and(|t| t.elapsed().is_ok_and(|a| a >= min_age))
+        });
+        if stale && name.to_str().is_some_and(is_our_temp) && fs::remove_file(e.path()).is_ok() {
+            gone.push(e.path());
+        }
+    }
+    gone
 }
 
 /// Read a small file that may be missing; `Ok(None)` when it is.

@@ -71,6 +71,12 @@ pub fn append(state_dir: &Path, at_unix: f64, rec: &Record) -> Result<PathBuf> {
     if len > 0 && !ends_with_newline(&path) {
         line.insert(0, '\n');
     }
+    if crate::fault::hit("history-torn") {
+        // A crash in the middle of the write: half the line, no newline, then kill -9.
+        let _ = f.write_all(&line.as_bytes()[..line.len() / 2]);
+        let _ = f.sync_data();
+        crate::fault::crash();
+    }
     f.write_all(line.as_bytes())
         .map_err(|e| Error::io(&path, "append to", e))?;
     f.sync_data().map_err(|e| Error::io(&path, "sync", e))?;

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod daemon;
 pub mod desired;
 pub mod error;
+pub mod fault;
 pub mod fsutil;
 pub mod history;
 pub mod host;
