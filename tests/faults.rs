@@ -250,15 +250,24 @@ fn disk_workers_killed_while_growing_or_trimming_are_replaced_and_recover_cleans
         let pid = wait_for(Duration::from_secs(10), "the disk worker", || {
             e.workers().into_iter().find(|w| w.0 == id).map(|w| w.1)
         });
-        // Kill it at a random moment while it moves the ballast (writing 64 MiB of noise
-        // takes a few hundred ms; shrinking is a few unlinks, so often already done).
-        std::thread::sleep(Duration::from_millis(rng.below(150)));
+        // Growing: kill as soon as the ballast has started to grow (it writes noise in
+        // steps of up to 64 MiB, so this lands mid-step). Trimming is one truncate, so it is
+        // either done or not: kill at a random moment around it.
+        if growing {
+            let start = std::time::Instant::now();
+            while used_percent(&m) < before + 2.0 && start.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(rng.below(400)));
+        }
         let mid = used_percent(&m);
         unsafe { libc::kill(pid, libc::SIGKILL) };
         wait_for(Duration::from_secs(5), "the killed worker to go", || {
             (!pid_alive(pid)).then_some(())
         });
-        let moving = if growing { mid < target as f64 - 2.0 } else { mid > target as f64 + 2.0 };
+        let t = target as f64;
+        let moving = if growing { mid > before + 1.0 && mid < t - 2.0 } else { mid > t + 2.0 };
         if moving && growing {
             killed_growing += 1;
         } else if moving {
@@ -266,7 +275,11 @@ fn disk_workers_killed_while_growing_or_trimming_are_replaced_and_recover_cleans
         }
         eprintln!(
             "round {round}: target {target} %, {before:.1} % -> killed at {mid:.1} %{}",
-            if moving { " (mid-way)" } else { "" }
+            match (moving, growing) {
+                (true, true) => " (mid-growth)",
+                (true, false) => " (before the trim)",
+                _ => " (after)",
+            }
         );
         // The next pass starts one new worker, which adopts the dead one's files and
         // reaches the target; half-written files are counted, not leaked.
@@ -296,8 +309,8 @@ fn disk_workers_killed_while_growing_or_trimming_are_replaced_and_recover_cleans
             },
         );
     }
-    eprintln!("killed mid-growth {killed_growing}, mid-trim {killed_trimming} of 4 each");
-    assert!(killed_growing >= 1, "no kill landed while the ballast grew");
+    eprintln!("killed mid-growth {killed_growing} of 4, before the trim {killed_trimming} of 4");
+    assert!(killed_growing >= 2, "only {killed_growing} kills landed while the ballast grew");
     e.ok(&["recover"]);
     assert_nothing_left(&e, &m, "recover");
     assert!(used_percent(&m) < 1.0, "used {:.1} % after recover", used_percent(&m));
