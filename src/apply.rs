@@ -260,6 +260,19 @@ pub fn spawn_worker(q: &Queue, id: &str, lock: File) -> Result<u32> {
     Ok(child.id())
 }
 
+/// Where a removed job's ballast is: its job file says, and when that is lost or corrupt
+/// (a crash, a hand edit) the id does.
+pub fn removal_mount(f: &JobFound) -> Option<std::path::PathBuf> {
+    match &f.job {
+        Some(Job {
+            spec: JobSpec::Disk { mount, .. },
+            ..
+        }) => Some(mount.clone()),
+        Some(_) => None,
+        None => crate::queue::disk_job_mount(&f.id),
+    }
+}
+
 /// Remove a job: delete its file so the worker gives everything back and exits, stop it
 /// if it does not within a few seconds, delete leftover ballast and the slot's files.
 pub fn remove_job(q: &Queue, f: &JobFound) -> Result<()> {
@@ -279,12 +292,8 @@ pub fn remove_job(q: &Queue, f: &JobFound) -> Result<()> {
         procs::stop(&q.state_dir, &ws, Duration::from_secs(5));
     }
     crate::fault::point("remove-before-ballast");
-    if let Some(Job {
-        spec: JobSpec::Disk { mount, .. },
-        ..
-    }) = &f.job
-    {
-        if let Err(e) = ballast::remove_all(mount) {
+    if let Some(mount) = removal_mount(f) {
+        if let Err(e) = ballast::remove_all(&mount) {
             tracing::warn!(mount = %mount.display(), "cannot remove ballast: {e}");
         }
     }
@@ -418,14 +427,20 @@ pub trait World {
     fn list(&mut self) -> Result<Vec<JobFound>>;
     /// Read the host (a reconcile persists the CPU counters).
     fn sense(&mut self, desired: &Resolved, found: &[JobFound]) -> Result<Observation>;
-    /// The recorded window ending at `now`.
-    fn windows(&mut self, now: f64, window_s: f64) -> Windows;
+    /// The recorded window ending at `now` (borrowed where the world keeps it in memory).
+    fn windows(&mut self, now: f64, window_s: f64) -> std::borrow::Cow<'_, Windows>;
     fn write_job(&mut self, job: &Job) -> Result<()>;
     /// Start the worker for `id` unless something already holds its slot; its PID if
     /// this call started it.
     fn start(&mut self, id: &str) -> Result<Option<u32>>;
     /// Delete the job, stop its worker, give its ballast back.
     fn remove(&mut self, found: &JobFound) -> Result<()>;
+    /// Delete ballast on mounted filesystems other than `keep` (left by a job removed
+    /// while its filesystem was unmounted, or by a lost state directory); what went where.
+    fn sweep_orphan_ballast(
+        &mut self,
+        keep: &[std::path::PathBuf],
+    ) -> Vec<(std::path::PathBuf, u64)>;
     fn append_history(&mut self, at: f64, rec: &Record) -> Result<()>;
     /// Delete history older than `keep_days`; how many files went.
     fn prune_history(&mut self, now: f64, keep_days: u32) -> Result<usize>;
@@ -445,12 +460,12 @@ impl World for Host<'_> {
         crate::fault::point("after-sense");
         Ok(obs)
     }
-    fn windows(&mut self, now: f64, window_s: f64) -> Windows {
+    fn windows(&mut self, now: f64, window_s: f64) -> std::borrow::Cow<'_, Windows> {
         let (windows, warnings) = crate::window::load(&self.q.state_dir, now, window_s);
         for w in warnings {
             tracing::warn!("{w}");
         }
-        windows
+        std::borrow::Cow::Owned(windows)
     }
     fn write_job(&mut self, job: &Job) -> Result<()> {
         self.q.write_job(job)?;
@@ -470,6 +485,22 @@ impl World for Host<'_> {
     fn remove(&mut self, found: &JobFound) -> Result<()> {
         remove_job(self.q, found)
     }
+    fn sweep_orphan_ballast(
+        &mut self,
+        keep: &[std::path::PathBuf],
+    ) -> Vec<(std::path::PathBuf, u64)> {
+        let mut gone = vec![];
+        for m in ballast::mounts_with_ballast() {
+            if keep.contains(&m) {
+                continue;
+            }
+            match ballast::remove_all(&m) {
+                Ok(r) => gone.push((m, r.bytes)),
+                Err(e) => tracing::warn!(mount = %m.display(), "cannot remove orphan ballast: {e}"),
+            }
+        }
+        gone
+    }
     fn append_history(&mut self, at: f64, rec: &Record) -> Result<()> {
         history::append(&self.q.state_dir, at, rec)?;
         crate::fault::point("after-history");
@@ -480,17 +511,17 @@ impl World for Host<'_> {
     }
 }
 
-/// Observation, windows, decisions and the plan, from what `world` shows now.
+/// Observation, decisions and the plan, from what `world` shows now.
 pub fn prepare_in(
     world: &mut impl World,
     desired: &Resolved,
     found: &[JobFound],
-) -> Result<(Observation, Windows, BTreeMap<String, Decision>, Plan)> {
+) -> Result<(Observation, BTreeMap<String, Decision>, Plan)> {
     let obs = world.sense(desired, found)?;
     let windows = world.windows(obs.at, desired.window_days as f64 * 86_400.0);
     let (levels, decisions) = decide_levels(desired, &windows, &obs, found);
     let plan = plan::plan(desired, &levels, found);
-    Ok((obs, windows, decisions, plan))
+    Ok((obs, decisions, plan))
 }
 
 /// One tick on this host. The caller holds the state lock.
@@ -509,7 +540,7 @@ pub fn tick(q: &Queue, desired: &Resolved) -> Result<TickReport> {
 /// action is reported and the rest still run), append the history record, prune.
 pub fn tick_in(world: &mut impl World, desired: &Resolved) -> Result<TickReport> {
     let found = world.list()?;
-    let (obs, _windows, decisions, plan) = prepare_in(world, desired, &found)?;
+    let (obs, decisions, plan) = prepare_in(world, desired, &found)?;
     let mut started = vec![];
     let mut errors = vec![];
     for a in &plan.actions {
@@ -533,6 +564,21 @@ pub fn tick_in(world: &mut impl World, desired: &Resolved) -> Result<TickReport>
                 tracing::error!("{}: {e}", a.describe());
                 errors.push(format!("{}: {e}", a.describe()));
             }
+        }
+    }
+    // Ballast no job owns: only after a tick in which everything went as planned (a failed
+    // removal keeps its slot, and its ballast, for the next tick).
+    if errors.is_empty() {
+        let keep: Vec<std::path::PathBuf> = plan
+            .jobs
+            .iter()
+            .filter_map(|j| match &j.spec {
+                JobSpec::Disk { mount, .. } => Some(mount.clone()),
+                _ => None,
+            })
+            .collect();
+        for (m, bytes) in world.sweep_orphan_ballast(&keep) {
+            tracing::warn!(mount = %m.display(), bytes, "deleted ballast no job owns");
         }
     }
     let record = record(&obs, desired, &plan.jobs);

@@ -13,17 +13,17 @@ pub const ENV: &str = "CRO_CRASH_AT";
 
 /// Every crash point, in the order a tick passes them.
 pub const POINTS: &[&str] = &[
-    "tick-start",          // state lock held, nothing read yet
-    "after-sense",         // counters.json written
-    "before-rename",       // a durable file's temp is written and synced, not renamed
-    "after-rename",        // renamed, directory not synced
-    "after-write-job",     // a job file published
-    "after-lock-slot",     // slot locked, worker not started
-    "after-spawn",         // worker started, our copy of the lock not yet closed
-    "remove-after-delete", // job file deleted, worker maybe still running
+    "tick-start",            // state lock held, nothing read yet
+    "after-sense",           // counters.json written
+    "before-rename",         // a durable file's temp is written and synced, not renamed
+    "after-rename",          // renamed, directory not synced
+    "after-write-job",       // a job file published
+    "after-lock-slot",       // slot locked, worker not started
+    "after-spawn",           // worker started, our copy of the lock not yet closed
+    "remove-after-delete",   // job file deleted, worker maybe still running
     "remove-before-ballast", // worker gone, its ballast still on disk
-    "history-torn",        // half a history line written, no newline
-    "after-history",       // record appended, retention not run
+    "history-torn",          // half a history line written, no newline
+    "after-history",         // record appended, retention not run
 ];
 
 struct Armed {

@@ -87,7 +87,9 @@ pub fn remove_stale_temps(dir: &Path, min_age: std::time::Duration) -> Vec<std::
     for e in fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = e.file_name();
         let stale = e.metadata().is_ok_and(|m| {
-            m.is_file() && m.modified().is_ok_and(|t| t.elapsed().is_ok_and(|a| a >= min_age))
+            m.is_file()
+                && m.modified()
+                    .is_ok_and(|t| t.elapsed().is_ok_and(|a| a >= min_age))
         });
         if stale && name.to_str().is_some_and(is_our_temp) && fs::remove_file(e.path()).is_ok() {
             gone.push(e.path());

@@ -84,12 +84,14 @@ impl JobSpec {
 }
 
 /// Stable job id for a disk mount: `disk-` + the path with `/` as `-`, and anything but
-/// `[A-Za-z0-9_.]` (including `-` itself) as `_xx` hex, so two mounts never share an id.
+/// `[A-Za-z0-9.]` (including `-` and `_`) as `_xx` hex, so two mounts never share an id
+/// and the mount can be read back from the id (`disk_job_mount`). `/` itself is
+/// `disk-_2f`.
 pub fn disk_job_id(mount: &Path) -> String {
     let s = mount.to_string_lossy();
     let trimmed = s.trim_matches('/');
     if trimmed.is_empty() {
-        return "disk-root".into();
+        return "disk-_2f".into();
     }
     let mut out = String::from("disk-");
     for b in trimmed.bytes() {
@@ -100,6 +102,34 @@ pub fn disk_job_id(mount: &Path) -> String {
         }
     }
     out
+}
+
+/// The mount a disk job id stands for (the inverse of `disk_job_id`), so a job whose
+/// file is lost or corrupt still tells where its ballast is.
+pub fn disk_job_mount(id: &str) -> Option<PathBuf> {
+    let rest = id.strip_prefix("disk-")?;
+    if rest == "_2f" {
+        return Some(PathBuf::from("/"));
+    }
+    let mut out = vec![b'/'];
+    let b = rest.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'-' => out.push(b'/'),
+            b'_' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            c if c.is_ascii_alphanumeric() || c == b'.' => out.push(c),
+            _ => return None,
+        }
+        i += 1;
+    }
+    use std::os::unix::ffi::OsStringExt;
+    let p = PathBuf::from(std::ffi::OsString::from_vec(out));
+    (disk_job_id(&p) == id).then_some(p)
 }
 
 /// What a worker reports about itself.
@@ -333,7 +363,8 @@ mod tests {
 
     #[test]
     fn disk_ids_are_distinct_and_safe() {
-        assert_eq!(disk_job_id(Path::new("/")), "disk-root");
+        assert_eq!(disk_job_id(Path::new("/")), "disk-_2f");
+        assert_ne!(disk_job_id(Path::new("/")), disk_job_id(Path::new("/root")));
         assert_eq!(disk_job_id(Path::new("/data")), "disk-data");
         assert_eq!(disk_job_id(Path::new("/var/lib/x")), "disk-var-lib-x");
         assert_ne!(
@@ -341,6 +372,33 @@ mod tests {
             disk_job_id(Path::new("/a/b"))
         );
         assert!(valid_id(&disk_job_id(Path::new("/mnt/my disk/ü"))));
+    }
+
+    #[test]
+    fn disk_ids_read_back_as_their_mount() {
+        for m in [
+            "/",
+            "/root",
+            "/data",
+            "/a-b",
+            "/a/b",
+            "/mnt/my disk/ü",
+            "/x_y",
+            "/v.1",
+        ] {
+            let id = disk_job_id(Path::new(m));
+            assert_eq!(disk_job_mount(&id), Some(PathBuf::from(m)), "{id}");
+        }
+        for bad in [
+            "cpu",
+            "disk-",
+            "disk-_zz",
+            "disk-a_2",
+            "disk-a b",
+            "disk-_2fx",
+        ] {
+            assert_eq!(disk_job_mount(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -206,9 +206,15 @@ pub fn run(state_dir: &Path, desired_mounts: &[PathBuf], dry_run: bool) -> Resul
     }
     report.deleted_job_files = clear_jobs_dir(&q)?;
     // Temp files an interrupted write left (workers are stopped, we hold the state lock).
-    for dir in [q.state_dir.clone(), crate::history::history_dir(&q.state_dir)] {
+    for dir in [
+        q.state_dir.clone(),
+        crate::history::history_dir(&q.state_dir),
+    ] {
         for p in crate::fsutil::remove_stale_temps(&dir, Duration::ZERO) {
-            eprintln!("cro: deleted {} (left by an interrupted write)", p.display());
+            eprintln!(
+                "cro: deleted {} (left by an interrupted write)",
+                p.display()
+            );
         }
     }
     report.after = snapshot(&q, &mounts);

@@ -87,8 +87,16 @@ fn assert_converged(e: &Env, want: &[String], what: &str) {
 }
 
 fn assert_nothing_left(e: &Env, m: &Path, what: &str) {
-    assert!(e.workers().is_empty(), "{what}: workers left: {:?}", e.workers());
-    assert!(e.job_files().is_empty(), "{what}: job files left: {:?}", e.job_files());
+    assert!(
+        e.workers().is_empty(),
+        "{what}: workers left: {:?}",
+        e.workers()
+    );
+    assert!(
+        e.job_files().is_empty(),
+        "{what}: job files left: {:?}",
+        e.job_files()
+    );
     let ballast: Vec<_> = std::fs::read_dir(m.join(".cro-ballast"))
         .into_iter()
         .flatten()
@@ -140,7 +148,11 @@ fn crash_loop(points: &[&str], rounds: usize) {
         };
         e.desired(&states[from].0);
         e.ok(&["reconcile", "--once"]);
-        assert_converged(&e, &states[from].1, &format!("iteration {i}: before the crash"));
+        assert_converged(
+            &e,
+            &states[from].1,
+            &format!("iteration {i}: before the crash"),
+        );
         let (json, want) = &states[to];
         e.desired(json);
         let what = format!("iteration {i}, crash at {point}:{nth}, state {from} -> {to}");
@@ -198,12 +210,18 @@ const ROUNDS: usize = 10;
 
 #[test]
 fn crash_while_sensing_or_writing_files() {
-    crash_loop(&["tick-start", "after-sense", "before-rename", "after-rename"], ROUNDS);
+    crash_loop(
+        &["tick-start", "after-sense", "before-rename", "after-rename"],
+        ROUNDS,
+    );
 }
 
 #[test]
 fn crash_while_starting_workers() {
-    crash_loop(&["after-write-job", "after-lock-slot", "after-spawn"], ROUNDS);
+    crash_loop(
+        &["after-write-job", "after-lock-slot", "after-spawn"],
+        ROUNDS,
+    );
 }
 
 #[test]
@@ -243,7 +261,11 @@ fn disk_workers_killed_while_growing_or_trimming_are_replaced_and_recover_cleans
     let mut killed_trimming = 0;
     for round in 0..8 {
         // Alternate a high and a low target so each kill lands mid-growth or mid-trim.
-        let (target, growing) = if round % 2 == 0 { (70, true) } else { (15, false) };
+        let (target, growing) = if round % 2 == 0 {
+            (70, true)
+        } else {
+            (15, false)
+        };
         e.desired(&disk_desired(&m, target, none));
         let before = used_percent(&m);
         e.ok(&["reconcile", "--once"]);
@@ -267,7 +289,11 @@ fn disk_workers_killed_while_growing_or_trimming_are_replaced_and_recover_cleans
             (!pid_alive(pid)).then_some(())
         });
         let t = target as f64;
-        let moving = if growing { mid > before + 1.0 && mid < t - 2.0 } else { mid > t + 2.0 };
+        let moving = if growing {
+            mid > before + 1.0 && mid < t - 2.0
+        } else {
+            mid > t + 2.0
+        };
         if moving && growing {
             killed_growing += 1;
         } else if moving {
@@ -288,8 +314,18 @@ fn disk_workers_killed_while_growing_or_trimming_are_replaced_and_recover_cleans
         assert!(ws.len() <= 1, "round {round}: {ws:?}");
         wait_for_or(
             Duration::from_secs(20),
-            || (used_percent(&m) - target as f64).abs().le(&3.0).then_some(()),
-            || format!("round {round}: used {:.1} %, target {target} %", used_percent(&m)),
+            || {
+                (used_percent(&m) - target as f64)
+                    .abs()
+                    .le(&3.0)
+                    .then_some(())
+            },
+            || {
+                format!(
+                    "round {round}: used {:.1} %, target {target} %",
+                    used_percent(&m)
+                )
+            },
         );
         let ws: Vec<_> = e.workers().into_iter().filter(|w| w.0 == id).collect();
         assert_eq!(ws.len(), 1, "round {round}: one worker: {ws:?}");
@@ -310,8 +346,15 @@ fn disk_workers_killed_while_growing_or_trimming_are_replaced_and_recover_cleans
         );
     }
     eprintln!("killed mid-growth {killed_growing} of 4, before the trim {killed_trimming} of 4");
-    assert!(killed_growing >= 2, "only {killed_growing} kills landed while the ballast grew");
+    assert!(
+        killed_growing >= 2,
+        "only {killed_growing} kills landed while the ballast grew"
+    );
     e.ok(&["recover"]);
     assert_nothing_left(&e, &m, "recover");
-    assert!(used_percent(&m) < 1.0, "used {:.1} % after recover", used_percent(&m));
+    assert!(
+        used_percent(&m) < 1.0,
+        "used {:.1} % after recover",
+        used_percent(&m)
+    );
 }

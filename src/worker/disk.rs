@@ -282,6 +282,9 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
     // Whatever ends the worker cleanly gives the space back; only a crash leaves ballast,
     // which the next worker adopts or `recover` deletes.
     drop(files);
+    if end == End::LockLost {
+        return Ok(end);
+    }
     match ballast::remove_all(&mount) {
         Ok(r) => {
             tracing::info!(mount = %mount.display(), files = r.files, bytes = r.bytes, "ballast removed")

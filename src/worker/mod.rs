@@ -42,6 +42,10 @@ pub enum End {
     JobRemoved,
     /// SIGTERM/SIGINT.
     Signalled,
+    /// The slot's lock file is gone or replaced: the reconciler sees the slot free and may
+    /// already have started a successor, which adopts what we hold. Leave at once and
+    /// give nothing back on the way (a disk worker would delete the successor's ballast).
+    LockLost,
 }
 
 impl Ctx {
@@ -54,6 +58,10 @@ impl Ctx {
             return Ok(());
         }
         self.last_check = Instant::now();
+        if !self.lock_is_current() {
+            tracing::warn!(id = %self.id, "the slot's lock file was removed or replaced; leaving to whoever holds it now");
+            return Err(End::LockLost);
+        }
         match self.queue.read_job(&self.id) {
             Ok(None) => Err(End::JobRemoved),
             Ok(Some(Ok(job))) if job.spec.resource() != self.spec.resource() => {
@@ -75,6 +83,18 @@ impl Ctx {
                 tracing::warn!(id = %self.id, "cannot read job file: {e}");
                 Ok(())
             }
+        }
+    }
+
+    /// Does the lock path still name the file we hold the lock on?
+    fn lock_is_current(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (
+            self._lock.metadata(),
+            std::fs::symlink_metadata(self.queue.lock_path(&self.id)),
+        ) {
+            (Ok(held), Ok(md)) => md.ino() == held.ino() && md.dev() == held.dev(),
+            _ => false,
         }
     }
 
@@ -223,6 +243,11 @@ pub fn run(job_path: &Path) -> Result<()> {
         JobSpec::Memory { .. } => memory::run(&mut ctx),
         JobSpec::Disk { .. } => disk::run(&mut ctx),
     };
+    if matches!(result, Ok(End::LockLost)) {
+        // The status file is the successor's now.
+        tracing::info!(%id, "worker exiting: lock lost");
+        return Ok(());
+    }
     // The "exited" status is the evidence of a clean end (a crash leaves "running").
     ctx.status.synthetic_percent = 0.0;
     match &result {
