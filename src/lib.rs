@@ -9,6 +9,7 @@ pub mod desired;
 pub mod error;
 pub mod fault;
 pub mod fsutil;
+pub mod fuzzing;
 pub mod history;
 pub mod host;
 pub mod logging;
