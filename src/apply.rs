@@ -127,7 +127,26 @@ pub fn sense(
         .and_then(|f| f.status.as_ref())
         .map_or(0, |s| s.ballast_bytes);
     let mut disks = BTreeMap::new();
+    let mount_points = ballast::mount_points();
+    let plain_ok = desired
+        .disk
+        .as_ref()
+        .is_some_and(|d| d.allow_plain_directory);
     for m in desired.disk.iter().flat_map(|d| d.mounts.iter()) {
+        if !plain_ok && !mount_points.contains(m) {
+            // Its usage would be the root filesystem's: nothing to record or pad.
+            disks.insert(
+                m.clone(),
+                DiskObservation {
+                    error: Some(format!(
+                        "{} is not a mount point (not mounted?)",
+                        m.display()
+                    )),
+                    ..Default::default()
+                },
+            );
+            continue;
+        }
         let d = match observe::fs_usage(m) {
             // Ballast is what is on disk, worker or not: the honest synthetic share.
             Ok(usage) => DiskObservation {

@@ -118,6 +118,11 @@ pub struct DiskSpec {
     /// `allocate` (fallocate, instant) or `write` (incompressible data, for compressing or deduplicating filesystems).
     #[serde(default)]
     pub fill: Fill,
+    /// Pad the mounts even where they are plain directories, not mount points. Off by
+    /// default: a filesystem that failed to mount leaves an empty directory on `/`, and
+    /// cro must not fill the root filesystem in its place.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_plain_directory: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -198,6 +203,7 @@ impl Default for DiskSpec {
             min_free_percent: 10.0,
             min_free_gib: 1.0,
             fill: Fill::Allocate,
+            allow_plain_directory: false,
         }
     }
 }
@@ -305,6 +311,7 @@ pub struct DiskTarget {
     pub min_free_percent: f64,
     pub min_free_bytes: u64,
     pub fill: Fill,
+    pub allow_plain_directory: bool,
 }
 
 /// Parse a desired-state document. Syntax and shape errors carry the field path and, for
@@ -642,6 +649,7 @@ impl DesiredState {
                 min_free_percent: d.min_free_percent,
                 min_free_bytes: (d.min_free_gib.clamp(0.0, 1e9) * (1u64 << 30) as f64) as u64,
                 fill: d.fill,
+                allow_plain_directory: d.allow_plain_directory,
             }
         });
         if !problems.is_empty() {

@@ -24,10 +24,16 @@ pub fn desired(data: &[u8]) {
     };
     let pct = |x: f64| (0.0..=100.0).contains(&x);
     if let Some(c) = &r.cpu {
-        assert!(pct(c.target_percent) && pct(c.max_synthetic_percent), "{r:?}");
+        assert!(
+            pct(c.target_percent) && pct(c.max_synthetic_percent),
+            "{r:?}"
+        );
     }
     if let Some(m) = &r.memory {
-        assert!(pct(m.target_percent) && pct(m.min_available_percent), "{r:?}");
+        assert!(
+            pct(m.target_percent) && pct(m.min_available_percent),
+            "{r:?}"
+        );
     }
     if let Some(d) = &r.disk {
         assert!(pct(d.target_percent) && pct(d.min_free_percent), "{r:?}");
@@ -74,11 +80,7 @@ pub fn history_text(data: &[u8]) {
         let mut warn2 = vec![];
         let back = history::parse_lines(&line, Path::new("h.jsonl"), &mut warn2);
         assert_eq!(back.len(), 1, "{line} did not read back: {warn2:?}");
-        assert!(
-            same_json(&back[0], r),
-            "{line} read back as {:?}",
-            back[0]
-        );
+        assert!(same_json(&back[0], r), "{line} read back as {:?}", back[0]);
         w.add(r);
     }
 }
@@ -119,6 +121,25 @@ mod tests {
                 .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
+    }
+
+    /// The checked-in fuzz corpus (fuzz/corpus/<target>/), replayed on stable.
+    #[test]
+    fn fuzz_corpus_replays_clean() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+        for (target, check) in [("desired", desired as fn(&[u8])), ("history", history_text)] {
+            let dir = root.join(target);
+            let mut n = 0;
+            for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+                let p = e.unwrap().path();
+                let data = std::fs::read(&p).unwrap();
+                if std::panic::catch_unwind(|| check(&data)).is_err() {
+                    panic!("{} fails its check (message above)", p.display());
+                }
+                n += 1;
+            }
+            assert!(n >= 8, "only {n} corpus files in {}", dir.display());
+        }
     }
 
     proptest! {

@@ -96,6 +96,7 @@ pub fn desired_jobs(d: &Resolved, levels: &Levels) -> Vec<Job> {
                     min_free_percent: k.min_free_percent,
                     min_free_bytes: k.min_free_bytes,
                     fill: k.fill,
+                    allow_plain_directory: k.allow_plain_directory,
                 },
             ));
         }

@@ -56,6 +56,9 @@ pub enum JobSpec {
         min_free_percent: f64,
         min_free_bytes: u64,
         fill: Fill,
+        /// Pad even when `mount` is not a mount point (see the desired state's field).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        allow_plain_directory: bool,
     },
 }
 

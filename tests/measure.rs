@@ -42,6 +42,18 @@ fn meminfo() -> (u64, u64) {
     cro::observe::parse_meminfo(&std::fs::read_to_string("/proc/meminfo").unwrap()).unwrap()
 }
 
+/// The kernel's count of OOM kills since boot (/proc/vmstat oom_kill).
+fn oom_kills() -> u64 {
+    std::fs::read_to_string("/proc/vmstat")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .expect("/proc/vmstat has oom_kill")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 fn rss(pid: i32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     s.lines()
@@ -204,6 +216,7 @@ fn memory_ballast_is_reached_released_and_yields_to_a_real_allocator() {
     );
 
     // A real process (this test) allocates 400 MiB: available would sink to the floor.
+    let ooms_before = oom_kills();
     let t = Instant::now();
     let mut hog = vec![0u8; (400 * MIB) as usize];
     for i in (0..hog.len()).step_by(4096) {
@@ -243,6 +256,11 @@ fn memory_ballast_is_reached_released_and_yields_to_a_real_allocator() {
         floor_bytes / MIB
     );
     assert!(pid_alive(pid), "the worker must shrink, not die");
+    assert_eq!(
+        oom_kills(),
+        ooms_before,
+        "the kernel OOM-killed something while the ballast raced a real allocation"
+    );
     drop(hog);
 
     // Released on pause.

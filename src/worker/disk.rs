@@ -173,6 +173,34 @@ impl Files {
     }
 }
 
+/// Why the ballast directory cannot be used now, if it cannot: the path is not a mount
+/// point (a filesystem that failed to mount leaves a bare directory on `/`), or the
+/// filesystem there is not the one our open directory is on (unmounted under us).
+fn unusable(mount: &std::path::Path, allow_plain: bool, held: Option<&Files>) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    if !allow_plain && !ballast::mount_points().iter().any(|m| m == mount) {
+        return Some(format!(
+            "{} is not a mount point (not mounted?); nothing is padded until it is \
+             (set disk.allow_plain_directory to pad a plain directory)",
+            mount.display()
+        ));
+    }
+    let here = match std::fs::metadata(mount) {
+        Ok(md) => md.dev(),
+        Err(e) => return Some(format!("{}: {e}", mount.display())),
+    };
+    let f = held?;
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat on a descriptor we own, into a zeroed struct.
+    if unsafe { libc::fstat(f.dir.as_raw_fd(), &mut st) } == 0 && st.st_dev != here {
+        return Some(format!(
+            "the filesystem at {} changed under us (unmounted?); giving back what we held there",
+            mount.display()
+        ));
+    }
+    None
+}
+
 pub fn run(ctx: &mut Ctx) -> Result<End> {
     let JobSpec::Disk { mount, fill, .. } = ctx.spec.clone() else {
         return Ok(End::JobRemoved);
@@ -180,18 +208,9 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
     if fill == Fill::Write {
         ioprio_idle();
     }
-    let dir = ballast::open(&mount, true)
-        .map_err(|e| {
-            Error::Runtime(format!(
-                "cannot use ballast directory under {}: {e}",
-                mount.display()
-            ))
-        })?
-        .expect("created");
-    let mut files = Files {
-        dir,
-        noise: Noise::new(),
-    };
+    // Opened only while the mount is usable, and closed when it stops being so (holding
+    // it would keep a lazily unmounted filesystem alive).
+    let mut held: Option<Files> = None;
     let mut growth = 0.0f64;
     let mut prev: Option<(Instant, f64)> = None;
     let end = loop {
@@ -204,6 +223,7 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
             min_free_bytes,
             mount: m,
             fill,
+            allow_plain_directory,
             ..
         } = ctx.spec.clone()
         else {
@@ -212,6 +232,42 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
         if m != mount {
             break End::JobRemoved;
         }
+        if let Some(why) = unusable(&mount, allow_plain_directory, held.as_ref()) {
+            if let Some(files) = held.take() {
+                tracing::warn!(mount = %mount.display(), "{why}");
+                if let Ok((_, list)) = files.own() {
+                    let _ = files.shrink_to(&list, 0);
+                }
+            }
+            prev = None;
+            ctx.status.ballast_bytes = 0;
+            ctx.status.ballast_target_bytes = 0;
+            ctx.status.synthetic_percent = 0.0;
+            ctx.status.fill_rate_bytes_per_s = 0.0;
+            ctx.status.limited_by = Some("not mounted".into());
+            ctx.status.message = Some(why);
+            ctx.publish(false);
+            ctx.sleep(Duration::from_secs(1));
+            continue;
+        }
+        if held.is_none() {
+            match ballast::open(&mount, true) {
+                Ok(Some(dir)) => {
+                    held = Some(Files {
+                        dir,
+                        noise: Noise::new(),
+                    })
+                }
+                Ok(None) => unreachable!("open with create returns the directory"),
+                Err(e) => {
+                    return Err(Error::Runtime(format!(
+                        "cannot use ballast directory under {}: {e}",
+                        mount.display()
+                    )));
+                }
+            }
+        }
+        let files = held.as_mut().expect("opened above");
         let step = (|| -> std::io::Result<DiskStep> {
             let (own, list) = files.own()?;
             let fs = observe::fs_usage(&mount)?;
@@ -281,8 +337,11 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
     };
     // Whatever ends the worker cleanly gives the space back; only a crash leaves ballast,
     // which the next worker adopts or `recover` deletes.
-    drop(files);
-    if end == End::LockLost {
+    // (Not where the path no longer leads to the filesystem we padded: there is nothing
+    // of ours there.)
+    let was_usable = held.is_some();
+    drop(held);
+    if end == End::LockLost || !was_usable {
         return Ok(end);
     }
     match ballast::remove_all(&mount) {

@@ -46,7 +46,7 @@ impl std::fmt::Debug for Run {
 /// disk padding a plain directory at 0 %. Safe to run in parallel with other tests.
 pub fn idle_desired(disk_mount: &Path) -> String {
     format!(
-        r#"{{"version":1,"cpu":{{"target_percent":0}},"memory":{{"target_percent":0}},"disk":{{"target_percent":0,"min_free_gib":0,"mounts":["{}"]}}}}"#,
+        r#"{{"version":1,"cpu":{{"target_percent":0}},"memory":{{"target_percent":0}},"disk":{{"target_percent":0,"min_free_gib":0,"allow_plain_directory":true,"mounts":["{}"]}}}}"#,
         disk_mount.display()
     )
 }
