@@ -1,0 +1,3 @@
+//! The desired-state parser and resolver on arbitrary bytes (checks in src/fuzzing.rs).
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| cro::fuzzing::desired(data));
