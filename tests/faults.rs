@@ -633,3 +633,78 @@ fn enospc_while_writing_ballast_gives_space_back_and_the_worker_carries_on() {
     }
     assert_eq!(e.workers().first().map(|w| w.1), Some(pid));
 }
+
+/// `cro_config_valid` from the textfile, if it has been written.
+fn config_valid(textfile: &Path) -> Option<f64> {
+    std::fs::read_to_string(textfile.join("cro.prom"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("cro_config_valid "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn the_daemon_keeps_the_last_good_state_through_the_whole_bad_input_corpus() {
+    let e = Env::new();
+    let m = e.plain_mount();
+    let textfile = e.path().join("textfile");
+    std::fs::create_dir_all(&textfile).unwrap();
+    let good = idle_desired(&m).replace(r#"{"version":1,"#, r#"{"version":1,"interval_seconds":3600,"#);
+    e.desired(&good);
+    let _d = Daemon(
+        e.cmd()
+            .args(["reconcile", "--textfile-dir", textfile.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(Duration::from_secs(10), "the daemon's first pass", || {
+        (config_valid(&textfile) == Some(1.0) && e.workers().len() == 3).then_some(())
+    });
+    let before = e.workers();
+    let jobs_before: Vec<Vec<u8>> = ["cpu", "memory"]
+        .iter()
+        .map(|id| std::fs::read(e.state().join(format!("jobs/{id}.json"))).unwrap())
+        .collect();
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad-desired");
+    let expected = std::fs::read_to_string(corpus.join("expected.tsv")).unwrap();
+    let mut n = 0;
+    for line in expected.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let (file, needle) = line.split_once('\t').unwrap();
+        let text = std::fs::read(corpus.join(file)).unwrap();
+        // Written as config management does: a temp file renamed over the old one.
+        let tmp = e.state().join(".desired.tmp");
+        std::fs::write(&tmp, &text).unwrap();
+        std::fs::rename(&tmp, e.desired_path()).unwrap();
+        wait_for_or(
+            Duration::from_secs(10),
+            || (config_valid(&textfile) == Some(0.0)).then_some(()),
+            || format!("{file}: cro_config_valid 0, textfile says {:?}", config_valid(&textfile)),
+        );
+        let st = e.status();
+        let err = st["desired"]["error"].as_str().unwrap_or_default().to_string();
+        assert_eq!(st["desired"]["valid"], false, "{file}");
+        assert!(
+            err.contains(needle) && err.contains("desired.json"),
+            "{file}: status must name the file and mention {needle:?}: {err}"
+        );
+        assert_eq!(e.workers(), before, "{file}: workers changed");
+        for (id, b) in ["cpu", "memory"].iter().zip(&jobs_before) {
+            assert_eq!(
+                &std::fs::read(e.state().join(format!("jobs/{id}.json"))).unwrap(),
+                b,
+                "{file}: job {id} changed"
+            );
+        }
+        // Back to the good file before the next case, so each case is seen on its own.
+        e.desired(&good);
+        wait_for(Duration::from_secs(10), "cro_config_valid 1 again", || {
+            (config_valid(&textfile) == Some(1.0)).then_some(())
+        });
+        n += 1;
+    }
+    assert!(n >= 40, "only {n} corpus cases");
+    assert_eq!(e.workers(), before);
+    eprintln!("daemon: {n} bad files, each refused with the last good state kept");
+}
