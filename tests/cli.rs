@@ -803,49 +803,6 @@ fn textfile_metrics_for_node_exporter() {
     assert_eq!(e.status()["desired"]["valid"], false);
 }
 
-/// Reconcile the idle desired state and serve it on a free loopback port; the guard
-/// stops the server.
-fn serve_idle(e: &Env) -> (Daemon, String) {
-    e.desired(&idle_desired(&e.plain_mount()));
-    e.ok(&["reconcile", "--once"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let server = Daemon(
-        e.cmd()
-            .args(["serve", "--listen", &addr])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for(Duration::from_secs(10), "the server to listen", || {
-        std::net::TcpStream::connect(&addr).ok()
-    });
-    (server, addr)
-}
-
-fn http(addr: &str, raw: &str) -> (u16, String, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(raw.as_bytes()).unwrap();
-    // no more to send: a half request then ends at once instead of waiting for a timeout
-    let _ = s.shutdown(std::net::Shutdown::Write);
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    let code = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, head.to_string(), body.to_string())
-}
-
 #[test]
 fn serve_is_read_only_and_survives_bad_requests() {
     let e = Env::new();

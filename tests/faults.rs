@@ -649,7 +649,10 @@ fn the_daemon_keeps_the_last_good_state_through_the_whole_bad_input_corpus() {
     let m = e.plain_mount();
     let textfile = e.path().join("textfile");
     std::fs::create_dir_all(&textfile).unwrap();
-    let good = idle_desired(&m).replace(r#"{"version":1,"#, r#"{"version":1,"interval_seconds":3600,"#);
+    let good = idle_desired(&m).replace(
+        r#"{"version":1,"#,
+        r#"{"version":1,"interval_seconds":3600,"#,
+    );
     e.desired(&good);
     let _d = Daemon(
         e.cmd()
@@ -670,7 +673,10 @@ fn the_daemon_keeps_the_last_good_state_through_the_whole_bad_input_corpus() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad-desired");
     let expected = std::fs::read_to_string(corpus.join("expected.tsv")).unwrap();
     let mut n = 0;
-    for line in expected.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in expected
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let (file, needle) = line.split_once('\t').unwrap();
         let text = std::fs::read(corpus.join(file)).unwrap();
         // Written as config management does: a temp file renamed over the old one.
@@ -680,10 +686,18 @@ fn the_daemon_keeps_the_last_good_state_through_the_whole_bad_input_corpus() {
         wait_for_or(
             Duration::from_secs(10),
             || (config_valid(&textfile) == Some(0.0)).then_some(()),
-            || format!("{file}: cro_config_valid 0, textfile says {:?}", config_valid(&textfile)),
+            || {
+                format!(
+                    "{file}: cro_config_valid 0, textfile says {:?}",
+                    config_valid(&textfile)
+                )
+            },
         );
         let st = e.status();
-        let err = st["desired"]["error"].as_str().unwrap_or_default().to_string();
+        let err = st["desired"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         assert_eq!(st["desired"]["valid"], false, "{file}");
         assert!(
             err.contains(needle) && err.contains("desired.json"),
@@ -707,4 +721,80 @@ fn the_daemon_keeps_the_last_good_state_through_the_whole_bad_input_corpus() {
     assert!(n >= 40, "only {n} corpus cases");
     assert_eq!(e.workers(), before);
     eprintln!("daemon: {n} bad files, each refused with the last good state kept");
+}
+
+#[test]
+fn serve_defaults_to_loopback_and_survives_a_corpus_of_malformed_requests() {
+    let e = Env::new();
+    let help = e.ok(&["serve", "--help"]);
+    assert!(
+        help.stdout.contains("127.0.0.1:9477"),
+        "default listen address: {help:?}"
+    );
+    let (mut server, addr) = serve_idle(&e);
+    let long_path = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(1 << 20));
+    let many_headers = format!(
+        "GET / HTTP/1.1\r\n{}\r\n",
+        (0..5000)
+            .map(|i| format!("X-{i}: {i}\r\n"))
+            .collect::<String>()
+    );
+    let corpus: Vec<String> = vec![
+        "".into(),
+        "\r\n\r\n".into(),
+        "GET\r\n\r\n".into(),
+        "GET /\r\n\r\n".into(),
+        "GET / HTTP/9.9\r\n\r\n".into(),
+        "GET / HTTP/1.1\r\n\r\n".into(),
+        "get / http/1.1\r\nHost: x\r\n\r\n".into(),
+        "BREW / HTCPCP/1.0\r\n\r\n".into(),
+        "GET /../../../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n".into(),
+        "GET /%00%ff%c0%af HTTP/1.1\r\nHost: x\r\n\r\n".into(),
+        "GET http://evil.example/metrics HTTP/1.1\r\nHost: x\r\n\r\n".into(),
+        "GET * HTTP/1.1\r\nHost: x\r\n\r\n".into(),
+        "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n".into(),
+        "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: x\r\n\r\n".into(),
+        "GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n".into(),
+        "GET / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\nabc".into(),
+        "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nxx\r\n".into(),
+        "POST / HTTP/1.1\r\nContent-Length: 1000000\r\n\r\nshort".into(),
+        "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n".into(),
+        "GET / HTTP/1.1\r\nNoColonHeader\r\n\r\n".into(),
+        "GET / HTTP/1.1\n\n".into(),
+        "\u{0}\u{1}\u{2}\u{3}binary\u{7f}".into(),
+        "GET /\u{e9}\u{fffd} HTTP/1.1\r\n\r\n".into(),
+        long_path,
+        many_headers,
+    ];
+    for (i, raw) in corpus.iter().enumerate() {
+        let (code, head, _) = http(&addr, raw);
+        assert!(
+            code == 0 || (400..600).contains(&code) || code == 200,
+            "case {i}: odd answer {code}: {head}"
+        );
+        if raw.starts_with("GET /../") {
+            assert_eq!(code, 404, "traversal must be a 404: {head}");
+        }
+        let (code, _, body) = http(
+            &addr,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(code, 200, "case {i}: the server stopped answering");
+        assert!(!body.contains("root:"), "case {i}");
+    }
+    // Idle connections that never send a byte (a slow client) do not block others.
+    let idle: Vec<_> = (0..64)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    let (code, _, _) = http(
+        &addr,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(code, 200, "64 idle connections starve the server");
+    drop(idle);
+    assert!(server.0.try_wait().unwrap().is_none(), "the server exited");
+    eprintln!(
+        "serve: {} malformed requests and 64 idle connections, still answering",
+        corpus.len()
+    );
 }
