@@ -127,13 +127,12 @@ pub fn sense(
         .and_then(|f| f.status.as_ref())
         .map_or(0, |s| s.ballast_bytes);
     let mut disks = BTreeMap::new();
-    let mount_points = ballast::mount_points();
     let plain_ok = desired
         .disk
         .as_ref()
         .is_some_and(|d| d.allow_plain_directory);
     for m in desired.disk.iter().flat_map(|d| d.mounts.iter()) {
-        if !plain_ok && !mount_points.contains(m) {
+        if !plain_ok && !ballast::is_mount_point(m) {
             // Its usage would be the root filesystem's: nothing to record or pad.
             disks.insert(
                 m.clone(),
@@ -487,6 +486,10 @@ impl World for Host<'_> {
         std::borrow::Cow::Owned(windows)
     }
     fn write_job(&mut self, job: &Job) -> Result<()> {
+        if let JobSpec::Disk { mount, .. } = &job.spec {
+            // Owned before any worker can put ballast there.
+            crate::owned::add(&self.q.state_dir, mount)?;
+        }
         self.q.write_job(job)?;
         crate::fault::point("after-write-job");
         Ok(())
@@ -508,14 +511,35 @@ impl World for Host<'_> {
         &mut self,
         keep: &[std::path::PathBuf],
     ) -> Vec<(std::path::PathBuf, u64)> {
+        let state_dir = &self.q.state_dir;
+        let mut owned = crate::owned::load(state_dir);
+        let before = owned.len();
         let mut gone = vec![];
-        for m in ballast::mounts_with_ballast() {
+        for m in owned.clone() {
             if keep.contains(&m) {
                 continue;
             }
+            if ballast::open(&m, false).ok().flatten().is_none() {
+                // Nothing there. Forget the mount unless it may just be unmounted now
+                // (its ballast would be back with it).
+                if ballast::is_mount_point(&m) {
+                    owned.remove(&m);
+                }
+                continue;
+            }
             match ballast::remove_all(&m) {
-                Ok(r) => gone.push((m, r.bytes)),
-                Err(e) => tracing::warn!(mount = %m.display(), "cannot remove orphan ballast: {e}"),
+                Ok(r) => {
+                    owned.remove(&m);
+                    gone.push((m, r.bytes));
+                }
+                Err(e) => {
+                    tracing::warn!(mount = %m.display(), "cannot remove ballast no job owns: {e}")
+                }
+            }
+        }
+        if owned.len() != before {
+            if let Err(e) = crate::owned::save(state_dir, &owned) {
+                tracing::warn!("{e}");
             }
         }
         gone

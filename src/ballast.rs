@@ -165,6 +165,21 @@ pub fn remove_all(mount: &Path) -> std::io::Result<Removed> {
     Ok(r)
 }
 
+/// Is `path` a mount point? Its device differs from its parent's (stable, even while other
+/// mounts come and go: a read of mountinfo during mount churn can miss lines), or, for a
+/// bind mount of the same filesystem, mountinfo lists it.
+pub fn is_mount_point(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if path == Path::new("/") {
+        return true;
+    }
+    match (std::fs::metadata(path), std::fs::metadata(path.join(".."))) {
+        (Ok(p), Ok(parent)) if p.dev() != parent.dev() => true,
+        (Ok(_), Ok(_)) => mount_points().iter().any(|m| m == path),
+        _ => false,
+    }
+}
+
 /// Mount points from /proc/self/mountinfo (octal escapes decoded).
 pub fn mount_points() -> Vec<PathBuf> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
@@ -184,7 +199,7 @@ fn unescape(s: &str) -> Vec<u8> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\'
-            && i + 3 < b.len() + 0
+            && i + 3 < b.len()
             && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));

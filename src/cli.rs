@@ -108,6 +108,11 @@ pub enum Command {
         dry_run: bool,
         #[arg(long)]
         json: bool,
+        /// Also delete `.cro-ballast` on every mount of the host, not only the mounts this
+        /// state directory owns (after the state directory was lost; it takes another cro
+        /// instance's ballast too).
+        #[arg(long)]
+        all_mounts: bool,
     },
     /// Print the desired-state JSON Schema.
     Schema,

@@ -15,6 +15,7 @@ pub mod host;
 pub mod logging;
 pub mod metrics;
 pub mod observe;
+pub mod owned;
 pub mod plan;
 pub mod policy;
 pub mod procs;

@@ -47,10 +47,15 @@ pub struct Report {
     pub problems: Vec<String>,
 }
 
-/// Mounts that may hold ballast: any mount with a `.cro-ballast` dir now, plus those named
-/// by job files and the desired state (a mount may be unreadable or gone).
-fn candidate_mounts(q: &Queue, extra: &[PathBuf]) -> Vec<PathBuf> {
-    let mut set: BTreeSet<PathBuf> = ballast::mounts_with_ballast().into_iter().collect();
+/// Mounts that may hold our ballast: those this state directory owns (src/owned.rs), named
+/// by job files or by the desired state (a mount may be unreadable or gone), and with
+/// `all_mounts` every mount of the host that has a `.cro-ballast` directory (after the
+/// state directory was lost; it also takes another cro instance's ballast).
+fn candidate_mounts(q: &Queue, extra: &[PathBuf], all_mounts: bool) -> Vec<PathBuf> {
+    let mut set: BTreeSet<PathBuf> = crate::owned::load(&q.state_dir);
+    if all_mounts {
+        set.extend(ballast::mounts_with_ballast());
+    }
     set.extend(extra.iter().cloned());
     for id in q.ids().unwrap_or_default() {
         if let Ok(Some(Ok(j))) = q.read_job(&id) {
@@ -151,9 +156,14 @@ fn clear_jobs_dir(q: &Queue) -> Result<usize> {
     Ok(n)
 }
 
-pub fn run(state_dir: &Path, desired_mounts: &[PathBuf], dry_run: bool) -> Result<Report> {
+pub fn run(
+    state_dir: &Path,
+    desired_mounts: &[PathBuf],
+    dry_run: bool,
+    all_mounts: bool,
+) -> Result<Report> {
     let q = Queue::new(state_dir);
-    let mounts = candidate_mounts(&q, desired_mounts);
+    let mounts = candidate_mounts(&q, desired_mounts, all_mounts);
     let before = snapshot(&q, &mounts);
     let mut report = Report {
         dry_run,
@@ -205,6 +215,18 @@ pub fn run(state_dir: &Path, desired_mounts: &[PathBuf], dry_run: bool) -> Resul
         }
     }
     report.deleted_job_files = clear_jobs_dir(&q)?;
+    // Still owned: only what may still hold ballast (left in place, or unmounted now).
+    let owned = crate::owned::load(state_dir);
+    let still: BTreeSet<PathBuf> = owned
+        .iter()
+        .filter(|m| {
+            ballast::open(m, false).ok().flatten().is_some() || !ballast::is_mount_point(m)
+        })
+        .cloned()
+        .collect();
+    if still != owned && state_dir.exists() {
+        crate::owned::save(state_dir, &still)?;
+    }
     // Temp files an interrupted write left (workers are stopped, we hold the state lock).
     for dir in [
         q.state_dir.clone(),

@@ -130,7 +130,11 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(exit::OK)
         }
-        Command::Recover { dry_run, json } => {
+        Command::Recover {
+            dry_run,
+            json,
+            all_mounts,
+        } => {
             let mounts: Vec<PathBuf> = desired::load(&desired_path)
                 .ok()
                 .map(|(d, _)| d.disk.mounts)
@@ -149,7 +153,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     );
                 }
             }
-            let r = recover::run(&state_dir, &mounts, dry_run)?;
+            let r = recover::run(&state_dir, &mounts, dry_run, all_mounts)?;
             if json {
                 print_json(&r);
             } else {

@@ -132,7 +132,9 @@ fn crash_loop(points: &[&str], rounds: usize) {
             "remove-after-delete" | "remove-before-ballast" => {
                 (rng.below(2) as usize, 2 + rng.below(2) as usize)
             }
-            "after-lock-slot" | "after-spawn" => (2 + rng.below(2) as usize, rng.below(2) as usize),
+            "after-write-job" | "after-lock-slot" | "after-spawn" => {
+                (2 + rng.below(2) as usize, rng.below(2) as usize)
+            }
             _ => loop {
                 let (a, b) = (rng.below(4) as usize, rng.below(4) as usize);
                 if a != b {

@@ -178,7 +178,7 @@ impl Files {
 /// filesystem there is not the one our open directory is on (unmounted under us).
 fn unusable(mount: &std::path::Path, allow_plain: bool, held: Option<&Files>) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
-    if !allow_plain && !ballast::mount_points().iter().any(|m| m == mount) {
+    if !allow_plain && !ballast::is_mount_point(mount) {
         return Some(format!(
             "{} is not a mount point (not mounted?); nothing is padded until it is \
              (set disk.allow_plain_directory to pad a plain directory)",
