@@ -219,9 +219,7 @@ pub fn run(
     let owned = crate::owned::load(state_dir);
     let still: BTreeSet<PathBuf> = owned
         .iter()
-        .filter(|m| {
-            ballast::open(m, false).ok().flatten().is_some() || !ballast::is_mount_point(m)
-        })
+        .filter(|m| ballast::open(m, false).ok().flatten().is_some() || !ballast::is_mount_point(m))
         .cloned()
         .collect();
     if still != owned && state_dir.exists() {

@@ -794,6 +794,29 @@ fn serve_defaults_to_loopback_and_survives_a_corpus_of_malformed_requests() {
     );
     assert_eq!(code, 200, "64 idle connections starve the server");
     drop(idle);
+    // Beyond the connection cap (128), a client is told so at once instead of waiting.
+    let idle: Vec<_> = (0..150)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, head, _) = http(&addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(code, 503, "over the cap: {head}");
+    drop(idle);
+    // A client that starts a request and stops is cut off after the 5 s head budget.
+    {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(
+            out.starts_with("HTTP/1.1 408"),
+            "a stalled request: {out:?}"
+        );
+    }
+    let (code, _, _) = http(&addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(code, 200, "after the idle clients went");
     assert!(server.0.try_wait().unwrap().is_none(), "the server exited");
     eprintln!(
         "serve: {} malformed requests and 64 idle connections, still answering",
