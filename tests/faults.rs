@@ -823,3 +823,42 @@ fn serve_defaults_to_loopback_and_survives_a_corpus_of_malformed_requests() {
         corpus.len()
     );
 }
+
+#[test]
+fn a_new_state_dir_is_private_and_a_torn_history_line_costs_only_itself() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new();
+    let m = e.plain_mount();
+    let desired = e.path().join("desired.json");
+    std::fs::write(&desired, idle_desired(&m)).unwrap();
+    let d = desired.to_str().unwrap();
+    e.ok(&["--desired", d, "reconcile", "--once"]);
+    for sub in ["", "jobs", "history", "logs"] {
+        let mode = std::fs::metadata(e.state().join(sub))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o700, "state/{sub} is {mode:o}");
+    }
+    // A crash mid-append: half a line, no newline.
+    let day = std::fs::read_dir(e.state().join("history"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(&day).unwrap();
+    std::fs::write(&day, format!("{text}{}", &text[..text.len() / 2])).unwrap();
+    let r = e.ok(&["history", "--json"]);
+    assert!(
+        r.stderr.contains("torn"),
+        "a warning names the torn line: {r:?}"
+    );
+    assert_eq!(r.json().as_array().unwrap().len(), 1);
+    // The next record starts on a fresh line and reads back; the fragment stays skipped.
+    e.ok(&["--desired", d, "reconcile", "--once"]);
+    let r = e.ok(&["history", "--json"]);
+    assert_eq!(r.json().as_array().unwrap().len(), 2, "{r:?}");
+    assert!(r.stderr.contains("skipped"), "{r:?}");
+}
