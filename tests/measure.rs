@@ -334,3 +334,43 @@ fn disk_reaches_its_level_on_tmpfs_and_a_real_writer_never_meets_enospc() {
         floor / MIB
     );
 }
+
+#[test]
+fn memory_worker_killed_while_growing_is_replaced_once_and_nothing_is_left() {
+    let e = Env::new();
+    let (total, avail) = meminfo();
+    let used = total - avail;
+    let level = (used + 300 * MIB) as f64 / total as f64 * 100.0;
+    let floor = (avail - 700 * MIB) as f64 / total as f64 * 100.0;
+    e.desired(&format!(r#"{{"version":1,"cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":{level:.4},"min_available_percent":{floor:.4}}}}}"#));
+    let mut killed_at = vec![];
+    for round in 0..3 {
+        e.ok(&["reconcile", "--once"]);
+        let pid = wait_for(Duration::from_secs(5), "the memory worker", || {
+            e.workers().first().map(|w| w.1)
+        });
+        // Kill it while it grows: some ballast, not all of it.
+        wait_for(Duration::from_secs(10), "the ballast to start growing", || {
+            (rss(pid) >= 40 * MIB).then_some(())
+        });
+        let at = rss(pid) / MIB;
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        wait_for(Duration::from_secs(5), "the killed worker to go", || {
+            (!pid_alive(pid)).then_some(())
+        });
+        killed_at.push(at);
+        eprintln!("memory round {round}: killed at {at} MiB of ballast");
+    }
+    // The next pass starts exactly one worker, which reaches the level on its own.
+    e.ok(&["reconcile", "--once"]);
+    let ws = e.workers();
+    assert_eq!(ws.len(), 1, "{ws:?}");
+    let pid = ws[0].1;
+    wait_for(Duration::from_secs(30), "about 300 MiB of ballast again", || {
+        (rss(pid) >= 250 * MIB).then_some(())
+    });
+    assert!(killed_at.iter().all(|m| *m < 250), "not killed mid-growth: {killed_at:?}");
+    e.ok(&["recover"]);
+    assert!(e.workers().is_empty());
+    assert!(!pid_alive(pid));
+}
