@@ -115,7 +115,8 @@ fn assert_nothing_left(e: &Env, m: &Path, what: &str) {
 
 /// `rounds` crashing passes at each of `points`: before each, converge on a state; after
 /// each, one pass must converge (one worker per job, none other, no stray ballast), a
-/// second must change nothing, and every 8th iteration `recover` must leave nothing.
+/// second must change nothing, and `recover` must leave nothing; every other iteration
+/// `recover` also runs straight on the crashed state and must leave nothing.
 fn crash_loop(points: &[&str], rounds: usize) {
     let mut e = Env::new();
     let m = e.tmpfs(16);
@@ -174,6 +175,11 @@ fn crash_loop(points: &[&str], rounds: usize) {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        // Every other iteration, recover straight from the crashed state first.
+        if i % 2 == 1 {
+            e.ok(&["recover"]);
+            assert_nothing_left(&e, &m, &format!("{what}: recover right after the crash"));
+        }
         let r = e.run(&["reconcile", "--once"]);
         assert_eq!(r.code, 0, "{what}: the pass after the crash failed: {r:?}");
         assert_converged(&e, want, &what);
@@ -185,12 +191,11 @@ fn crash_loop(points: &[&str], rounds: usize) {
         let before = e.workers();
         e.ok(&["reconcile", "--once"]);
         assert_eq!(e.workers(), before, "{what}: second pass changed workers");
-        if i % 8 == 7 {
-            e.ok(&["recover"]);
-            assert_nothing_left(&e, &m, &what);
-        }
         // The history stays readable whatever was torn.
         e.ok(&["history", "--json"]);
+        // And recover leaves nothing after the converged state too.
+        e.ok(&["recover"]);
+        assert_nothing_left(&e, &m, &what);
     }
     eprintln!("crash hits by point:");
     for (p, n) in points.iter().zip(&hits) {
