@@ -328,6 +328,26 @@ fn validate(path: &Path, json: bool, check_mounts: bool) -> Result<i32> {
         });
     };
     let r = desired::parse(&bytes, path)?.resolve(path, memory_total()?, check_mounts)?;
+    // Valid, but not padded until mounted: say so now rather than leave the operator to
+    // wonder later (a runtime condition, not a config error: exit stays 0).
+    if let Some(d) = r
+        .disk
+        .as_ref()
+        .filter(|d| check_mounts && !d.allow_plain_directory)
+    {
+        for m in d
+            .mounts
+            .iter()
+            .filter(|m| !crate::ballast::is_mount_point(m))
+        {
+            eprintln!(
+                "cro: warning: {}: {} is not a mount point now; it is padded only once a \
+                 filesystem is mounted there (or set disk.allow_plain_directory)",
+                path.display(),
+                m.display()
+            );
+        }
+    }
     if json {
         print_json(&r);
         return Ok(exit::OK);

@@ -566,6 +566,11 @@ fn an_unmounted_filesystem_is_never_padded_in_its_place() {
     assert!(!m.join(".cro-ballast").exists(), "{r:?}");
     let status = e.ok(&["status"]);
     assert!(status.stdout.contains("not a mount point"), "{status:?}");
+    let v = e.ok(&["validate"]);
+    assert!(
+        v.stderr.contains("is not a mount point now"),
+        "validate warns: {v:?}"
+    );
     // Mounted again: padded again, by the same worker.
     sh(&[
         "mount",

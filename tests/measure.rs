@@ -350,9 +350,11 @@ fn memory_worker_killed_while_growing_is_replaced_once_and_nothing_is_left() {
             e.workers().first().map(|w| w.1)
         });
         // Kill it while it grows: some ballast, not all of it.
-        wait_for(Duration::from_secs(10), "the ballast to start growing", || {
-            (rss(pid) >= 40 * MIB).then_some(())
-        });
+        wait_for(
+            Duration::from_secs(10),
+            "the ballast to start growing",
+            || (rss(pid) >= 40 * MIB).then_some(()),
+        );
         let at = rss(pid) / MIB;
         unsafe { libc::kill(pid, libc::SIGKILL) };
         wait_for(Duration::from_secs(5), "the killed worker to go", || {
@@ -366,10 +368,15 @@ fn memory_worker_killed_while_growing_is_replaced_once_and_nothing_is_left() {
     let ws = e.workers();
     assert_eq!(ws.len(), 1, "{ws:?}");
     let pid = ws[0].1;
-    wait_for(Duration::from_secs(30), "about 300 MiB of ballast again", || {
-        (rss(pid) >= 250 * MIB).then_some(())
-    });
-    assert!(killed_at.iter().all(|m| *m < 250), "not killed mid-growth: {killed_at:?}");
+    wait_for(
+        Duration::from_secs(30),
+        "about 300 MiB of ballast again",
+        || (rss(pid) >= 250 * MIB).then_some(()),
+    );
+    assert!(
+        killed_at.iter().all(|m| *m < 250),
+        "not killed mid-growth: {killed_at:?}"
+    );
     e.ok(&["recover"]);
     assert!(e.workers().is_empty());
     assert!(!pid_alive(pid));
