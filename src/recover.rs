@@ -191,6 +191,7 @@ pub fn run(
             w.id, w.pid
         ));
     }
+    crate::fault::point("recover-after-stop");
     for m in &mounts {
         match ballast::remove_all(m) {
             Ok(r) => {
@@ -214,6 +215,7 @@ pub fn run(
             Err(e) => report.problems.push(format!("{}: {e}", m.display())),
         }
     }
+    crate::fault::point("recover-after-ballast");
     report.deleted_job_files = clear_jobs_dir(&q)?;
     // Still owned: only what may still hold ballast (left in place, or unmounted now).
     let owned = crate::owned::load(state_dir);

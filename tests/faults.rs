@@ -872,3 +872,85 @@ fn a_new_state_dir_is_private_and_a_torn_history_line_costs_only_itself() {
     assert_eq!(r.json().as_array().unwrap().len(), 2, "{r:?}");
     assert!(r.stderr.contains("skipped"), "{r:?}");
 }
+
+#[test]
+fn crash_while_recovering_then_recover_again_leaves_nothing() {
+    let mut e = Env::new();
+    let m = e.tmpfs(16);
+    let states = crash_states(&m);
+    for i in 0..10 {
+        let point = ["recover-after-stop", "recover-after-ballast"][i % 2];
+        e.desired(&states[0].0);
+        e.ok(&["reconcile", "--once"]);
+        assert_converged(&e, &states[0].1, &format!("iteration {i}"));
+        wait_for(Duration::from_secs(10), "some ballast", || {
+            (cro::ballast::bytes(&m) > 0).then_some(())
+        });
+        let out = e
+            .cmd()
+            .env(cro::fault::ENV, point)
+            .arg("recover")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGKILL),
+            "iteration {i}: {point} not reached"
+        );
+        let r = e.ok(&["recover"]);
+        assert_nothing_left(
+            &e,
+            &m,
+            &format!("iteration {i}, recover after a crash at {point}: {r:?}"),
+        );
+    }
+}
+
+#[test]
+fn a_daemon_killed_at_a_crash_point_is_restarted_and_converges() {
+    let e = Env::new();
+    let m = e.plain_mount();
+    let idle = idle_desired(&m);
+    let all: Vec<String> = vec!["cpu".into(), cro::queue::disk_job_id(&m), "memory".into()];
+    let paused = idle.replace(r#"{"version":1,"#, r#"{"version":1,"paused":true,"#);
+    for (i, point) in [
+        "after-spawn",
+        "after-lock-slot",
+        "remove-after-delete",
+        "history-torn",
+    ]
+    .iter()
+    .enumerate()
+    {
+        // Removal points need workers to remove; the others need workers to start.
+        let removing = point.starts_with("remove");
+        e.desired(if removing { &idle } else { &paused });
+        e.ok(&["reconcile", "--once"]);
+        e.desired(if removing { &paused } else { &idle });
+        // As systemd would run it: the daemon dies at the point, and is started again.
+        let mut d = e
+            .cmd()
+            .env(cro::fault::ENV, point)
+            .arg("reconcile")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let st = d.wait().unwrap();
+        assert_eq!(
+            st.signal(),
+            Some(libc::SIGKILL),
+            "{point}: the daemon was not killed there"
+        );
+        let _d = Daemon(
+            e.cmd()
+                .arg("reconcile")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let want: &[String] = if removing { &[] } else { &all };
+        assert_converged(&e, want, &format!("daemon {i}, killed at {point}"));
+    }
+}
