@@ -336,13 +336,6 @@ fn parallel_passes(e: &Env, n: usize) -> Vec<i32> {
         .collect()
 }
 
-/// Wait until the idle desired state's three workers (cpu, disk, memory) run.
-fn three_workers(e: &Env) -> Vec<(String, i32)> {
-    wait_for(Duration::from_secs(10), "three workers", || {
-        Some(e.workers()).filter(|w| w.len() == 3)
-    })
-}
-
 fn assert_clean(e: &Env, m: &std::path::Path) {
     assert!(e.workers().is_empty(), "workers left: {:?}", e.workers());
     assert!(

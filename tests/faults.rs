@@ -7,33 +7,8 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::Duration;
 
-/// SplitMix64: the iteration order is random but reproducible from the printed seed.
-struct Rng(u64);
-impl Rng {
-    fn from_env() -> Rng {
-        let seed = std::env::var("CRO_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-            });
-        eprintln!("seed {seed} (replay: CRO_TEST_SEED={seed})");
-        Rng(seed)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+/// The `extra` for `disk_desired` that turns CPU and memory off.
+const DISK_ONLY: &str = r#""cpu":{"enabled":false},"memory":{"enabled":false},"#;
 
 fn disk_desired(m: &Path, target: u32, extra: &str) -> String {
     format!(
@@ -262,7 +237,6 @@ fn disk_workers_killed_while_growing_or_trimming_are_replaced_and_recover_cleans
     let mut e = Env::new();
     let m = e.tmpfs(64);
     let id = cro::queue::disk_job_id(&m);
-    let none = r#""cpu":{"enabled":false},"memory":{"enabled":false},"#;
     let mut rng = Rng::from_env();
     let mut killed_growing = 0;
     let mut killed_trimming = 0;
@@ -273,7 +247,7 @@ fn disk_workers_killed_while_growing_or_trimming_are_replaced_and_recover_cleans
         } else {
             (15, false)
         };
-        e.desired(&disk_desired(&m, target, none));
+        e.desired(&disk_desired(&m, target, DISK_ONLY));
         let before = used_percent(&m);
         e.ok(&["reconcile", "--once"]);
         let pid = wait_for(Duration::from_secs(10), "the disk worker", || {
@@ -417,9 +391,7 @@ fn a_read_only_or_full_state_filesystem_is_a_clear_error_and_workers_keep_runnin
     let m = e.plain_mount();
     e.desired(&idle_desired(&m));
     e.ok(&["reconcile", "--once"]);
-    let before = wait_for(Duration::from_secs(10), "three workers", || {
-        Some(pids(&e)).filter(|p| p.len() == 3)
-    });
+    let before: Vec<i32> = three_workers(&e).into_iter().map(|w| w.1).collect();
 
     // Read-only: a read-only bind mount over it (a plain remount is refused while the
     // workers hold their logs open for writing; this is what they meet after an
@@ -474,9 +446,7 @@ fn an_unwritable_history_directory_fails_the_pass_but_not_the_workers() {
     let m = e.plain_mount();
     e.desired(&idle_desired(&m));
     e.ok(&["reconcile", "--once"]);
-    let before = wait_for(Duration::from_secs(10), "three workers", || {
-        Some(pids(&e)).filter(|p| p.len() == 3)
-    });
+    let before: Vec<i32> = three_workers(&e).into_iter().map(|w| w.1).collect();
     let h = e.state().join("history");
     let hs = h.to_str().unwrap();
     sh(&["mount", "--bind", hs, hs]);
@@ -502,9 +472,7 @@ fn a_worker_whose_lock_file_vanished_leaves_to_its_successor() {
     let m = e.plain_mount();
     e.desired(&idle_desired(&m));
     e.ok(&["reconcile", "--once"]);
-    let ws = wait_for(Duration::from_secs(10), "three workers", || {
-        Some(e.workers()).filter(|w| w.len() == 3)
-    });
+    let ws = three_workers(&e);
     let old = ws.iter().find(|w| w.0 == "cpu").unwrap().1;
     std::fs::remove_file(e.state().join("jobs/cpu.lock")).unwrap();
     e.ok(&["reconcile", "--once"]);
@@ -535,8 +503,7 @@ fn an_unmounted_filesystem_is_never_padded_in_its_place() {
     let mut e = Env::new();
     let m = e.tmpfs(64);
     let id = cro::queue::disk_job_id(&m);
-    let none = r#""cpu":{"enabled":false},"memory":{"enabled":false},"#;
-    e.desired(&disk_desired(&m, 50, none));
+    e.desired(&disk_desired(&m, 50, DISK_ONLY));
     e.ok(&["reconcile", "--once"]);
     wait_for(Duration::from_secs(10), "50 % on the tmpfs", || {
         (used_percent(&m) > 48.0).then_some(())
@@ -593,8 +560,7 @@ fn enospc_while_writing_ballast_gives_space_back_and_the_worker_carries_on() {
     let mut e = Env::new();
     let m = e.tmpfs(64);
     let id = cro::queue::disk_job_id(&m);
-    let none = r#""cpu":{"enabled":false},"memory":{"enabled":false},"#;
-    e.desired(&disk_desired(&m, 80, none));
+    e.desired(&disk_desired(&m, 80, DISK_ONLY));
     e.ok(&["reconcile", "--once"]);
     let pid = wait_for(Duration::from_secs(10), "the disk worker", || {
         e.workers().first().map(|w| w.1)
@@ -636,10 +602,10 @@ fn enospc_while_writing_ballast_gives_space_back_and_the_worker_carries_on() {
         );
         if !hit_enospc() {
             // Start over from a low level so the next burst meets a growing ballast.
-            e.desired(&disk_desired(&m, 1, none));
+            e.desired(&disk_desired(&m, 1, DISK_ONLY));
             e.ok(&["reconcile", "--once"]);
             std::thread::sleep(Duration::from_millis(500));
-            e.desired(&disk_desired(&m, 80, none));
+            e.desired(&disk_desired(&m, 80, DISK_ONLY));
             e.ok(&["reconcile", "--once"]);
         }
     }

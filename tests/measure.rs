@@ -192,15 +192,22 @@ fn cpu_fills_only_the_gap_next_to_a_busy_loop_and_yields_to_it() {
     );
 }
 
-#[test]
-fn memory_ballast_is_reached_released_and_yields_to_a_real_allocator() {
-    let e = Env::new();
+/// Desire memory only: level 300 MiB above what is used now, floor 700 MiB below what is
+/// available now. Returns the floor (percent).
+fn memory_300_mib_above_now(e: &Env) -> f64 {
     let (total, avail) = meminfo();
     let used = total - avail;
-    // level: 300 MiB above what is used now; floor: 700 MiB below what is available now
     let level = (used + 300 * MIB) as f64 / total as f64 * 100.0;
     let floor = (avail - 700 * MIB) as f64 / total as f64 * 100.0;
     e.desired(&format!(r#"{{"version":1,"cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":{level:.4},"min_available_percent":{floor:.4}}}}}"#));
+    floor
+}
+
+#[test]
+fn memory_ballast_is_reached_released_and_yields_to_a_real_allocator() {
+    let e = Env::new();
+    let (total, _) = meminfo();
+    let floor = memory_300_mib_above_now(&e);
     e.ok(&["reconcile", "--once"]);
     let pid = wait_for(Duration::from_secs(5), "the memory worker", || {
         e.workers().first().map(|w| w.1)
@@ -338,11 +345,7 @@ fn disk_reaches_its_level_on_tmpfs_and_a_real_writer_never_meets_enospc() {
 #[test]
 fn memory_worker_killed_while_growing_is_replaced_once_and_nothing_is_left() {
     let e = Env::new();
-    let (total, avail) = meminfo();
-    let used = total - avail;
-    let level = (used + 300 * MIB) as f64 / total as f64 * 100.0;
-    let floor = (avail - 700 * MIB) as f64 / total as f64 * 100.0;
-    e.desired(&format!(r#"{{"version":1,"cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":{level:.4},"min_available_percent":{floor:.4}}}}}"#));
+    memory_300_mib_above_now(&e);
     let mut killed_at = vec![];
     for round in 0..3 {
         e.ok(&["reconcile", "--once"]);

@@ -8,6 +8,8 @@
 //!
 //! A failure prints its seed and step; `CRO_SIM_SEED=<seed> cargo test --test simulation`
 //! replays exactly that run. `CRO_SIM_SEEDS=<n>` and `CRO_SIM_STEPS=<n>` run longer.
+mod common;
+use common::Rng;
 use cro::apply::{World, tick_in};
 use cro::desired::Resolved;
 use cro::error::{Error, Result};
@@ -22,28 +24,6 @@ const GIB: u64 = 1 << 30;
 const MEM_TOTAL: u64 = 16 * GIB;
 const DISK_CAP: u64 = 100 * GIB;
 const MOUNTS: [&str; 2] = ["/data", "/var/lib/app"];
-
-/// SplitMix64.
-#[derive(Clone)]
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-}
 
 #[derive(Clone, Debug)]
 enum JobFile {
@@ -61,22 +41,9 @@ struct Proc {
     started_at: f64,
 }
 
-#[derive(Default, Debug)]
-struct Counts {
-    ticks: u64,
-    starts: u64,
-    removes: u64,
-    kills: u64,
-    torn_jobs: u64,
-    vanished: u64,
-    clock_jumps: u64,
-    failed_writes: u64,
-    failed_spawns: u64,
-    unmounts: u64,
-    torn_history: u64,
-    desired_edits: u64,
-    lock_losses: u64,
-}
+/// How often each kind of event happened ("kills", "starts", ...), for the report and
+/// to prove the faults were injected.
+type Counts = BTreeMap<&'static str, u64>;
 
 /// Faults armed for the coming tick only.
 #[derive(Default)]
@@ -145,6 +112,10 @@ impl Sim {
         }
     }
 
+    fn count(&mut self, kind: &'static str) {
+        *self.counts.entry(kind).or_default() += 1;
+    }
+
     /// Is a live process holding the lock on the slot's current lock file?
     fn alive(&self, id: &str) -> bool {
         self.locks.get(id).is_some_and(|ino| {
@@ -194,7 +165,7 @@ impl Sim {
             if self.locks.get(&p.id) != Some(&p.lock_inode) {
                 // End::LockLost: leave, touching nothing (a successor may own it all).
                 self.procs.remove(&pid);
-                self.counts.lock_losses += 1;
+                self.count("lock_losses");
                 continue;
             }
             let spec = match self.jobs.get(&p.id) {
@@ -276,7 +247,7 @@ impl Sim {
             let pids: Vec<u32> = self.procs.keys().copied().collect();
             let pid = pids[self.rng.below(pids.len() as u64) as usize];
             self.procs.remove(&pid);
-            self.counts.kills += 1;
+            self.count("kills");
         }
         let ids: Vec<String> = self.jobs.keys().cloned().collect();
         if !ids.is_empty() {
@@ -285,37 +256,36 @@ impl Sim {
                 let junk = ["", "{\"version\":1,\"id\":", "\u{0}\u{1}garbage", "[]"];
                 let j = junk[self.rng.below(junk.len() as u64) as usize];
                 self.jobs.insert(id.clone(), JobFile::Torn(j.into()));
-                self.counts.torn_jobs += 1;
+                self.count("torn_jobs");
             }
             if self.rng.chance(0.01) {
                 self.jobs.remove(&id);
-                self.counts.vanished += 1;
+                self.count("vanished");
             }
             if self.rng.chance(0.01) {
                 self.locks.remove(&id);
-                self.counts.vanished += 1;
+                self.count("vanished");
             }
             if self.rng.chance(0.02) {
                 self.statuses.remove(&id);
-                self.counts.vanished += 1;
+                self.count("vanished");
             }
         }
-        let r = &mut self.rng;
-        if r.chance(0.01) {
-            self.now += 3600.0 + r.unit() * 3.0 * 86_400.0;
-            self.counts.clock_jumps += 1;
-        } else if r.chance(0.01) {
-            self.now -= 1.0 + r.unit() * 600.0;
-            self.counts.clock_jumps += 1;
+        if self.rng.chance(0.01) {
+            self.now += 3600.0 + self.rng.unit() * 3.0 * 86_400.0;
+            self.count("clock_jumps");
+        } else if self.rng.chance(0.01) {
+            self.now -= 1.0 + self.rng.unit() * 600.0;
+            self.count("clock_jumps");
         }
-        self.faults.write_fails = r.chance(0.02);
-        self.faults.spawn_fails = r.chance(0.01);
-        self.faults.history_torn = r.chance(0.01);
-        if r.chance(0.01) {
-            let m = PathBuf::from(MOUNTS[r.below(2) as usize]);
+        self.faults.write_fails = self.rng.chance(0.02);
+        self.faults.spawn_fails = self.rng.chance(0.01);
+        self.faults.history_torn = self.rng.chance(0.01);
+        if self.rng.chance(0.01) {
+            let m = PathBuf::from(MOUNTS[self.rng.below(2) as usize]);
             if !self.unmounted.remove(&m) {
                 self.unmounted.insert(m);
-                self.counts.unmounts += 1;
+                self.count("unmounts");
             }
         }
     }
@@ -448,7 +418,7 @@ impl World for Sim {
 
     fn write_job(&mut self, job: &Job) -> Result<()> {
         if self.faults.write_fails {
-            self.counts.failed_writes += 1;
+            self.count("failed_writes");
             return Err(io_err("jobs/x.json", "create a temporary file in"));
         }
         self.jobs.insert(job.id.clone(), JobFile::Good(job.clone()));
@@ -460,7 +430,7 @@ impl World for Sim {
             return Ok(None);
         }
         if self.faults.spawn_fails {
-            self.counts.failed_spawns += 1;
+            self.count("failed_spawns");
             return Err(Error::Runtime(format!("cannot start worker {id}: EAGAIN")));
         }
         // The lock file is created if missing (a new inode), then locked and handed over.
@@ -487,12 +457,12 @@ impl World for Sim {
                 started_at: self.now,
             },
         );
-        self.counts.starts += 1;
+        self.count("starts");
         Ok(Some(pid))
     }
 
     fn remove(&mut self, f: &JobFound) -> Result<()> {
-        self.counts.removes += 1;
+        self.count("removes");
         self.jobs.remove(&f.id);
         // SIGTERM to the lock holder(s): each gives back and exits.
         let holders: Vec<u32> = self
@@ -538,7 +508,7 @@ impl World for Sim {
         }
         if self.faults.history_torn {
             // Half a line: readers skip it, the record is lost, nothing else.
-            self.counts.torn_history += 1;
+            self.count("torn_history");
             return Ok(());
         }
         self.history.push(rec.clone());
@@ -703,7 +673,7 @@ fn run(seed: u64, steps: u64) -> std::result::Result<Counts, String> {
             sim.inject();
             if sim.rng.chance(0.03) {
                 desired = sim.random_desired();
-                sim.counts.desired_edits += 1;
+                sim.count("desired_edits");
             }
         } else {
             sim.faults = TickFaults::default();
@@ -711,7 +681,7 @@ fn run(seed: u64, steps: u64) -> std::result::Result<Counts, String> {
         let in_tick = sim.faults.write_fails || sim.faults.spawn_fails;
         let before = sim.history.len();
         let report = tick_in(&mut sim, &desired).map_err(|e| fail(format!("tick failed: {e}")))?;
-        sim.counts.ticks += 1;
+        sim.count("ticks");
         let appended = sim.history.len() - before;
         let expect = usize::from(!sim.faults.write_fails && !sim.faults.history_torn);
         if appended != expect {
@@ -762,19 +732,9 @@ fn the_reconcile_loop_keeps_its_invariants_under_faults() {
         let result = std::panic::catch_unwind(|| run(seed, steps));
         match result {
             Ok(Ok(c)) => {
-                total.ticks += c.ticks;
-                total.starts += c.starts;
-                total.removes += c.removes;
-                total.kills += c.kills;
-                total.torn_jobs += c.torn_jobs;
-                total.vanished += c.vanished;
-                total.clock_jumps += c.clock_jumps;
-                total.failed_writes += c.failed_writes;
-                total.failed_spawns += c.failed_spawns;
-                total.unmounts += c.unmounts;
-                total.torn_history += c.torn_history;
-                total.desired_edits += c.desired_edits;
-                total.lock_losses += c.lock_losses;
+                for (k, v) in c {
+                    *total.entry(k).or_default() += v;
+                }
             }
             Ok(Err(msg)) => panic!(
                 "simulation failed with seed {seed}: {msg}\nreplay: CRO_SIM_SEED={seed} CRO_SIM_STEPS={steps} cargo test --test simulation"
@@ -786,15 +746,24 @@ fn the_reconcile_loop_keeps_its_invariants_under_faults() {
     }
     eprintln!("{total:#?}");
     // The faults really happened (a model that injects nothing proves nothing).
-    assert!(
-        total.kills > 0 && total.torn_jobs > 0 && total.vanished > 0,
-        "{total:?}"
-    );
-    assert!(
-        total.clock_jumps > 0 && total.failed_writes > 0 && total.unmounts > 0,
-        "{total:?}"
-    );
-    assert!(total.desired_edits > 0 && total.removes > 0, "{total:?}");
+    for kind in [
+        "kills",
+        "torn_jobs",
+        "vanished",
+        "clock_jumps",
+        "failed_writes",
+        "failed_spawns",
+        "unmounts",
+        "torn_history",
+        "desired_edits",
+        "removes",
+        "lock_losses",
+    ] {
+        assert!(
+            total.get(kind).is_some_and(|n| *n > 0),
+            "no {kind}: {total:?}"
+        );
+    }
 }
 
 #[test]

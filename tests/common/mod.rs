@@ -225,6 +225,50 @@ pub fn http(addr: &str, raw: &str) -> (u16, String, String) {
     (code, head.to_string(), body.to_string())
 }
 
+/// Wait until the idle desired state's three workers (cpu, disk, memory) run.
+pub fn three_workers(e: &Env) -> Vec<(String, i32)> {
+    wait_for(Duration::from_secs(10), "three workers", || {
+        Some(e.workers()).filter(|w| w.len() == 3)
+    })
+}
+
+/// SplitMix64: random but reproducible from a printed seed.
+#[derive(Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Seeded from `CRO_TEST_SEED`, else the clock; the seed is printed for a replay.
+    pub fn from_env() -> Rng {
+        let seed = std::env::var("CRO_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("seed {seed} (replay: CRO_TEST_SEED={seed})");
+        Rng(seed)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    pub fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+}
+
 pub fn workers_of(state: &Path) -> Vec<(String, i32)> {
     let jobs = std::fs::canonicalize(state.join("jobs")).unwrap_or(state.join("jobs"));
     let prefix = format!("{}/", jobs.display());
