@@ -291,8 +291,8 @@ pub fn removal_mount(f: &JobFound) -> Option<std::path::PathBuf> {
     }
 }
 
-/// Remove a job: delete its file so the worker gives everything back and exits, stop it
-/// if it does not within a few seconds, delete leftover ballast and the slot's files.
+/// Remove a job: delete its file, SIGTERM its worker (which gives everything back and
+/// exits; SIGKILL after 5 s), delete leftover ballast and the slot's files.
 pub fn remove_job(q: &Queue, f: &JobFound) -> Result<()> {
     let p = q.job_path(&f.id);
     if std::fs::symlink_metadata(&p).is_ok() {
@@ -453,8 +453,8 @@ pub trait World {
     fn start(&mut self, id: &str) -> Result<Option<u32>>;
     /// Delete the job, stop its worker, give its ballast back.
     fn remove(&mut self, found: &JobFound) -> Result<()>;
-    /// Delete ballast on mounted filesystems other than `keep` (left by a job removed
-    /// while its filesystem was unmounted, or by a lost state directory); what went where.
+    /// Delete ballast on the mounts this state directory owns other than `keep` (left by a
+    /// job removed while its filesystem was unmounted, say); what went where.
     fn sweep_orphan_ballast(
         &mut self,
         keep: &[std::path::PathBuf],
