@@ -260,10 +260,7 @@ fn state_lock_held_means_exit_75() {
 #[test]
 fn bad_desired_file_changes_nothing_running() {
     let e = Env::new();
-    let m = e.plain_mount();
-    e.desired(&idle_desired(&m));
-    e.ok(&["reconcile", "--once"]);
-    let ws = three_workers(&e);
+    let (_, ws) = e.start_idle();
     let job_before = std::fs::read(e.state().join("jobs/cpu.json")).unwrap();
     e.desired(r#"{"version":1,"cpu":{"target_percent":250}}"#);
     for cmd in [&["reconcile", "--once"][..], &["plan"][..]] {
@@ -356,10 +353,7 @@ fn recover_from_normal_killed_deleted_and_garbage_states() {
         "orphan-ballast",
     ] {
         let e = Env::new();
-        let m = e.plain_mount();
-        e.desired(&idle_desired(&m));
-        e.ok(&["reconcile", "--once"]);
-        let ws = three_workers(&e);
+        let (m, ws) = e.start_idle();
         std::fs::write(
             m.join(".cro-ballast/ballast-000001.bin"),
             vec![1u8; 1 << 20],
@@ -425,10 +419,7 @@ fn recover_from_normal_killed_deleted_and_garbage_states() {
 #[test]
 fn recover_never_signals_a_process_named_in_a_stale_status() {
     let e = Env::new();
-    let m = e.plain_mount();
-    e.desired(&idle_desired(&m));
-    e.ok(&["reconcile", "--once"]);
-    let ws = three_workers(&e);
+    let (_, ws) = e.start_idle();
     for (_, pid) in &ws {
         unsafe { libc::kill(*pid, libc::SIGKILL) };
     }
@@ -470,10 +461,7 @@ fn second_worker_for_a_live_job_exits_at_once() {
 #[test]
 fn disabling_a_resource_stops_only_its_worker() {
     let e = Env::new();
-    let m = e.plain_mount();
-    e.desired(&idle_desired(&m));
-    e.ok(&["reconcile", "--once"]);
-    let ws = three_workers(&e);
+    let (m, ws) = e.start_idle();
     e.desired(&idle_desired(&m).replace(
         r#""cpu":{"target_percent":0}"#,
         r#""cpu":{"enabled":false}"#,
@@ -619,10 +607,7 @@ fn daemon_follows_edits_keeps_last_good_state_and_stops_on_sigterm() {
 #[test]
 fn no_symlink_in_ballast_dir_is_followed_by_recover() {
     let e = Env::new();
-    let m = e.plain_mount();
-    e.desired(&idle_desired(&m));
-    e.ok(&["reconcile", "--once"]);
-    three_workers(&e);
+    let (m, _) = e.start_idle();
     let outside = e.path().join("precious.txt");
     std::fs::write(&outside, "keep").unwrap();
     std::os::unix::fs::symlink(&outside, m.join(".cro-ballast/link")).unwrap();

@@ -375,17 +375,7 @@ fn pids(e: &Env) -> Vec<i32> {
 fn a_read_only_or_full_state_filesystem_is_a_clear_error_and_workers_keep_running() {
     let mut e = Env::new();
     let st = e.state();
-    std::fs::create_dir_all(&st).unwrap();
-    sh(&[
-        "mount",
-        "-t",
-        "tmpfs",
-        "-o",
-        "size=2m",
-        "tmpfs",
-        st.to_str().unwrap(),
-    ]);
-    e.mounts.push(st.clone());
+    e.tmpfs_at(&st, 2);
     let m = e.plain_mount();
     e.desired(&idle_desired(&m));
     e.ok(&["reconcile", "--once"]);
@@ -467,10 +457,7 @@ fn an_unwritable_history_directory_fails_the_pass_but_not_the_workers() {
 #[test]
 fn a_worker_whose_lock_file_vanished_leaves_to_its_successor() {
     let e = Env::new();
-    let m = e.plain_mount();
-    e.desired(&idle_desired(&m));
-    e.ok(&["reconcile", "--once"]);
-    let ws = three_workers(&e);
+    let (_, ws) = e.start_idle();
     let old = ws.iter().find(|w| w.0 == "cpu").unwrap().1;
     std::fs::remove_file(e.state().join("jobs/cpu.lock")).unwrap();
     e.ok(&["reconcile", "--once"]);
@@ -537,16 +524,7 @@ fn an_unmounted_filesystem_is_never_padded_in_its_place() {
         "validate warns: {v:?}"
     );
     // Mounted again: padded again, by the same worker.
-    sh(&[
-        "mount",
-        "-t",
-        "tmpfs",
-        "-o",
-        "size=64m",
-        "tmpfs",
-        m.to_str().unwrap(),
-    ]);
-    e.mounts.push(m.clone());
+    e.tmpfs_at(&m, 64);
     wait_for(Duration::from_secs(10), "50 % on the new tmpfs", || {
         (used_percent(&m) > 48.0).then_some(())
     });

@@ -87,10 +87,15 @@ impl Env {
     /// A real small filesystem (needs root; CI runs as root).
     pub fn tmpfs(&mut self, mib: u64) -> PathBuf {
         let d = self.path().join("tmpfs");
-        std::fs::create_dir_all(&d).unwrap();
+        self.tmpfs_at(&d, mib);
+        d
+    }
+    /// Mount a tmpfs of `mib` MiB at `dir` (created if needed), unmounted on drop.
+    pub fn tmpfs_at(&mut self, dir: &Path, mib: u64) {
+        std::fs::create_dir_all(dir).unwrap();
         let o = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
-            .arg(&d)
+            .arg(dir)
             .output()
             .unwrap();
         assert!(
@@ -98,8 +103,15 @@ impl Env {
             "this test needs root to mount a tmpfs (CI runs as root): {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        self.mounts.push(d.clone());
-        d
+        self.mounts.push(dir.to_path_buf());
+    }
+    /// The idle desired state on a plain directory, one pass, and its three workers.
+    pub fn start_idle(&self) -> (PathBuf, Vec<(String, i32)>) {
+        let m = self.plain_mount();
+        self.desired(&idle_desired(&m));
+        self.ok(&["reconcile", "--once"]);
+        let ws = three_workers(self);
+        (m, ws)
     }
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(CRO);
