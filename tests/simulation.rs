@@ -112,6 +112,29 @@ impl Sim {
         }
     }
 
+    /// The job slots as `Queue::list` would find them (reading changes nothing).
+    fn found(&self) -> Vec<JobFound> {
+        let mut ids: BTreeSet<String> = self.jobs.keys().cloned().collect();
+        ids.extend(self.locks.keys().cloned());
+        ids.extend(self.statuses.keys().cloned());
+        ids.into_iter()
+            .map(|id| {
+                let (job, corrupt) = match self.jobs.get(&id) {
+                    None => (None, None),
+                    Some(JobFile::Good(j)) => (Some(j.clone()), None),
+                    Some(JobFile::Torn(t)) => (None, Some(format!("cannot parse {t:?}"))),
+                };
+                JobFound {
+                    alive: self.alive(&id),
+                    status: self.statuses.get(&id).cloned(),
+                    id,
+                    job,
+                    corrupt,
+                }
+            })
+            .collect()
+    }
+
     fn count(&mut self, kind: &'static str) {
         *self.counts.entry(kind).or_default() += 1;
     }
@@ -334,26 +357,7 @@ impl Sim {
 
 impl World for Sim {
     fn list(&mut self) -> Result<Vec<JobFound>> {
-        let mut ids: BTreeSet<String> = self.jobs.keys().cloned().collect();
-        ids.extend(self.locks.keys().cloned());
-        ids.extend(self.statuses.keys().cloned());
-        Ok(ids
-            .into_iter()
-            .map(|id| {
-                let (job, corrupt) = match self.jobs.get(&id) {
-                    None => (None, None),
-                    Some(JobFile::Good(j)) => (Some(j.clone()), None),
-                    Some(JobFile::Torn(t)) => (None, Some(format!("cannot parse {t:?}"))),
-                };
-                JobFound {
-                    alive: self.alive(&id),
-                    status: self.statuses.get(&id).cloned(),
-                    id,
-                    job,
-                    corrupt,
-                }
-            })
-            .collect())
+        Ok(self.found())
     }
 
     fn sense(&mut self, desired: &Resolved, found: &[JobFound]) -> Result<Observation> {
@@ -627,35 +631,13 @@ fn check(
         .iter()
         .map(|j| (j.id.clone(), j.spec.level_percent()))
         .collect();
-    let mut world = sim_list(sim);
+    let mut world = sim.found();
     world.sort_by(|a, b| a.id.cmp(&b.id));
     let again = cro::plan::plan(desired, &levels, &world);
     if !again.actions.is_empty() {
         return Err(format!("a second plan is not empty: {:?}", again.actions));
     }
     Ok(())
-}
-
-fn sim_list(sim: &Sim) -> Vec<JobFound> {
-    // list() needs &mut only for the trait; the model is not changed by reading it.
-    let mut ids: BTreeSet<String> = sim.jobs.keys().cloned().collect();
-    ids.extend(sim.locks.keys().cloned());
-    ids.extend(sim.statuses.keys().cloned());
-    ids.into_iter()
-        .map(|id| JobFound {
-            alive: sim.alive(&id),
-            status: sim.statuses.get(&id).cloned(),
-            job: match sim.jobs.get(&id) {
-                Some(JobFile::Good(j)) => Some(j.clone()),
-                _ => None,
-            },
-            corrupt: match sim.jobs.get(&id) {
-                Some(JobFile::Torn(t)) => Some(t.clone()),
-                _ => None,
-            },
-            id,
-        })
-        .collect()
 }
 
 /// One seeded run of `steps` ticks. Err names the step and what broke.
