@@ -28,14 +28,9 @@ use std::time::Duration;
 pub struct Counters {
     pub at: f64,
     pub cpu: CpuTimes,
+    /// CPU time of cro's own processes (workers, the reconciler) at `at`.
     #[serde(default)]
-    pub cpu_worker: Option<WorkerCpu>,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-pub struct WorkerCpu {
-    pub pid: u32,
-    pub cpu_seconds: f64,
+    pub own: Vec<observe::ProcCpu>,
 }
 
 fn counters_path(state_dir: &Path) -> std::path::PathBuf {
@@ -64,52 +59,51 @@ pub fn sense(
         now_cpu = observe::read_cpu_times().map_err(|e| Error::io("/proc/stat", "read", e))?;
         at = timefmt::now_unix();
     }
-    let cpu_status = found
+    // Every cro process is synthetic load: the workers (a memory worker filling its
+    // ballast burns CPU too) and the reconciler itself (issue: a 4 GiB fill was recorded as
+    // 50 % organic CPU). A one-shot pass only lives during this interval, so all of it counts.
+    let mut own_pids: Vec<u32> = found
         .iter()
-        .find(|f| f.id == "cpu")
         .filter(|f| f.alive)
-        .and_then(|f| f.status.clone());
+        .filter_map(|f| f.status.as_ref().map(|s| s.pid))
+        .collect();
+    if persist {
+        own_pids.push(std::process::id());
+    }
+    let mut own_now = observe::read_proc_cpu(&own_pids);
 
-    let (interval, total, base_at) = match prev
+    let (interval, total, own_before, base_at) = match prev
         .as_ref()
         .and_then(|p| Some((p, now_cpu.percent_since(&p.cpu)?)))
     {
-        Some((p, total)) if at - p.at >= 0.5 => (at - p.at, total, Some(p.at)),
+        Some((p, total)) if at - p.at >= 0.5 => (at - p.at, total, p.own.clone(), p.at),
         _ => {
             // No usable counters (first run, reboot): a short sample of our own.
             let start = now_cpu;
+            let own_start = own_now;
             std::thread::sleep(Duration::from_millis(500));
             now_cpu = observe::read_cpu_times().map_err(|e| Error::io("/proc/stat", "read", e))?;
+            own_now = observe::read_proc_cpu(&own_pids);
             let t0 = at;
             at = timefmt::now_unix();
-            (at - t0, now_cpu.percent_since(&start).unwrap_or(0.0), None)
+            (
+                at - t0,
+                now_cpu.percent_since(&start).unwrap_or(0.0),
+                own_start,
+                t0,
+            )
         }
     };
-    // Our own CPU share over the same interval, from the worker's cumulative CPU clock.
-    let synthetic = match (
-        &cpu_status,
-        prev.as_ref().and_then(|p| p.cpu_worker),
-        base_at,
-    ) {
-        (Some(s), Some(w), Some(_)) if w.pid == s.pid => {
-            Some((s.cpu_seconds_total - w.cpu_seconds).max(0.0))
-        }
-        (Some(s), _, Some(b)) if s.started_at >= b => Some(s.cpu_seconds_total),
-        _ => None,
-    }
-    .map(|secs| secs / (interval * host_cpus as f64) * 100.0)
-    .or(cpu_status.as_ref().map(|s| s.synthetic_percent))
-    .unwrap_or(0.0)
-    .min(total);
+    let synthetic = (observe::own_cpu_seconds(&own_before, &own_now, base_at)
+        / (interval * host_cpus as f64)
+        * 100.0)
+        .min(total);
 
     if persist {
         let c = Counters {
             at,
             cpu: now_cpu,
-            cpu_worker: cpu_status.as_ref().map(|s| WorkerCpu {
-                pid: s.pid,
-                cpu_seconds: s.cpu_seconds_total,
-            }),
+            own: own_now,
         };
         fsutil::write_atomic(
             &counters_path(state_dir),
@@ -601,12 +595,10 @@ pub fn tick_in(world: &mut impl World, desired: &Resolved) -> Result<TickReport>
                 world.remove(&f)
             }
         };
-        match r {
-            Ok(()) => tracing::info!("{}", a.describe()),
-            Err(e) => {
-                tracing::error!("{}: {e}", a.describe());
-                errors.push(format!("{}: {e}", a.describe()));
-            }
+        // Reported once, by the caller: the daemon logs each action, `--once` prints them
+        // (logging here too printed every action twice on a terminal).
+        if let Err(e) = r {
+            errors.push(format!("{}: {e}", a.describe()));
         }
     }
     // Ballast no job owns: only after a tick in which everything went as planned (a failed

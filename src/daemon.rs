@@ -30,17 +30,24 @@ pub fn run(
             state_dir.display()
         )));
     }
+    // One cro per host: refuse to start beside another state directory's (exit 1).
+    crate::claim::take(state_dir)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| Error::Runtime(format!("cannot install signal handler: {e}")))?;
     }
-    let load = || -> Result<(Resolved, Source)> {
-        let (d, src) = desired::load(desired_path)?;
+    // What the file held when last loaded: only a change of content is a change. Reading
+    // the file (status, serve, metrics, a person's `cat`, our own reload) produces inotify
+    // events too; before this, each reload's own read caused the next reload.
+    let read = || crate::fsutil::read_optional(desired_path);
+    let load = |bytes: Option<&[u8]>| -> Result<(Resolved, Source)> {
+        let (d, src) = desired::from_contents(desired_path, bytes)?;
         Ok((d.resolve(desired_path, memory_total, true)?, src))
     };
     // An invalid file at start is fatal (exit 78): there is no last good state to keep.
-    let (mut good, src) = load()?;
+    let mut seen = read()?;
+    let (mut good, src) = load(seen.as_deref())?;
     if let Source::BuiltIn(p) = &src {
         tracing::warn!(
             "no desired state at {}; using the built-in default (write one with `cro init`)",
@@ -64,50 +71,69 @@ pub fn run(
 
     let mut config_ok = true;
     let mut next = Instant::now();
-    let mut reload = false;
     while !stop.load(Ordering::Relaxed) {
-        if reload {
-            reload = false;
-            match load() {
-                Ok((r, _)) => {
-                    if r != good {
-                        tracing::info!("desired state changed; reconciling");
-                    }
-                    good = r;
-                    config_ok = true;
-                }
-                Err(e) => {
-                    tracing::error!("{e}\nkeeping the last good desired state");
-                    config_ok = false;
-                }
-            }
-        }
         if Instant::now() >= next {
+            let started = Instant::now();
             match StateLock::acquire(state_dir, Duration::from_secs(10)) {
-                Ok(_lock) => {
-                    let r = apply::tick(&q, &good);
-                    on_tick(&q, r.as_ref(), config_ok);
-                    if let Err(e) = r {
-                        tracing::error!("reconcile failed: {e}");
+                // Claimed again each tick: a `recover` of this state directory releases it.
+                Ok(_lock) => match crate::claim::take(state_dir) {
+                    Err(e) => tracing::error!("{e}; skipping this tick"),
+                    Ok(()) => {
+                        let r = apply::tick(&q, &good);
+                        match &r {
+                            Ok(r) => {
+                                for a in &r.plan.actions {
+                                    tracing::info!("{}", a.describe());
+                                }
+                                for e in &r.errors {
+                                    tracing::error!("{e}");
+                                }
+                            }
+                            Err(e) => tracing::error!("reconcile failed: {e}"),
+                        }
+                        on_tick(&q, r.as_ref(), config_ok);
                     }
-                }
+                },
                 Err(e) => tracing::warn!("{e}; skipping this tick"),
             }
             procs::reap_children();
-            next = Instant::now() + Duration::from_secs(good.interval_seconds);
+            // Fixed rate: the next tick is an interval after this one began, so a tick's own
+            // duration does not stretch the cadence (one record per interval).
+            next = (started + Duration::from_secs(good.interval_seconds)).max(Instant::now());
         }
         // Wait for the next tick, a change of the desired file, or a signal.
-        match rx.recv_timeout(Duration::from_millis(250)) {
-            Ok(Ok(ev))
-                if ev
-                    .paths
-                    .iter()
-                    .any(|p| p.file_name().map(|n| n.to_os_string()) == name) =>
-            {
-                // Let a burst of events (write, then rename) settle.
+        let wait = next
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(250));
+        match rx.recv_timeout(wait) {
+            Ok(Ok(ev)) if touches(&ev, name.as_deref()) => {
+                // Let a burst of events (an editor's write, then rename) settle.
                 std::thread::sleep(Duration::from_millis(200));
                 while rx.try_recv().is_ok() {}
-                reload = true;
+                let now = match read() {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        continue;
+                    }
+                };
+                if now == seen {
+                    // A touch, a rewrite with the same bytes: not a change.
+                    continue;
+                }
+                seen = now;
+                match load(seen.as_deref()) {
+                    Ok((r, _)) => {
+                        tracing::info!("desired state changed; reconciling");
+                        good = r;
+                        config_ok = true;
+                    }
+                    Err(e) => {
+                        tracing::error!("{e}\nkeeping the last good desired state");
+                        config_ok = false;
+                    }
+                }
+                // One extra tick for the change, then the interval again.
                 next = Instant::now();
             }
             Ok(Ok(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -122,4 +148,53 @@ pub fn run(
         "daemon stopping on signal; workers keep their jobs (use `cro recover` or `paused: true` to stop load)"
     );
     Ok(())
+}
+
+/// Whether a watch event may have changed the file named `name`: anything but a read
+/// (open, access, close without writing). A write's close or a rename or a create may;
+/// the caller then compares contents before calling it a change.
+pub fn touches(ev: &notify::Event, name: Option<&std::ffi::OsStr>) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode};
+    let mutating = match ev.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    };
+    mutating && ev.paths.iter().any(|p| p.file_name() == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::touches;
+    use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, ModifyKind, RenameMode};
+    use notify::{Event, EventKind};
+    use std::ffi::OsStr;
+
+    fn ev(kind: EventKind, path: &str) -> Event {
+        Event::new(kind).add_path(path.into())
+    }
+
+    #[test]
+    fn reads_are_not_changes() {
+        let n = Some(OsStr::new("desired.json"));
+        for k in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+        ] {
+            assert!(!touches(&ev(k, "/s/desired.json"), n), "{k:?}");
+        }
+        for k in [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Create(CreateKind::File),
+            EventKind::Remove(notify::event::RemoveKind::File),
+        ] {
+            assert!(touches(&ev(k, "/s/desired.json"), n), "{k:?}");
+            // another file in the directory is never ours
+            assert!(!touches(&ev(k, "/s/desired.json.tmp"), n), "{k:?}");
+        }
+    }
 }

@@ -736,8 +736,14 @@ pub enum Source {
 
 /// Load the desired file, or the built-in default when it does not exist.
 pub fn load(path: &Path) -> Result<(DesiredState, Source)> {
-    match crate::fsutil::read_optional(path)? {
-        Some(bytes) => Ok((parse(&bytes, path)?, Source::File(path.to_path_buf()))),
+    from_contents(path, crate::fsutil::read_optional(path)?.as_deref())
+}
+
+/// The desired state from what was read at `path` (`None`: no file there), so a caller
+/// that compares contents (the daemon) parses exactly the bytes it compared.
+pub fn from_contents(path: &Path, bytes: Option<&[u8]>) -> Result<(DesiredState, Source)> {
+    match bytes {
+        Some(bytes) => Ok((parse(bytes, path)?, Source::File(path.to_path_buf()))),
         None => Ok((DesiredState::default(), Source::BuiltIn(path.to_path_buf()))),
     }
 }

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod audit;
 pub mod ballast;
+pub mod claim;
 pub mod cli;
 pub mod daemon;
 pub mod desired;

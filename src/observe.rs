@@ -47,6 +47,80 @@ pub fn read_cpu_times() -> std::io::Result<CpuTimes> {
     parse_proc_stat(&text).ok_or_else(|| std::io::Error::other("no cpu line in /proc/stat"))
 }
 
+/// One process's cumulative CPU time, and when it started (so a reused PID is never taken
+/// for the process we measured before).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ProcCpu {
+    pub pid: u32,
+    /// Start time, Unix seconds (boot time + start ticks).
+    pub started: f64,
+    /// user + system CPU seconds since it started, all threads.
+    pub cpu_seconds: f64,
+}
+
+/// (start ticks since boot, utime + stime ticks) from /proc/PID/stat. The command name in
+/// parentheses may hold spaces and parentheses: fields are counted after the last ')'.
+pub fn parse_pid_stat(text: &str) -> Option<(u64, u64)> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // after the name: state(0) ... utime(11) stime(12) ... starttime(19)
+    let n = |i: usize| f.get(i)?.parse::<u64>().ok();
+    Some((n(19)?, n(11)? + n(12)?))
+}
+
+/// Boot time (Unix seconds) from /proc/stat's btime line.
+pub fn parse_btime(text: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// CPU time of these processes now; those that are gone are left out.
+pub fn read_proc_cpu(pids: &[u32]) -> Vec<ProcCpu> {
+    // SAFETY: sysconf has no preconditions.
+    let hz = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+        n if n > 0 => n as f64,
+        _ => 100.0,
+    };
+    let Some(btime) = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|t| parse_btime(&t))
+    else {
+        return vec![];
+    };
+    pids.iter()
+        .filter_map(|&pid| {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (start, cpu) = parse_pid_stat(&text)?;
+            Some(ProcCpu {
+                pid,
+                started: btime + start as f64 / hz,
+                cpu_seconds: cpu as f64 / hz,
+            })
+        })
+        .collect()
+}
+
+/// CPU seconds cro's own processes used between two readings: for a process seen both
+/// times, the difference; for one that started after `since`, all it used. A process
+/// seen only now that started before `since` (the first pass after an upgrade) adds
+/// nothing rather than its whole life. Processes that exited in between are lost (their
+/// seconds are not readable any more): a small undercount, never an overcount.
+pub fn own_cpu_seconds(before: &[ProcCpu], now: &[ProcCpu], since: f64) -> f64 {
+    now.iter()
+        .map(|p| {
+            match before
+                .iter()
+                .find(|b| b.pid == p.pid && (b.started - p.started).abs() < 1.0)
+            {
+                Some(b) => (p.cpu_seconds - b.cpu_seconds).max(0.0),
+                None if p.started >= since - 1.0 => p.cpu_seconds,
+                None => 0.0,
+            }
+        })
+        .sum()
+}
+
 /// Online CPUs of the host (what /proc/stat's percent is relative to).
 pub fn host_cpus() -> usize {
     std::thread::available_parallelism()
@@ -396,6 +470,59 @@ pub fn organic(total: f64, synthetic: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pid_stat_and_btime() {
+        // a name with spaces and a parenthesis; utime 250, stime 50, starttime 1234
+        let line =
+            "42 (cro (w) x) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 1234 1000 10";
+        assert_eq!(parse_pid_stat(line), Some((1234, 300)));
+        assert_eq!(parse_pid_stat("garbage"), None);
+        assert_eq!(
+            parse_btime("cpu 1 2\nbtime 1700000000\nprocesses 5\n"),
+            Some(1.7e9)
+        );
+    }
+
+    #[test]
+    fn own_cpu_counts_each_process_once() {
+        let p = |pid, started, cpu_seconds| ProcCpu {
+            pid,
+            started,
+            cpu_seconds,
+        };
+        let before = [p(10, 100.0, 5.0), p(11, 100.0, 1.0)];
+        // 10 used 2 s more; 11's PID now belongs to a new process started at 150 (after
+        // `since` = 120): all its 0.5 s count; 12 started before `since` but was never
+        // seen: nothing (unknown share); 13 started after: all of it.
+        let now = [
+            p(10, 100.0, 7.0),
+            p(11, 150.0, 0.5),
+            p(12, 90.0, 40.0),
+            p(13, 130.0, 0.25),
+        ];
+        assert!((own_cpu_seconds(&before, &now, 120.0) - 2.75).abs() < 1e-9);
+        // counters never go backwards into a negative share
+        assert_eq!(
+            own_cpu_seconds(&[p(10, 100.0, 9.0)], &[p(10, 100.0, 7.0)], 0.0),
+            0.0
+        );
+    }
+
+    #[test]
+    fn own_process_reads_its_own_cpu() {
+        let me = std::process::id();
+        let t0 = std::time::Instant::now();
+        let mut x = 0u64;
+        while t0.elapsed() < std::time::Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let r = read_proc_cpu(&[me, u32::MAX]);
+        assert_eq!(r.len(), 1, "a PID that does not exist is left out");
+        assert!(r[0].cpu_seconds >= 0.2, "{r:?}");
+        let now = crate::timefmt::now_unix();
+        assert!(r[0].started <= now && r[0].started > now - 3600.0, "{r:?}");
+    }
 
     #[test]
     fn proc_stat() {

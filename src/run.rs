@@ -66,6 +66,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let q = Queue::new(&state_dir);
             q.ensure()?;
             let _lock = StateLock::acquire(&state_dir, Duration::ZERO)?;
+            crate::claim::take(&state_dir)?;
             let r = apply::tick(&q, &d);
             after_tick(
                 &state_dir,
@@ -154,6 +155,12 @@ pub fn run(cli: Cli) -> Result<i32> {
                 }
             }
             let r = recover::run(&state_dir, &mounts, dry_run, all_mounts)?;
+            // Nothing of this state directory runs any more: the host is free for another.
+            if !dry_run && r.problems.is_empty() {
+                if let Err(e) = crate::claim::release(&state_dir) {
+                    eprintln!("cro: warning: {e}");
+                }
+            }
             if json {
                 print_json(&r);
             } else {

@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use std::os::unix::fs::MetadataExt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[test]
 fn schema_file_is_fresh() {
@@ -1072,4 +1072,140 @@ fn bad_input_corpus_is_refused_with_file_and_field() {
         );
     }
     assert!(!e.state().exists(), "validate writes nothing");
+}
+
+/// Invariant 10: the daemon ticks every `interval_seconds` whoever reads its files (a
+/// person's `cat`, `status`, its own metrics pass); only a change of content is a change
+/// (one extra tick each), a touch or an identical rewrite none.
+#[test]
+fn daemon_ticks_at_its_interval_whoever_reads_its_files() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let e = Env::new();
+    let m = e.plain_mount();
+    let with = |interval: u32, extra: &str| {
+        let doc = idle_desired(&m).replace(
+            r#"{"version":1,"#,
+            &format!(r#"{{"version":1,"interval_seconds":{interval},"#),
+        );
+        let changed = doc.replace(
+            r#""cpu":{"target_percent":0}"#,
+            &format!(r#""cpu":{{"target_percent":0{extra}}}"#),
+        );
+        assert!(
+            extra.is_empty() || changed != doc,
+            "the edit must change the file"
+        );
+        changed
+    };
+    e.desired(&with(2, ""));
+    let textfile = e.path().join("textfile");
+    std::fs::create_dir_all(&textfile).unwrap();
+    let d = e.daemon(&["--textfile-dir", textfile.to_str().unwrap()]);
+    wait_for(Duration::from_secs(15), "the first tick", || {
+        (e.history_lines() >= 1).then_some(())
+    });
+    let (t0, n0) = (Instant::now(), e.history_lines());
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = std::fs::read(e.desired_path());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                e.ok(&["status", "--json"]);
+            }
+        });
+        std::thread::sleep(Duration::from_secs(10));
+        stop.store(true, Ordering::Relaxed);
+    });
+    // ... and after the readers stop, too
+    std::thread::sleep(Duration::from_secs(4));
+    let ticks = (e.history_lines() - n0) as f64;
+    let expected = t0.elapsed().as_secs_f64() / 2.0;
+    assert!(
+        (ticks - expected).abs() <= 1.0,
+        "{ticks} ticks in {:.1} s at a 2 s interval (expected {expected:.1} +-1)",
+        t0.elapsed().as_secs_f64()
+    );
+    // A long interval from here on, so any tick below is one a change caused.
+    e.desired(&with(30, ""));
+    std::thread::sleep(Duration::from_secs(3));
+    let base = e.history_lines();
+    let f = std::fs::File::options()
+        .write(true)
+        .open(e.desired_path())
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now()).unwrap();
+    drop(f);
+    e.desired(&with(30, "")); // same bytes, by rename
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        e.history_lines(),
+        base,
+        "a touch or identical rewrite ticked"
+    );
+    e.desired(&with(30, r#","max_synthetic_percent":50"#));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        e.history_lines(),
+        base + 1,
+        "one edit must make exactly one tick"
+    );
+    let log = d.stop();
+    assert_eq!(
+        log.matches("desired state changed").count(),
+        2,
+        "two real changes (interval, then cpu): {log}"
+    );
+}
+
+/// Invariant 7: one cro per host. A pass from a second state directory is refused (exit
+/// 1, naming the first) and starts nothing, while read-only commands still work; once the
+/// first is recovered the second may take the host.
+#[test]
+fn a_second_state_directory_is_refused_until_the_first_is_recovered() {
+    let a = Env::new();
+    let b = Env::new();
+    let host = a.path().join("run"); // a's run directory is this "host"
+    let on_host = |e: &Env, args: &[&str]| {
+        let o = e
+            .cmd()
+            .env("CRO_RUN_DIR", &host)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    a.desired(&idle_desired(&a.plain_mount()));
+    b.desired(&idle_desired(&b.plain_mount()));
+    assert_eq!(on_host(&a, &["reconcile", "--once"]).0, 0);
+    three_workers(&a);
+    let (code, err) = on_host(&b, &["reconcile", "--once"]);
+    assert_eq!(code, 1, "{err}");
+    let holder = std::fs::canonicalize(a.state()).unwrap();
+    assert!(
+        err.contains(&holder.display().to_string()),
+        "must name the holder: {err}"
+    );
+    assert!(
+        b.workers().is_empty() && b.job_files().is_empty(),
+        "b started something"
+    );
+    // the daemon is refused the same way
+    let (code, err) = on_host(&b, &["reconcile"]);
+    assert_eq!(code, 1, "{err}");
+    for ro in [&["status"][..], &["plan"], &["validate"]] {
+        assert_eq!(on_host(&b, ro).0, 0, "{ro:?} needs no claim");
+    }
+    assert_eq!(on_host(&a, &["recover"]).0, 0);
+    assert_eq!(on_host(&b, &["reconcile", "--once"]).0, 0);
+    three_workers(&b);
+    assert_eq!(on_host(&b, &["recover"]).0, 0);
 }

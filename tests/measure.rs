@@ -384,3 +384,53 @@ fn memory_worker_killed_while_growing_is_replaced_once_and_nothing_is_left() {
     assert!(e.workers().is_empty());
     assert!(!pid_alive(pid));
 }
+
+/// Invariant 8: CPU burned by any cro process is synthetic. A memory worker filling
+/// 300 MiB of ballast burns CPU (page faults, writing noise); the next record must count
+/// that as synthetic, not as organic load the CPU policy could credit itself with. The
+/// oracle is the worker's own CPU clock, read by the test from /proc/PID/stat.
+#[test]
+fn cpu_burned_by_the_memory_worker_is_recorded_as_synthetic() {
+    let e = Env::new();
+    memory_300_mib_above_now(&e);
+    let doc = std::fs::read_to_string(e.desired_path()).unwrap();
+    let with_cpu = doc.replace(
+        r#""cpu":{"enabled":false}"#,
+        r#""cpu":{"target_percent":0}"#,
+    );
+    assert_ne!(doc, with_cpu, "the desired state must gain a cpu sample");
+    e.desired(&with_cpu);
+    e.ok(&["reconcile", "--once"]);
+    wait_for(
+        Duration::from_secs(20),
+        "the memory ballast to fill",
+        || {
+            e.job_status("memory")
+                .filter(|s| s["ballast_bytes"].as_u64().unwrap_or(0) >= 280 * MIB)
+        },
+    );
+    let pid = e.job_status("memory").unwrap()["pid"].as_i64().unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let worker_s = (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / hz;
+    e.ok(&["reconcile", "--once"]);
+    let h = e.ok(&["history", "--json"]).json();
+    let last = h.as_array().unwrap().last().unwrap().clone();
+    let cpus = std::thread::available_parallelism().unwrap().get() as f64;
+    let recorded_s = last["cpu"]["synthetic"].as_f64().unwrap() / 100.0
+        * last["interval_s"].as_f64().unwrap()
+        * cpus;
+    println!(
+        "memory worker used {worker_s:.2} CPU s filling; recorded synthetic {recorded_s:.2} CPU s"
+    );
+    assert!(
+        worker_s >= 0.05,
+        "the fill should cost measurable CPU: {worker_s}"
+    );
+    assert!(
+        recorded_s >= 0.9 * worker_s - 0.03,
+        "the worker's {worker_s:.2} CPU s must be synthetic, the record says {recorded_s:.2}: {last}"
+    );
+    e.ok(&["recover"]);
+}

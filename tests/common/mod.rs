@@ -119,6 +119,8 @@ impl Env {
             .arg(self.state())
             .env_remove("CRO_DESIRED")
             .env_remove("CRO_STATE_DIR")
+            // Each test is its own host: the one-cro-per-host claim lives in this dir.
+            .env("CRO_RUN_DIR", self.path().join("run"))
             .env("RUST_LOG", "warn");
         c
     }
@@ -184,6 +186,53 @@ impl Env {
 /// the guard is declared after the `Env`: a daemon left running would start the workers
 /// again right after recover removed them.
 pub struct Daemon(pub std::process::Child);
+
+impl Env {
+    /// `cro reconcile` (the daemon) with these extra arguments, stderr captured; the guard
+    /// stops it (declare it after the Env, so it stops before the Env's recover runs).
+    pub fn daemon(&self, args: &[&str]) -> Daemon {
+        Daemon(
+            self.cmd()
+                .arg("reconcile")
+                .args(args)
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    }
+    /// History records written so far (lines in every day file).
+    pub fn history_lines(&self) -> usize {
+        let Ok(rd) = std::fs::read_dir(self.state().join("history")) else {
+            return 0;
+        };
+        rd.flatten()
+            .map(|f| {
+                std::fs::read_to_string(f.path())
+                    .unwrap_or_default()
+                    .lines()
+                    .count()
+            })
+            .sum()
+    }
+}
+
+impl Daemon {
+    /// SIGTERM, wait (bounded) and return what it logged.
+    pub fn stop(mut self) -> String {
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let out = wait_for(Duration::from_secs(10), "the daemon to exit", || {
+            self.0.try_wait().unwrap()
+        });
+        let mut err = String::new();
+        if let Some(s) = self.0.stderr.as_mut() {
+            std::io::Read::read_to_string(s, &mut err).unwrap();
+        }
+        assert!(out.success(), "daemon exit {out:?}: {err}");
+        err
+    }
+}
 
 impl Drop for Daemon {
     fn drop(&mut self) {

@@ -1,0 +1,142 @@
+//! One cro per host. Two state directories on one host would each count the other's
+//! ballast as organic load and fight over the same memory and CPU. A reconciling pass
+//! therefore claims the host for its state directory in `/run/cro/host.json` (the run
+//! directory is a tmpfs: a reboot, which also ends every worker, clears it). A pass from
+//! another state directory is refused (exit 1) and names the holder, until that one is
+//! recovered (`cro recover` releases the claim) or its directory is gone.
+//!
+//! `CRO_RUN_DIR` moves the run directory, so parallel tests can each have their own host.
+//! `status`, `plan`, `validate` and `serve` read only and need no claim.
+use crate::error::{Error, Result};
+use crate::fsutil;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const ENV: &str = "CRO_RUN_DIR";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Claim {
+    /// The state directory that holds the host (canonical path).
+    pub state_dir: PathBuf,
+    /// When it first claimed the host (RFC 3339).
+    pub since: String,
+}
+
+pub fn run_dir() -> PathBuf {
+    std::env::var_os(ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/cro"))
+}
+
+fn claim_path() -> PathBuf {
+    run_dir().join("host.json")
+}
+
+/// Who holds the host now, if anyone.
+pub fn holder() -> Option<Claim> {
+    let bytes = fsutil::read_optional(&claim_path()).ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Run `f` with the claim file's lock held, so two passes never both take the host.
+fn locked<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let dir = run_dir();
+    fsutil::ensure_dir(&dir, 0o700)?;
+    let lock = fsutil::open_lock_file(&dir.join("host.lock"))?;
+    lock.lock()
+        .map_err(|e| Error::io(dir.join("host.lock"), "lock", e))?;
+    f()
+}
+
+/// Claim the host for `state_dir` (which must exist), or fail naming the holder.
+pub fn take(state_dir: &Path) -> Result<()> {
+    let me = std::fs::canonicalize(state_dir).map_err(|e| Error::io(state_dir, "resolve", e))?;
+    locked(|| {
+        match holder() {
+            Some(c) if c.state_dir == me => return Ok(()),
+            // A holder whose directory is gone cannot be recovered: nothing of it runs
+            // that a `recover --all-mounts` would not also find. Take over, and say so.
+            Some(c) if !c.state_dir.join("jobs").is_dir() => {
+                tracing::warn!(
+                    "the host was claimed by {} (since {}), which no longer exists; taking it over",
+                    c.state_dir.display(),
+                    c.since
+                );
+            }
+            Some(c) => {
+                return Err(Error::Runtime(format!(
+                    "another state directory holds this host: {} (since {}). One cro per host: \
+                     two would count each other's ballast as organic load. Use that state \
+                     directory, or stop it first with `cro --state-dir {} recover`",
+                    c.state_dir.display(),
+                    c.since,
+                    c.state_dir.display()
+                )));
+            }
+            None => {}
+        }
+        let c = Claim {
+            state_dir: me.clone(),
+            since: crate::timefmt::rfc3339(crate::timefmt::now_unix()),
+        };
+        fsutil::write_atomic(
+            &claim_path(),
+            &serde_json::to_vec(&c).expect("serializes"),
+            0o600,
+            true,
+        )
+    })
+}
+
+/// Give the host up if `state_dir` holds it (after a recover). Whether it did.
+pub fn release(state_dir: &Path) -> Result<bool> {
+    let Ok(me) = std::fs::canonicalize(state_dir) else {
+        return Ok(false);
+    };
+    if !run_dir().is_dir() {
+        return Ok(false);
+    }
+    locked(|| match holder() {
+        Some(c) if c.state_dir == me => {
+            let p = claim_path();
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, "delete", e))?;
+            fsutil::sync_dir(&run_dir())?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_state_dir_holds_the_host_until_released() {
+        let t = tempfile::tempdir().unwrap();
+        // SAFETY (test): no other test in this binary reads CRO_RUN_DIR.
+        unsafe { std::env::set_var(ENV, t.path().join("run")) };
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        for d in [&a, &b] {
+            std::fs::create_dir_all(d.join("jobs")).unwrap();
+        }
+        take(&a).unwrap();
+        take(&a).unwrap(); // again: still ours
+        let e = take(&b).unwrap_err().to_string();
+        assert!(
+            e.contains(&std::fs::canonicalize(&a).unwrap().display().to_string()),
+            "{e}"
+        );
+        assert!(!release(&b).unwrap(), "b holds nothing to release");
+        assert!(release(&a).unwrap());
+        take(&b).unwrap();
+        // a holder whose directory is gone is taken over
+        std::fs::remove_dir_all(&b).unwrap();
+        take(&a).unwrap();
+        assert_eq!(
+            holder().unwrap().state_dir,
+            std::fs::canonicalize(&a).unwrap()
+        );
+    }
+}
