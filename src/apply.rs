@@ -223,10 +223,15 @@ pub fn spawn_worker(q: &Queue, id: &str, lock: File) -> Result<u32> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::Runtime(format!("cannot find our own executable: {e}")))?;
     let log_path = q.log_path(id);
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
+    // A log full from an earlier worker is rotated before the next one starts.
+    if let Err(e) = crate::worker::logfile::rotate(
+        &log_path,
+        crate::worker::logfile::CAP,
+        crate::worker::logfile::KEEP,
+    ) {
+        tracing::warn!("cannot rotate {}: {e}", log_path.display());
+    }
+    let log = crate::worker::logfile::open(&log_path)
         .map_err(|e| Error::io(&log_path, "open worker log", e))?;
     let log2 = log
         .try_clone()

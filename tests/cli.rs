@@ -1209,3 +1209,56 @@ fn a_second_state_directory_is_refused_until_the_first_is_recovered() {
     three_workers(&b);
     assert_eq!(on_host(&b, &["recover"]).0, 0);
 }
+
+/// `reconcile --once` says each action once: on stdout (data), not again in the log.
+#[test]
+fn reconcile_once_prints_each_action_once() {
+    let e = Env::new();
+    e.desired(&idle_desired(&e.plain_mount()));
+    let o = e
+        .cmd()
+        .env("RUST_LOG", "info")
+        .args(["reconcile", "--once"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    let actions: Vec<&str> = out.lines().collect();
+    assert_eq!(actions.len(), 6, "write + start for three jobs: {out}");
+    for a in actions {
+        assert_eq!(
+            format!("{out}{err}").matches(a).count(),
+            1,
+            "{a:?} twice:\n{out}\n{err}"
+        );
+    }
+    three_workers(&e);
+}
+
+/// Worker logs are bounded: a full log is rotated (generations kept, never more than
+/// three), and a log path that is a symlink is refused rather than followed.
+#[test]
+fn worker_logs_are_rotated_and_never_followed_through_a_symlink() {
+    let e = Env::new();
+    let logs = e.state().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(logs.join("cpu.log"), vec![b'x'; 2 << 20]).unwrap();
+    for n in 1..=3 {
+        std::fs::write(logs.join(format!("cpu.log.{n}")), format!("gen {n}")).unwrap();
+    }
+    let outside = e.path().join("precious.txt");
+    std::fs::write(&outside, "keep").unwrap();
+    std::os::unix::fs::symlink(&outside, logs.join("memory.log")).unwrap();
+    e.desired(&idle_desired(&e.plain_mount()));
+    let r = e.run(&["reconcile", "--once"]);
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep");
+    assert!(r.stderr.contains("memory.log"), "the refused log must be named: {r:?}");
+    assert_eq!(std::fs::metadata(logs.join("cpu.log.1")).unwrap().len(), 2 << 20);
+    assert_eq!(std::fs::read_to_string(logs.join("cpu.log.2")).unwrap(), "gen 1");
+    assert_eq!(std::fs::read_to_string(logs.join("cpu.log.3")).unwrap(), "gen 2");
+    assert!(!logs.join("cpu.log.4").exists());
+    assert!(std::fs::metadata(logs.join("cpu.log")).unwrap().len() < 4096);
+}

@@ -324,7 +324,10 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
             Err(e) => {
                 // ENOSPC while growing, a vanished mount, ...: give back what we can and
                 // say so; the next poll tries again.
-                tracing::warn!(mount = %mount.display(), "disk step failed: {e}");
+                ctx.quiet.warn(
+                    "disk-step",
+                    format_args!("{}: disk step failed: {e}", mount.display()),
+                );
                 if let Ok((_, list)) = files.own() {
                     let _ = files.shrink_to(&list, 0);
                 }

@@ -177,7 +177,10 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
             Ok(m) => m,
             Err(e) => {
                 // Blind: hold nothing rather than guess.
-                tracing::warn!("cannot read memory usage, releasing ballast: {e}");
+                ctx.quiet.warn(
+                    "meminfo",
+                    format_args!("cannot read memory usage, releasing ballast: {e}"),
+                );
                 ballast.shrink_to(0);
                 ctx.sleep(Duration::from_secs(1));
                 continue;

@@ -6,6 +6,7 @@
 //! itself and exits at once if another worker has it.
 pub mod cpu;
 pub mod disk;
+pub mod logfile;
 pub mod memory;
 
 use crate::error::{Error, Result};
@@ -32,6 +33,8 @@ pub struct Ctx {
     last_check: Instant,
     last_publish: Option<Instant>,
     pub status: WorkerStatus,
+    /// Repeated warnings, said at most once a minute each.
+    pub quiet: logfile::Quiet,
     _lock: File,
 }
 
@@ -58,6 +61,7 @@ impl Ctx {
             return Ok(());
         }
         self.last_check = Instant::now();
+        logfile::rotate_own(&self.queue.log_path(&self.id));
         if !self.lock_is_current() {
             tracing::warn!(id = %self.id, "the slot's lock file was removed or replaced; leaving to whoever holds it now");
             return Err(End::LockLost);
@@ -76,11 +80,15 @@ impl Ctx {
             }
             // A corrupt job file: keep holding the last good one; the reconciler rewrites it.
             Ok(Some(Err(e))) => {
-                tracing::warn!(id = %self.id, "job file unreadable, keeping the last good one: {e}");
+                self.quiet.warn(
+                    "job-unreadable",
+                    format_args!("job file unreadable, keeping the last good one: {e}"),
+                );
                 Ok(())
             }
             Err(e) => {
-                tracing::warn!(id = %self.id, "cannot read job file: {e}");
+                self.quiet
+                    .warn("job-read", format_args!("cannot read job file: {e}"));
                 Ok(())
             }
         }
@@ -130,7 +138,8 @@ impl Ctx {
         if let Err(e) =
             fsutil::write_atomic(&self.queue.status_path(&self.id), &bytes, 0o644, false)
         {
-            tracing::warn!("cannot write status: {e}");
+            self.quiet
+                .warn("status", format_args!("cannot write status: {e}"));
         }
     }
 }
@@ -234,6 +243,7 @@ pub fn run(job_path: &Path) -> Result<()> {
         last_check: Instant::now(),
         last_publish: None,
         status,
+        quiet: Default::default(),
         _lock: lock,
     };
     ctx.publish(true);
