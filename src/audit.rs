@@ -116,7 +116,15 @@ fn chart(days: &BTreeMap<String, Day>, target: f64) -> String {
 }
 
 /// The report for the window ending `now`.
-pub fn render(host: &str, d: &Resolved, records: &[Record], now: f64) -> String {
+/// `first_record`: when the history began, None if before the window
+/// (`Windows::first_record`): the time before it counts as `before_first_record` says.
+pub fn render(
+    host: &str,
+    d: &Resolved,
+    records: &[Record],
+    first_record: Option<f64>,
+    now: f64,
+) -> String {
     let window_s = d.window_days as f64 * 86_400.0;
     let mut body = String::new();
     let mut verdicts = vec![];
@@ -134,10 +142,7 @@ pub fn render(host: &str, d: &Resolved, records: &[Record], now: f64) -> String 
                     a.3 + x.at_target,
                 )
             });
-        let span = match records.first().and_then(|r| timefmt::parse_rfc3339(&r.ts)) {
-            Some(f) if f > now - window_s => (now - f).max(1.0),
-            _ => window_s,
-        };
+        let span = crate::window::judged_span(first_record, now, window_s, d.before_first_record);
         let (value, ok) = match stat {
             Statistic::Mean => (
                 if dt > 0.0 { total / dt } else { 0.0 },

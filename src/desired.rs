@@ -36,6 +36,12 @@ pub struct DesiredState {
     #[serde(default = "default_history_grace")]
     #[schemars(range(min = 0, max = 3660))]
     pub history_grace_days: u32,
+    /// What the part of the window before the first history record counts as when the
+    /// window is judged (status, report, metrics, simulate): `zero` (the default: an
+    /// unmonitored host looks idle to a provider) or `ignore` (judge the recorded time
+    /// only, for a provider whose measurement of the host began with cro).
+    #[serde(default)]
+    pub before_first_record: BeforeFirstRecord,
     /// Target by nominal memory size; the last tier whose `min_memory_gib` the host reaches wins.
     #[serde(default = "default_tiers")]
     pub tiers: Vec<Tier>,
@@ -123,6 +129,17 @@ pub struct DiskSpec {
     /// cro must not fill the root filesystem in its place.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_plain_directory: bool,
+}
+
+/// What the window's time before the first history record counts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BeforeFirstRecord {
+    /// 0 %: a provider that measured the host before cro came saw it idle.
+    #[default]
+    Zero,
+    /// Not counted: the window is judged over the time since the first record.
+    Ignore,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -218,6 +235,7 @@ impl Default for DesiredState {
             interval_seconds: 60,
             window_days: 30,
             history_grace_days: 30,
+            before_first_record: BeforeFirstRecord::Zero,
             tiers: default_tiers(),
             cpu: CpuSpec::default(),
             memory: MemorySpec::default(),
@@ -283,6 +301,7 @@ pub struct Resolved {
     pub interval_seconds: u64,
     pub window_days: u32,
     pub history_grace_days: u32,
+    pub before_first_record: BeforeFirstRecord,
     pub memory_tier_gib: f64,
     pub cpu: Option<CpuTarget>,
     pub memory: Option<MemoryTarget>,
@@ -663,6 +682,7 @@ impl DesiredState {
             interval_seconds: self.interval_seconds,
             window_days: self.window_days,
             history_grace_days: self.history_grace_days,
+            before_first_record: self.before_first_record,
             memory_tier_gib: nominal,
             cpu,
             memory,

@@ -219,15 +219,19 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
     };
     let mut res = resources(&obs, &shown, &found);
     let window_s = shown.window_days as f64 * 86_400.0;
+    let empty = window::Series::default();
     let attach = |u: &mut Usage, series: Option<&window::Series>, key: &str| {
         let stat = crate::desired::Statistic::parse(&u.statistic)
             .unwrap_or(crate::desired::Statistic::Mean);
+        let series = series.unwrap_or(&empty);
         u.window = Some(window::stat(
-            series.unwrap_or(&window::Series::default()),
+            series,
+            windows.first_record(series),
             obs.at,
             window_s,
             u.target_percent,
             stat,
+            shown.before_first_record,
         ));
         u.forecast = decisions.get(key).cloned();
     };

@@ -224,12 +224,24 @@ pub fn run(cli: Cli) -> Result<i32> {
             for w in warnings {
                 eprintln!("cro: warning: {w}");
             }
+            // When the history began (None: before the window), as status judges it.
+            let (w, _) = crate::window::load(&state_dir, now, r.window_days as f64 * 86_400.0);
+            let first = if w.older_history {
+                None
+            } else {
+                [w.cpu.first_time(), w.memory.first_time()]
+                    .into_iter()
+                    .chain(w.disk.values().map(|s| s.first_time()))
+                    .chain([records.first().and_then(|r| timefmt::parse_rfc3339(&r.ts))])
+                    .flatten()
+                    .reduce(f64::min)
+            };
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
                 .unwrap_or_else(|_| "this host".into());
             fsutil::write_atomic(
                 &html,
-                crate::audit::render(&host, &r, &records, now).as_bytes(),
+                crate::audit::render(&host, &r, &records, first, now).as_bytes(),
                 0o644,
                 true,
             )?;

@@ -7,7 +7,7 @@
 //!
 //! The worker model is the ideal inner loop: total = max(organic, min(level, organic +
 //! max_synthetic)). Deterministic: same input, same output, byte for byte.
-use crate::desired::{Resolved, Statistic};
+use crate::desired::{BeforeFirstRecord, Resolved, Statistic};
 use crate::error::{Error, Problem, Result};
 use crate::history::Sample;
 use crate::policy::{self, Rule, rules};
@@ -228,8 +228,9 @@ fn evaluate(
     window_s: f64,
     dt: f64,
     stat: Statistic,
+    rule: BeforeFirstRecord,
 ) -> (f64, usize) {
-    let slots = (window_s / dt).round().max(1.0) as usize;
+    let slots = judged_slots(values, end, window_s, dt, rule);
     let mut inside: Vec<f64> = values
         .iter()
         .filter(|(t, _)| *t > end - window_s + 1e-9 && *t <= end + 1e-9)
@@ -250,13 +251,35 @@ fn evaluate(
 
 /// The least cost any policy could pay with full knowledge of the trace: padding only
 /// the last window, exactly the deficit (mean) or the cheapest samples (pNN).
-fn minimum(organic: &[(f64, f64)], end: f64, window_s: f64, dt: f64, rule: &Rule) -> f64 {
+/// Samples the window ending at `end` is judged over, by the same rule as status and the
+/// report (`window::judged_span`): a trace row covers the `dt` before its time.
+fn judged_slots(
+    values: &[(f64, f64)],
+    end: f64,
+    window_s: f64,
+    dt: f64,
+    rule: BeforeFirstRecord,
+) -> usize {
+    let first = values.first().map(|(t, _)| t - dt);
+    (crate::window::judged_span(first, end, window_s, rule) / dt)
+        .round()
+        .max(1.0) as usize
+}
+
+fn minimum(
+    organic: &[(f64, f64)],
+    end: f64,
+    window_s: f64,
+    dt: f64,
+    rule: &Rule,
+    before: BeforeFirstRecord,
+) -> f64 {
     let inside: Vec<f64> = organic
         .iter()
         .filter(|(t, _)| *t > end - window_s + 1e-9 && *t <= end + 1e-9)
         .map(|(_, v)| *v)
         .collect();
-    let slots = (window_s / dt).round().max(1.0) as usize;
+    let slots = judged_slots(organic, end, window_s, dt, before);
     match rule.statistic {
         Statistic::Mean => {
             ((rule.target * slots as f64 - inside.iter().sum::<f64>()).max(0.0)) * dt / 3600.0
@@ -290,7 +313,14 @@ pub fn simulate(trace: &Trace, d: &Resolved, policy: Policy) -> Report {
             continue;
         };
         let (totals, cost) = run(trace, k, rule, window_s, policy);
-        let (achieved, _) = evaluate(&totals, end, window_s, trace.interval, rule.statistic);
+        let (achieved, _) = evaluate(
+            &totals,
+            end,
+            window_s,
+            trace.interval,
+            rule.statistic,
+            d.before_first_record,
+        );
         let organic: Vec<(f64, f64)> = trace
             .rows
             .iter()
@@ -304,7 +334,14 @@ pub fn simulate(trace: &Trace, d: &Resolved, policy: Policy) -> Report {
                 achieved: r3(achieved),
                 compliant: achieved >= rule.target - 1e-9,
                 cost_percent_hours: r3(cost),
-                minimum_percent_hours: r3(minimum(&organic, end, window_s, trace.interval, rule)),
+                minimum_percent_hours: r3(minimum(
+                    &organic,
+                    end,
+                    window_s,
+                    trace.interval,
+                    rule,
+                    d.before_first_record,
+                )),
             },
         );
     }
@@ -347,6 +384,30 @@ pub fn render(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trace_shorter_than_the_window_is_judged_by_the_same_rule_as_status() {
+        // 10 rows of 30 % (dt 60 s) in a 14-row window
+        let v: Vec<(f64, f64)> = (1..=10).map(|i| (i as f64 * 60.0, 30.0)).collect();
+        let z = evaluate(
+            &v,
+            600.0,
+            840.0,
+            60.0,
+            Statistic::Mean,
+            BeforeFirstRecord::Zero,
+        );
+        assert!((z.0 - 30.0 * 10.0 / 14.0).abs() < 1e-9, "{z:?}");
+        let i = evaluate(
+            &v,
+            600.0,
+            840.0,
+            60.0,
+            Statistic::Mean,
+            BeforeFirstRecord::Ignore,
+        );
+        assert!((i.0 - 30.0).abs() < 1e-9 && i.1 == 10, "{i:?}");
+    }
     use crate::desired::parse;
 
     fn resolved(json: &str) -> Resolved {

@@ -5,7 +5,7 @@
 //! and the policy can ask "what is known of the window that will end at time X".
 //! Time without records (downtime, gaps) counts as 0 %: a provider that sees a stopped
 //! VM sees it idle, so gaps are never silently counted as compliant.
-use crate::desired::Statistic;
+use crate::desired::{BeforeFirstRecord, Statistic};
 use crate::history::{Record, Sample};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -153,6 +153,22 @@ pub struct Windows {
     pub cpu: Series,
     pub memory: Series,
     pub disk: BTreeMap<String, Series>,
+    /// History older than what was read exists (so the first record read is not the first
+    /// record there is). Set by `load`, not cached.
+    #[serde(default, skip)]
+    pub older_history: bool,
+}
+
+impl Windows {
+    /// When the history began, as far as judging the window goes: None when it began
+    /// before the window (or never did).
+    pub fn first_record(&self, series: &Series) -> Option<f64> {
+        if self.older_history {
+            None
+        } else {
+            series.first_time()
+        }
+    }
 }
 
 impl Windows {
@@ -186,7 +202,8 @@ pub struct WindowStat {
     pub statistic: String,
     /// The statistic over recorded time in the window.
     pub value: f64,
-    /// Share of the window (elapsed so far, or the whole window once full) with records.
+    /// Share of the judged window with records (the whole window, unless
+    /// `before_first_record` is `ignore`).
     pub coverage: f64,
     /// Share of the window's time at or above the target.
     pub share_at_target: f64,
@@ -196,19 +213,34 @@ pub struct WindowStat {
     pub compliant: bool,
 }
 
+/// The time the window ending at `now` is judged over: the whole window, unless the rule
+/// is `ignore` and the first record is younger than the window (then from that record on).
+/// status, the report, the metrics and the simulator all judge through this.
+pub fn judged_span(
+    first_record: Option<f64>,
+    now: f64,
+    window_s: f64,
+    rule: BeforeFirstRecord,
+) -> f64 {
+    match (rule, first_record) {
+        (BeforeFirstRecord::Ignore, Some(f)) if f > now - window_s => (now - f).max(1.0),
+        _ => window_s,
+    }
+}
+
+/// `first_record`: when the history began (`Windows::first_record`).
 pub fn stat(
     series: &Series,
+    first_record: Option<f64>,
     now: f64,
     window_s: f64,
     target: f64,
     statistic: Statistic,
+    rule: BeforeFirstRecord,
 ) -> WindowStat {
     let from = now - window_s;
     let a = series.range(from, now + 1.0);
-    let span = match series.first_time() {
-        Some(f) if f > from => (now - f).max(1.0),
-        _ => window_s,
-    };
+    let span = judged_span(first_record, now, window_s, rule);
     let coverage = (a.dt / span).clamp(0.0, 1.0);
     let gaps = (span - a.dt).max(0.0);
     let (value, compliant) = match statistic {
@@ -229,7 +261,7 @@ pub fn stat(
         value: (value * 100.0).round() / 100.0,
         coverage: (coverage * 1000.0).round() / 1000.0,
         share_at_target: if span > 0.0 {
-            ((a.time_at_or_above(target) / span) * 1000.0).round() / 1000.0
+            ((a.time_at_or_above(target) / span).min(1.0) * 1000.0).round() / 1000.0
         } else {
             0.0
         },
@@ -292,16 +324,103 @@ mod tests {
                 &Sample::new(30.0, 0.0, 0.0, 25.0),
             );
         }
-        let st = stat(&s, 30.0 * day, 30.0 * day, 25.0, Statistic::Mean);
+        let zero = BeforeFirstRecord::Zero;
+        let st = stat(
+            &s,
+            s.first_time(),
+            30.0 * day,
+            30.0 * day,
+            25.0,
+            Statistic::Mean,
+            zero,
+        );
         assert_eq!(st.value, 30.0);
         assert!((st.coverage - 1.0 / 3.0).abs() < 0.01);
         assert!(
             !st.compliant,
             "10 days at 30 % are not a 30-day mean of 25 %"
         );
-        // ... but they are when the history is only 10 days old (elapsed-so-far window)
-        let st = stat(&s, 10.0 * day, 30.0 * day, 25.0, Statistic::Mean);
-        assert!(st.compliant && st.coverage > 0.99);
+    }
+
+    /// The time before the first record: 0 % by default (coverage is the share of the
+    /// whole window), not counted with `ignore`; at the window's edges both agree.
+    #[test]
+    fn time_before_the_first_record_follows_one_rule() {
+        use BeforeFirstRecord::{Ignore, Zero};
+        let day = 86_400.0;
+        let mut s = Series::default();
+        // 10 days at 30 %, from t=0
+        for h in 0..240 {
+            s.add(
+                h as f64 * 3600.0 + 3600.0,
+                3600.0,
+                &Sample::new(30.0, 0.0, 0.0, 25.0),
+            );
+        }
+        let w = 14.0 * day;
+        // 10 days into a 14-day window
+        let z = stat(
+            &s,
+            s.first_time(),
+            10.0 * day,
+            w,
+            25.0,
+            Statistic::Mean,
+            Zero,
+        );
+        assert!((z.coverage - 10.0 / 14.0).abs() < 0.001, "{z:?}");
+        assert!(!z.compliant, "4 unrecorded days at 0 %: mean 21.4 %");
+        let i = stat(
+            &s,
+            s.first_time(),
+            10.0 * day,
+            w,
+            25.0,
+            Statistic::Mean,
+            Ignore,
+        );
+        assert!(i.coverage > 0.999 && i.compliant, "{i:?}");
+        // the same for a percentile: 10/14 of the window at 30 % is a p50 of 30, but not
+        // a p20 (80 % of the time must reach 25)
+        let p = Statistic::Percentile(20);
+        assert!(!stat(&s, s.first_time(), 10.0 * day, w, 25.0, p, Zero).compliant);
+        assert!(stat(&s, s.first_time(), 10.0 * day, w, 25.0, p, Ignore).compliant);
+        assert!(
+            stat(
+                &s,
+                s.first_time(),
+                10.0 * day,
+                w,
+                25.0,
+                Statistic::Percentile(50),
+                Zero
+            )
+            .compliant
+        );
+        // history exactly as long as the window, and longer: the rule no longer matters
+        for now in [10.0 * day, 12.0 * day] {
+            let w = 10.0 * day;
+            let (z, i) = (
+                stat(&s, s.first_time(), now, w, 25.0, Statistic::Mean, Zero),
+                stat(&s, s.first_time(), now, w, 25.0, Statistic::Mean, Ignore),
+            );
+            assert_eq!(z, i, "at {now}");
+        }
+        // 2 days after the last record in a 10-day window: 2 days without records are gaps
+        // under both rules (they come after the first record)
+        let z = stat(
+            &s,
+            s.first_time(),
+            12.0 * day,
+            10.0 * day,
+            25.0,
+            Statistic::Mean,
+            Zero,
+        );
+        assert!((z.coverage - 0.8).abs() < 0.01 && !z.compliant, "{z:?}");
+        assert_eq!(judged_span(None, 5.0, 10.0, Ignore), 10.0);
+        assert_eq!(judged_span(Some(2.0), 5.0, 10.0, Ignore), 3.0);
+        assert_eq!(judged_span(Some(2.0), 5.0, 10.0, Zero), 10.0);
     }
 
     #[test]
@@ -339,13 +458,18 @@ pub fn load(state_dir: &std::path::Path, now: f64, window_s: f64) -> (Windows, V
     cache.version = CACHE_VERSION;
     let from = now - window_s - 86_400.0;
     let first_day = crate::timefmt::day(from);
+    let mut older = false;
     let mut files: Vec<(String, u64)> = std::fs::read_dir(&dir)
         .map(|rd| {
             rd.flatten()
                 .filter_map(|e| {
                     let n = e.file_name().to_string_lossy().to_string();
-                    let len = e.metadata().ok()?.len();
-                    (n.ends_with(".jsonl") && n[..n.len() - 6] >= *first_day).then_some((n, len))
+                    let day = n.strip_suffix(".jsonl")?;
+                    if day < first_day.as_str() {
+                        older = true;
+                        return None;
+                    }
+                    Some((n.clone(), e.metadata().ok()?.len()))
                 })
                 .collect()
         })
@@ -391,6 +515,7 @@ pub fn load(state_dir: &std::path::Path, now: f64, window_s: f64) -> (Windows, V
             let _ = crate::fsutil::write_atomic(&cache_path, &b, 0o600, false);
         }
     }
+    cache.windows.older_history = older;
     (cache.windows, warnings)
 }
 

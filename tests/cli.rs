@@ -1255,10 +1255,75 @@ fn worker_logs_are_rotated_and_never_followed_through_a_symlink() {
     e.desired(&idle_desired(&e.plain_mount()));
     let r = e.run(&["reconcile", "--once"]);
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep");
-    assert!(r.stderr.contains("memory.log"), "the refused log must be named: {r:?}");
-    assert_eq!(std::fs::metadata(logs.join("cpu.log.1")).unwrap().len(), 2 << 20);
-    assert_eq!(std::fs::read_to_string(logs.join("cpu.log.2")).unwrap(), "gen 1");
-    assert_eq!(std::fs::read_to_string(logs.join("cpu.log.3")).unwrap(), "gen 2");
+    assert!(
+        r.stderr.contains("memory.log"),
+        "the refused log must be named: {r:?}"
+    );
+    assert_eq!(
+        std::fs::metadata(logs.join("cpu.log.1")).unwrap().len(),
+        2 << 20
+    );
+    assert_eq!(
+        std::fs::read_to_string(logs.join("cpu.log.2")).unwrap(),
+        "gen 1"
+    );
+    assert_eq!(
+        std::fs::read_to_string(logs.join("cpu.log.3")).unwrap(),
+        "gen 2"
+    );
     assert!(!logs.join("cpu.log.4").exists());
     assert!(std::fs::metadata(logs.join("cpu.log")).unwrap().len() < 4096);
+}
+
+/// A 14-day window with 10 days of history: the 4 days before the first record count as
+/// 0 % by default, in status, the report and the metrics alike; `ignore` judges the
+/// recorded time only.
+#[test]
+fn time_before_the_first_record_is_judged_the_same_everywhere() {
+    for (rule, coverage, compliant) in [("zero", 10.0 / 14.0, false), ("ignore", 1.0, true)] {
+        let e = Env::new();
+        e.desired(&format!(r#"{{"version":1,"window_days":14,"before_first_record":"{rule}","cpu":{{"target_percent":25}},"memory":{{"enabled":false}},"disk":{{"enabled":false}}}}"#));
+        e.write_history(
+            10 * 144,
+            600.0,
+            r#""cpu":{"total":30.0,"synthetic":0.0,"level":0.0,"target":25.0}"#,
+        );
+        let w = e.status()["resources"]["cpu"]["window"].clone();
+        assert!(
+            (w["coverage"].as_f64().unwrap() - coverage).abs() < 0.01,
+            "{rule}: {w}"
+        );
+        assert_eq!(w["compliant"].as_bool(), Some(compliant), "{rule}: {w}");
+        let html = e.path().join("r.html");
+        e.ok(&["report", "--html", html.to_str().unwrap()]);
+        let page = std::fs::read_to_string(&html).unwrap();
+        let verdict = if compliant {
+            "cpu: <span class=\"ok\">COMPLIANT"
+        } else {
+            "cpu: <span class=\"bad\">NOT COMPLIANT"
+        };
+        assert!(
+            page.contains(verdict),
+            "{rule}: report disagrees with status"
+        );
+        assert!(
+            page.contains(&format!("coverage {:.1} % of the window", coverage * 100.0)),
+            "{rule}: report coverage"
+        );
+        let textfile = e.path().join("prom");
+        std::fs::create_dir_all(&textfile).unwrap();
+        e.ok(&[
+            "reconcile",
+            "--once",
+            "--textfile-dir",
+            textfile.to_str().unwrap(),
+        ]);
+        let prom = std::fs::read_to_string(textfile.join("cro.prom")).unwrap();
+        let line = prom
+            .lines()
+            .find(|l| l.starts_with("cro_window_coverage_ratio{resource=\"cpu\""))
+            .unwrap_or_else(|| panic!("{prom}"));
+        let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!((v - coverage).abs() < 0.01, "{rule}: {line}");
+    }
 }
