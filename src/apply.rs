@@ -309,6 +309,9 @@ pub fn remove_job(q: &Queue, f: &JobFound) -> Result<()> {
         procs::stop(&q.state_dir, &ws, Duration::from_secs(5));
     }
     crate::fault::point("remove-before-ballast");
+    if f.id == "cpu" {
+        crate::worker::placement::remove(&q.state_dir);
+    }
     if let Some(mount) = removal_mount(f) {
         if let Err(e) = ballast::remove_all(&mount) {
             tracing::warn!(mount = %mount.display(), "cannot remove ballast: {e}");

@@ -193,7 +193,7 @@ pub fn mount_points() -> Vec<PathBuf> {
     v
 }
 
-fn unescape(s: &str) -> Vec<u8> {
+pub fn unescape(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -17,6 +17,10 @@ pub struct Host {
     pub usable_cpus: f64,
     pub cgroup: CgroupLimits,
     pub container: bool,
+    /// Where the CPU burners run (status fills it in: from the live cpu worker, else what
+    /// a worker would use here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_placement: Option<crate::worker::placement::Placement>,
 }
 
 /// Parse os-release text into (platform, pretty name). Known families are named the way
@@ -77,6 +81,7 @@ pub fn detect() -> Host {
         usable_cpus: crate::observe::usable_cpus(&cgroup),
         cgroup,
         container: in_container(),
+        cpu_placement: None,
     }
 }
 

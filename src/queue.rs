@@ -160,6 +160,9 @@ pub struct WorkerStatus {
     /// How fast the ballast grows now, bytes per second (disk workers while filling).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub fill_rate_bytes_per_s: f64,
+    /// Where the CPU burners run (cpu jobs): a cgroup with cpu.idle, or autogroup mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<crate::worker::placement::Placement>,
     /// Why the worker holds less than asked (floor reached, pressure, ...), if it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limited_by: Option<String>,

@@ -192,6 +192,10 @@ pub fn run(
         ));
     }
     crate::fault::point("recover-after-stop");
+    // The CPU burners' idle cgroup, empty now.
+    if crate::worker::placement::remove(state_dir) {
+        eprintln!("cro: removed the burners' idle cgroup");
+    }
     for m in &mounts {
         match ballast::remove_all(m) {
             Ok(r) => {

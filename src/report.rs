@@ -213,8 +213,19 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
             .expect("default is valid")
     });
     let (obs, windows, decisions, _) = apply::prepare(&q, &shown, &found, false)?;
+    let cpu_placement = found
+        .iter()
+        .find(|f| f.id == "cpu" && f.alive)
+        .and_then(|f| f.status.as_ref()?.placement.clone())
+        .or_else(|| {
+            shown.cpu.as_ref()?;
+            let mut p = crate::worker::placement::plan_here(state_dir).describe();
+            p.why = format!("no cpu worker runs; one would use this: {}", p.why);
+            Some(p)
+        });
     let host = crate::host::Host {
         memory_tier_gib: shown.memory_tier_gib,
+        cpu_placement,
         ..crate::host::detect()
     };
     let mut res = resources(&obs, &shown, &found);
@@ -289,6 +300,17 @@ pub fn render_status(s: &Status) -> String {
             ""
         }
     );
+    if let Some(p) = &s.host.cpu_placement {
+        o += &format!(
+            "cpu placement: {}{}: {}\n",
+            p.mode,
+            p.cgroup
+                .as_ref()
+                .map(|c| format!(" ({})", c.display()))
+                .unwrap_or_default(),
+            p.why
+        );
+    }
     o += &format!(
         "last reconcile: {}\n\n",
         s.last_reconcile.as_deref().unwrap_or("never")

@@ -1,7 +1,7 @@
 //! The CPU worker: one SCHED_IDLE burner thread per usable CPU, duty-cycled over 100 ms
 //! periods, and a ~1 s closed loop that holds the host's *total* CPU at the level:
 //! synthetic = level - organic, never level on top of organic.
-use super::{Ctx, End};
+use super::{Ctx, End, placement};
 use crate::error::Result;
 use crate::observe;
 use crate::queue::JobSpec;
@@ -91,6 +91,10 @@ fn set_sched_idle() -> bool {
 struct Shared {
     duty_ppm: AtomicU32,
     stop: AtomicBool,
+    /// Where burner threads go (v1: each thread moves itself in).
+    target: placement::Target,
+    /// A burner could not join the idle group (it runs in autogroup mode).
+    join_failed: AtomicBool,
 }
 
 fn burner(shared: Arc<Shared>) {
@@ -99,6 +103,10 @@ fn burner(shared: Arc<Shared>) {
             "cannot enter SCHED_IDLE; this burner will not run (it must never compete with real work)"
         );
         return;
+    }
+    if let Err(e) = placement::enter(&shared.target, false) {
+        tracing::warn!("cannot move a burner into its idle cgroup: {e}");
+        shared.join_failed.store(true, Ordering::Relaxed);
     }
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     while !shared.stop.load(Ordering::Relaxed) {
@@ -128,8 +136,24 @@ fn burner(shared: Arc<Shared>) {
     }
 }
 
+/// Make the idle cgroup and, for v2, move this process into it; on any failure the
+/// autogroup mode, with the reason.
+fn place(state_dir: &std::path::Path) -> placement::Target {
+    let t = placement::plan_here(state_dir);
+    let placed = placement::prepare(&t).and_then(|()| {
+        placement::enter(&t, true).map_err(|e| format!("cannot join the idle cgroup: {e}"))
+    });
+    match placed {
+        Ok(()) => t,
+        Err(why) => placement::Target::Fallback(why),
+    }
+}
+
 pub fn run(ctx: &mut Ctx) -> Result<End> {
+    // Autogroup nice 19 in any case: it is what holds where no idle cgroup can be had,
+    // and harmless where one can (a task in a non-root cgroup has no autogroup).
     super::lower_autogroup();
+    let target = place(&ctx.queue.state_dir);
     let cg = observe::read_cgroup_limits();
     let usable = observe::usable_cpus(&cg);
     let host_cpus = observe::host_cpus() as f64;
@@ -137,7 +161,10 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
     let shared = Arc::new(Shared {
         duty_ppm: AtomicU32::new(0),
         stop: AtomicBool::new(false),
+        target: target.clone(),
+        join_failed: AtomicBool::new(false),
     });
+    ctx.status.placement = Some(target.describe());
     let handles: Vec<_> = (0..threads)
         .map(|i| {
             let s = Arc::clone(&shared);
@@ -196,6 +223,11 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
             .store((step.duty * 1e6) as u32, Ordering::Relaxed);
         // Our share over the last second as measured (already an interval average; the
         // reconciler's history uses the cumulative CPU clock, not this figure).
+        if shared.join_failed.swap(false, Ordering::Relaxed) {
+            ctx.status.placement = Some(placement::fallback(
+                "a burner thread could not join the idle cgroup (see the worker log)",
+            ));
+        }
         ctx.status.synthetic_percent = (own * 100.0).round() / 100.0;
         ctx.status.cpu_seconds_total = own_now;
         ctx.status.limited_by = (step.want_percent >= max_synthetic_percent
@@ -206,6 +238,10 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
     shared.stop.store(true, Ordering::Relaxed);
     for h in handles {
         let _ = h.join();
+    }
+    // v1: the burners have left the group with their exit; an empty group goes.
+    if let placement::Target::V1 { dir } = &target {
+        let _ = std::fs::remove_dir(dir);
     }
     ctx.status.cpu_seconds_total = clock_secs(libc::CLOCK_PROCESS_CPUTIME_ID);
     Ok(end)

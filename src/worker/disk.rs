@@ -202,12 +202,12 @@ fn unusable(mount: &std::path::Path, allow_plain: bool, held: Option<&Files>) ->
 }
 
 pub fn run(ctx: &mut Ctx) -> Result<End> {
-    let JobSpec::Disk { mount, fill, .. } = ctx.spec.clone() else {
+    let JobSpec::Disk { mount, .. } = ctx.spec.clone() else {
         return Ok(End::JobRemoved);
     };
-    if fill == Fill::Write {
-        ioprio_idle();
-    }
+    // Idle I/O class whatever the fill: writing noise is bulk I/O, and even fallocate's
+    // metadata and the trims' journal writes must queue behind real work.
+    ioprio_idle();
     // Opened only while the mount is usable, and closed when it stops being so (holding
     // it would keep a lazily unmounted filesystem alive).
     let mut held: Option<Files> = None;

@@ -8,6 +8,7 @@ pub mod cpu;
 pub mod disk;
 pub mod logfile;
 pub mod memory;
+pub mod placement;
 
 use crate::error::{Error, Result};
 use crate::fsutil;
