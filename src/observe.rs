@@ -177,6 +177,21 @@ pub fn parse_meminfo(text: &str) -> Option<(u64, u64)> {
     Some((field("MemTotal:")?, field("MemAvailable:")?))
 }
 
+/// (CommitLimit, Committed_AS) in bytes from /proc/meminfo.
+pub fn parse_commit(text: &str) -> Option<(u64, u64)> {
+    let field = |name: &str| -> Option<u64> {
+        let l = text.lines().find(|l| l.starts_with(name))?;
+        let kb: u64 = l[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb * 1024)
+    };
+    Some((field("CommitLimit:")?, field("Committed_AS:")?))
+}
+
 pub fn read_memory(cg: &CgroupLimits) -> std::io::Result<Memory> {
     let text = std::fs::read_to_string("/proc/meminfo")?;
     let (total, avail) = parse_meminfo(&text)
@@ -470,6 +485,13 @@ pub fn organic(total: f64, synthetic: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commit_figures() {
+        let t = "MemTotal: 100 kB\nCommitLimit:    12342048 kB\nCommitted_AS:     197520 kB\n";
+        assert_eq!(parse_commit(t), Some((12342048 * 1024, 197520 * 1024)));
+        assert_eq!(parse_commit("MemTotal: 1 kB\n"), None);
+    }
 
     #[test]
     fn pid_stat_and_btime() {

@@ -22,13 +22,26 @@ pub struct MemStep {
     pub limited_by: Option<String>,
 }
 
-/// Pure: how much ballast to hold. `own` is what we hold now.
+/// Commit accounting under `vm.overcommit_memory = 2`, where MAP_NORESERVE is ignored:
+/// every byte of ballast mapping is charged against CommitLimit, and real programs'
+/// malloc and fork fail once Committed_AS reaches it, however much MemAvailable shows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Commit {
+    pub limit_bytes: u64,
+    pub committed_bytes: u64,
+    /// What our own mappings are charged (whole chunks).
+    pub own_mapped_bytes: u64,
+}
+
+/// Pure: how much ballast to hold. `own` is what we hold now; `commit` is Some under
+/// strict overcommit (mode 2).
 pub fn target(
     level: f64,
     min_available_percent: f64,
     mem: &Memory,
     own: u64,
     pressure: bool,
+    commit: Option<Commit>,
 ) -> MemStep {
     let total = mem.total_bytes as f64;
     let used = total - mem.available_bytes as f64;
@@ -42,6 +55,20 @@ pub fn target(
     let mut t = want.min(allowed);
     let mut limited_by =
         (allowed < want).then(|| format!("min_available_percent {min_available_percent}"));
+    if let Some(c) = commit {
+        // The same floor and guard, on the commit headroom (CommitLimit - Committed_AS);
+        // a chunk is charged whole when mapped, so one chunk's worth is kept in hand.
+        let headroom = c.limit_bytes as f64 - c.committed_bytes as f64;
+        let by_commit =
+            (c.own_mapped_bytes as f64 + headroom - floor - guard - CHUNK as f64).max(0.0);
+        if by_commit < t {
+            t = by_commit;
+            limited_by = Some(format!(
+                "commit limit (vm.overcommit_memory = 2): keeping min_available_percent \
+                 {min_available_percent} of CommitLimit free"
+            ));
+        }
+    }
     if pressure {
         t = t.min(own as f64 * 0.75);
         limited_by = Some("memory pressure (PSI)".into());
@@ -73,6 +100,11 @@ impl Ballast {
 
     pub fn bytes(&self) -> u64 {
         self.chunks.iter().map(|c| c.filled as u64).sum()
+    }
+
+    /// What our mappings are charged under strict overcommit (whole chunks).
+    pub fn mapped(&self) -> u64 {
+        (self.chunks.len() * CHUNK) as u64
     }
 
     /// Grow by up to `add` bytes (at most one chunk's worth per call, so the caller can
@@ -110,7 +142,9 @@ impl Ballast {
 
     /// Give back everything above `keep` bytes, at once.
     pub fn shrink_to(&mut self, keep: u64) {
-        let page = 4096usize;
+        // The system's page size: 64 KiB on many aarch64 kernels (Kylin, openEuler),
+        // where a 4 KiB-aligned DONTNEED would be refused and free nothing.
+        let page = page_size();
         while self.bytes() > keep {
             let excess = (self.bytes() - keep) as usize;
             let c = self.chunks.last_mut().expect("a chunk");
@@ -150,6 +184,33 @@ impl Drop for Ballast {
     }
 }
 
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as usize,
+        _ => 4096,
+    }
+}
+
+/// After a failed mapping, wait this long before trying again (doubling up to MAX).
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Commit figures when the kernel enforces them (vm.overcommit_memory = 2).
+fn strict_commit(mapped: u64) -> Option<Commit> {
+    let mode = std::fs::read_to_string("/proc/sys/vm/overcommit_memory").ok()?;
+    if mode.trim() != "2" {
+        return None;
+    }
+    let (limit, committed) =
+        observe::parse_commit(&std::fs::read_to_string("/proc/meminfo").ok()?)?;
+    Some(Commit {
+        limit_bytes: limit,
+        committed_bytes: committed,
+        own_mapped_bytes: mapped,
+    })
+}
+
 fn set_oom_score_adj() {
     if let Err(e) = std::fs::write("/proc/self/oom_score_adj", "1000") {
         tracing::warn!("cannot set oom_score_adj: {e}");
@@ -160,6 +221,11 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
     set_oom_score_adj();
     let mut ballast = Ballast::new();
     let mut hold_until: Option<Instant> = None;
+    // A failed mapping (an address-space limit, the commit limit) is retried after a
+    // pause, not in a loop: before this the worker spun at 99.5 % of a CPU logging
+    // ~8,000 lines a second.
+    let mut backoff = BACKOFF_MIN;
+    let mut no_growth_until: Option<Instant> = None;
     let end = loop {
         if let Err(end) = ctx.poll() {
             break end;
@@ -193,10 +259,23 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
         }
         let held_back = hold_until.is_some_and(|t| Instant::now() < t);
         let own = ballast.bytes();
-        let mut step = target(level_percent, min_available_percent, &mem, own, pressure);
+        let commit = strict_commit(ballast.mapped());
+        let mut step = target(
+            level_percent,
+            min_available_percent,
+            &mem,
+            own,
+            pressure,
+            commit,
+        );
         if held_back && step.target_bytes > own {
             step.target_bytes = own;
             step.limited_by = Some("recent memory pressure (PSI)".into());
+        }
+        let backing_off = no_growth_until.is_some_and(|t| Instant::now() < t);
+        if backing_off && step.target_bytes > own {
+            step.target_bytes = own;
+            step.limited_by = Some("the last mapping failed; retrying later".into());
         }
         let deadband = 16 * MIB;
         if step.target_bytes + deadband / 2 < own
@@ -204,8 +283,22 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
         {
             ballast.shrink_to(step.target_bytes);
         } else if step.target_bytes > own + deadband {
-            if let Err(e) = ballast.grow(step.target_bytes - own) {
-                tracing::warn!("cannot map more ballast: {e}");
+            match ballast.grow(step.target_bytes - own) {
+                Ok(()) => backoff = BACKOFF_MIN,
+                Err(e) => {
+                    ctx.quiet.warn(
+                        "mmap",
+                        format_args!(
+                            "cannot map more ballast ({e}); holding {} MiB, retrying in {} s",
+                            own / MIB,
+                            backoff.as_secs()
+                        ),
+                    );
+                    no_growth_until = Some(Instant::now() + backoff);
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    step.target_bytes = own;
+                    step.limited_by = Some(format!("cannot map more: {e}"));
+                }
             }
         }
         ctx.status.ballast_bytes = ballast.bytes();
@@ -238,9 +331,55 @@ mod tests {
     }
 
     #[test]
+    fn strict_overcommit_keeps_the_floor_of_commit_headroom() {
+        // 16 GiB, plenty available, but only 3 GiB of commit headroom: the ballast stops
+        // at headroom - floor (10 % = 1.6 GiB) - guard (1 % = 0.16 GiB) - one chunk.
+        let c = Commit {
+            limit_bytes: 8 * GIB,
+            committed_bytes: 5 * GIB,
+            own_mapped_bytes: 0,
+        };
+        let s = target(40.0, 10.0, &mem(16 * GIB, 14 * GIB), 0, false, Some(c));
+        let want = 3.0 - 1.6 - 0.16 - 1.0 / 16.0;
+        assert!(
+            (s.target_bytes as f64 / GIB as f64 - want).abs() < 0.01,
+            "{s:?}"
+        );
+        assert!(s.limited_by.unwrap().contains("commit limit"));
+        // what we already hold is ours to keep counting: held 1 GiB (mapped 1 GiB) with
+        // the same headroom left allows 1 GiB more than from nothing
+        let held = Commit {
+            own_mapped_bytes: GIB,
+            ..c
+        };
+        let s2 = target(40.0, 10.0, &mem(16 * GIB, 13 * GIB), GIB, false, Some(held));
+        assert!(
+            (s2.target_bytes as f64 / GIB as f64 - (want + 1.0)).abs() < 0.01,
+            "{s2:?}"
+        );
+        // no headroom beyond the floor: give it all back
+        let tight = Commit {
+            limit_bytes: 5 * GIB + GIB / 2,
+            ..held
+        };
+        assert_eq!(
+            target(
+                40.0,
+                10.0,
+                &mem(16 * GIB, 13 * GIB),
+                GIB,
+                false,
+                Some(tight)
+            )
+            .target_bytes,
+            0
+        );
+    }
+
+    #[test]
     fn fills_gap_to_level() {
         // 16 GiB, 2 GiB organic, no ballast, level 40 % -> 6.4 - 2 = 4.4 GiB
-        let s = target(40.0, 10.0, &mem(16 * GIB, 14 * GIB), 0, false);
+        let s = target(40.0, 10.0, &mem(16 * GIB, 14 * GIB), 0, false, None);
         assert!(
             (s.target_bytes as f64 / GIB as f64 - 4.4).abs() < 0.01,
             "{s:?}"
@@ -253,6 +392,7 @@ mod tests {
             &mem(16 * GIB, 14 * GIB - 4_724_464_025),
             4_724_464_025,
             false,
+            None,
         );
         assert!((s2.target_bytes as i64 - s.target_bytes as i64).abs() < (1 << 20));
     }
@@ -260,7 +400,7 @@ mod tests {
     #[test]
     fn floor_wins_over_level() {
         // organic uses 14 of 16 GiB: the floor (10 % = 1.6 GiB + guard) forbids more ballast
-        let s = target(40.0, 10.0, &mem(16 * GIB, 2 * GIB), 0, false);
+        let s = target(40.0, 10.0, &mem(16 * GIB, 2 * GIB), 0, false, None);
         assert_eq!(s.target_bytes, 0);
         // holding 1 GiB when organic rises to leave 1.7 GiB available: shrink below the floor+guard
         let s = target(
@@ -269,6 +409,7 @@ mod tests {
             &mem(16 * GIB, (1.7 * GIB as f64) as u64),
             GIB,
             false,
+            None,
         );
         let after_avail = 1.7 * GIB as f64 + GIB as f64 - s.target_bytes as f64;
         assert!(
@@ -277,13 +418,13 @@ mod tests {
         );
         assert!(s.limited_by.is_some());
         // organic grows past the floor: the whole ballast goes
-        let s = target(40.0, 10.0, &mem(16 * GIB, GIB), GIB, false);
+        let s = target(40.0, 10.0, &mem(16 * GIB, GIB), GIB, false, None);
         assert_eq!(s.target_bytes, 0);
     }
 
     #[test]
     fn pressure_gives_back() {
-        let s = target(40.0, 10.0, &mem(16 * GIB, 10 * GIB), 4 * GIB, true);
+        let s = target(40.0, 10.0, &mem(16 * GIB, 10 * GIB), 4 * GIB, true, None);
         assert_eq!(s.target_bytes, 3 * GIB);
     }
 
