@@ -5,6 +5,7 @@
 //! Tolerances are wide enough for a noisy 2-CPU VM.
 mod common;
 use common::*;
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -433,4 +434,399 @@ fn cpu_burned_by_the_memory_worker_is_recorded_as_synthetic() {
         "the worker's {worker_s:.2} CPU s must be synthetic, the record says {recorded_s:.2}: {last}"
     );
     e.ok(&["recover"]);
+}
+
+/// Issue "never at the neighbour's expense", 1: a latency-sensitive service keeps its
+/// tail next to cro's burners. nginx measured by wrk (1 connection), alone vs next to cro
+/// holding CPU at 70 %, in alternating rounds, medians. Before the burners moved into a
+/// cpu.idle cgroup, p99 was ~2.3x alone here (one scheduler tick); the goal is 1.2x or
+/// 0.3 ms, the guard (with this VM's noise) 1.5x or 1.0 ms. docs/BENCHMARKS.md has the
+/// full figures with stress-ng beside them.
+#[test]
+fn a_latency_sensitive_service_keeps_its_tail_next_to_the_burners() {
+    let nginx = Nginx::start();
+    nginx.wrk(1, 1); // warm up
+    let e = Env::new();
+    e.desired(r#"{"version":1,"cpu":{"target_percent":70},"memory":{"enabled":false},"disk":{"enabled":false}}"#);
+    let (mut alone, mut cro) = (vec![], vec![]);
+    for round in 0..4 {
+        for with_cro in [round % 2 == 0, round % 2 != 0] {
+            if with_cro {
+                e.ok(&["reconcile", "--once"]);
+                std::thread::sleep(Duration::from_secs(3));
+            }
+            let (_, p99, _) = nginx.wrk(1, 5);
+            if with_cro {
+                e.ok(&["recover"]);
+                cro.push(p99);
+            } else {
+                alone.push(p99);
+            }
+        }
+    }
+    let (a, c) = (median(alone.clone()), median(cro.clone()));
+    eprintln!(
+        "nginx p99 alone {alone:?} -> {a:.3} ms; next to cro at 70: {cro:?} -> {c:.3} ms ({:.2}x)",
+        c / a
+    );
+    assert!(
+        c <= (1.5 * a).max(a + 1.0),
+        "p99 {c:.3} ms next to cro vs {a:.3} ms alone: the burners cost the service its tail"
+    );
+}
+
+/// Issue "never at the neighbour's expense", 3: a writer at page-cache speed (dd, 700 MiB)
+/// next to ballast holding a 2 GiB ext4 at 85 % (min free 10 %) never meets ENOSPC; the
+/// lowest free space is sampled every 5 ms by the test. A static ballast of the same size
+/// fails every time (docs/BENCHMARKS.md: 20 runs each).
+#[test]
+fn a_fast_writer_never_meets_enospc_next_to_disk_ballast() {
+    let e = Env::new();
+    let img = e.path().join("disk.img");
+    let m = e.path().join("disk");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let run = |cmd: &mut Command| {
+        let o = cmd.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img));
+    run(Command::new("mount")
+        .arg("-o")
+        .arg("loop")
+        .arg(&img)
+        .arg(&m));
+    struct Umount(std::path::PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _u = Umount(m.clone());
+    e.desired(&format!(
+        r#"{{"version":1,"cpu":{{"enabled":false}},"memory":{{"enabled":false}},"disk":{{"mounts":["{}"],"target_percent":85,"min_free_percent":10,"min_free_gib":0}}}}"#,
+        m.display()
+    ));
+    let pct = || {
+        let (u, a) = statvfs(&m);
+        u as f64 / (u + a) as f64 * 100.0
+    };
+    let mut failures = vec![];
+    let mut lowest = f64::MAX;
+    for i in 0..5 {
+        e.ok(&["reconcile", "--once"]);
+        wait_for(Duration::from_secs(30), "the disk at 84 %", || {
+            (pct() >= 84.0).then_some(())
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let min_free = Arc::new(AtomicU64::new(u64::MAX));
+        let sampler = {
+            let (stop, min_free, m) = (stop.clone(), min_free.clone(), m.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    min_free.fetch_min(statvfs(&m).1, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        };
+        let o = Command::new("dd")
+            .args(["if=/dev/zero", "bs=1M", "count=700", "status=none"])
+            .arg(format!("of={}", m.join("organic").display()))
+            .output()
+            .unwrap();
+        stop.store(true, Ordering::Relaxed);
+        sampler.join().unwrap();
+        let (u, a) = statvfs(&m);
+        let low = min_free.load(Ordering::Relaxed) as f64 / (u + a) as f64 * 100.0;
+        lowest = lowest.min(low);
+        eprintln!(
+            "fast writer run {i}: {}, lowest free {low:.1} %",
+            if o.status.success() { "ok" } else { "FAILED" }
+        );
+        if !o.status.success() {
+            failures.push(format!("run {i}: {}", String::from_utf8_lossy(&o.stderr)));
+        }
+        std::fs::remove_file(m.join("organic")).unwrap();
+        e.ok(&["recover"]);
+    }
+    assert!(
+        failures.is_empty(),
+        "the writer met ENOSPC next to the ballast: {failures:?}"
+    );
+    assert!(lowest > 0.0, "free space touched 0 %");
+}
+
+/// Issue "never at the neighbour's expense", 2: under an address-space limit the memory
+/// worker's mapping fails; it must back off (not spin, not flood its log) and hold what it
+/// has. Before: 99.5 % of a CPU and ~8,000 log lines a second.
+#[test]
+fn the_memory_worker_backs_off_when_it_cannot_map() {
+    let e = Env::new();
+    let (total, avail) = meminfo();
+    let level = (total - avail + 1024 * MIB) as f64 / total as f64 * 100.0;
+    e.desired(&format!(r#"{{"version":1,"cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":{level:.4},"min_available_percent":1}}}}"#));
+    // 512 MiB of address space for the reconcile, inherited by the worker it starts
+    let mut cmd = e.cmd();
+    cmd.args(["reconcile", "--once"]);
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            let lim = libc::rlimit {
+                rlim_cur: 512 << 20,
+                rlim_max: 512 << 20,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    assert!(cmd.status().unwrap().success());
+    let st = wait_for(
+        Duration::from_secs(20),
+        "the worker to hit its limit",
+        || {
+            e.job_status("memory")
+                .filter(|s| s["limited_by"].as_str().is_some_and(|l| l.contains("map")))
+        },
+    );
+    let pid = st["pid"].as_i64().unwrap() as i32;
+    let cpu_s = |pid: i32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap())
+            / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    };
+    let log = e.state().join("logs/memory.log");
+    let lines = || std::fs::read_to_string(&log).unwrap().lines().count();
+    let (c0, l0) = (cpu_s(pid), lines());
+    std::thread::sleep(Duration::from_secs(6));
+    let (c1, l1) = (cpu_s(pid), lines());
+    let held = e.job_status("memory").unwrap()["ballast_bytes"]
+        .as_u64()
+        .unwrap();
+    eprintln!(
+        "memory worker at its address-space limit: {:.2} % of a CPU, {} log lines in 6 s, holding {} MiB",
+        (c1 - c0) / 6.0 * 100.0,
+        l1 - l0,
+        held / MIB
+    );
+    assert!(
+        c1 - c0 < 0.3,
+        "the worker used {:.2} CPU s in 6 s: it spins",
+        c1 - c0
+    );
+    assert!(l1 - l0 <= 3, "{} log lines in 6 s", l1 - l0);
+    assert!(
+        held >= 64 * MIB,
+        "it should hold what it could map ({held})"
+    );
+    assert!(pid_alive(pid));
+    e.ok(&["recover"]);
+}
+
+/// Puts vm.overcommit_memory and its limit back, however the test ends.
+struct Overcommit {
+    mode: String,
+    ratio: String,
+    kbytes: String,
+}
+
+impl Overcommit {
+    fn strict(headroom: u64) -> Overcommit {
+        let r = |f: &str| {
+            std::fs::read_to_string(format!("/proc/sys/vm/{f}"))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        let g = Overcommit {
+            mode: r("overcommit_memory"),
+            ratio: r("overcommit_ratio"),
+            kbytes: r("overcommit_kbytes"),
+        };
+        let committed = std::fs::read_to_string("/proc/meminfo")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("Committed_AS:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .unwrap();
+        std::fs::write(
+            "/proc/sys/vm/overcommit_kbytes",
+            (committed + headroom / 1024).to_string(),
+        )
+        .expect("this test needs root to set vm.overcommit_kbytes (CI runs as root)");
+        std::fs::write("/proc/sys/vm/overcommit_memory", "2").unwrap();
+        g
+    }
+}
+
+impl Drop for Overcommit {
+    fn drop(&mut self) {
+        let _ = std::fs::write("/proc/sys/vm/overcommit_memory", &self.mode);
+        // writing the ratio clears kbytes, and the other way round
+        if self.kbytes != "0" {
+            let _ = std::fs::write("/proc/sys/vm/overcommit_kbytes", &self.kbytes);
+        } else {
+            let _ = std::fs::write("/proc/sys/vm/overcommit_ratio", &self.ratio);
+        }
+    }
+}
+
+/// Issue "never at the neighbour's expense", 2: under vm.overcommit_memory = 2 the ballast
+/// is charged against CommitLimit whatever MAP_NORESERVE says; MemAvailable looks fine
+/// while real malloc and fork fail. The worker keeps the commit headroom above the floor,
+/// and a real 200 MiB allocation succeeds next to a ballast that wants 1 GiB.
+#[test]
+fn strict_overcommit_leaves_commit_for_real_allocations() {
+    let e = Env::new();
+    let (total, avail) = meminfo();
+    let level = (total - avail + 1024 * MIB) as f64 / total as f64 * 100.0;
+    e.desired(&format!(r#"{{"version":1,"cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":{level:.4},"min_available_percent":1}}}}"#));
+    let floor = total / 100;
+    let guard = Overcommit::strict(900 * MIB);
+    e.ok(&["reconcile", "--once"]);
+    let st = wait_for(
+        Duration::from_secs(20),
+        "the ballast to stop at the commit limit",
+        || {
+            e.job_status("memory").filter(|s| {
+                s["limited_by"]
+                    .as_str()
+                    .is_some_and(|l| l.contains("commit"))
+            })
+        },
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let commit = || {
+        let m = std::fs::read_to_string("/proc/meminfo").unwrap();
+        let f = |k: &str| -> u64 {
+            m.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .unwrap()
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+                * 1024
+        };
+        f("CommitLimit:") as i64 - f("Committed_AS:") as i64
+    };
+    let headroom = commit();
+    // SAFETY: a plain anonymous mapping, checked, then unmapped.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            (200 * MIB) as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    let ok = p != libc::MAP_FAILED;
+    if ok {
+        unsafe {
+            std::ptr::write_bytes(p as *mut u8, 1, (200 * MIB) as usize);
+            libc::munmap(p, (200 * MIB) as usize);
+        }
+    }
+    e.ok(&["recover"]);
+    drop(guard);
+    eprintln!(
+        "strict overcommit: ballast {} MiB ({}), commit headroom {} MiB (floor {} MiB), a real 200 MiB allocation {}",
+        st["ballast_bytes"].as_u64().unwrap() / MIB,
+        st["limited_by"],
+        headroom / MIB as i64,
+        floor / MIB,
+        if ok { "succeeded" } else { "FAILED" }
+    );
+    assert!(
+        ok,
+        "a real allocation failed next to the ballast under strict overcommit"
+    );
+    assert!(
+        headroom >= floor as i64,
+        "commit headroom {headroom} below the floor {floor}"
+    );
+}
+
+/// Invariant 4 for memory with a real organic load present: organic inside the gap
+/// (150 MiB of a 300 MiB gap) leaves the total at the level, not level + organic; the
+/// minimum available memory is sampled during the race, not once afterwards.
+#[test]
+fn memory_total_stays_at_the_level_when_organic_load_fills_part_of_the_gap() {
+    let e = Env::new();
+    let (total, _) = meminfo();
+    memory_300_mib_above_now(&e);
+    let level: f64 = std::fs::read_to_string(e.desired_path())
+        .unwrap()
+        .split("\"target_percent\":")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    e.ok(&["reconcile", "--once"]);
+    let used_pct = || {
+        let (t, a) = meminfo();
+        (t - a) as f64 / t as f64 * 100.0
+    };
+    wait_for(Duration::from_secs(30), "the level", || {
+        ((used_pct() - level).abs() < 0.4).then_some(())
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let max_used = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (stop, max_used) = (stop.clone(), max_used.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let (t, a) = meminfo();
+                max_used.fetch_max(t - a, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let mut organic = vec![0u8; (150 * MIB) as usize];
+    for i in (0..organic.len()).step_by(4096) {
+        organic[i] = 1;
+    }
+    std::hint::black_box(&mut organic);
+    std::thread::sleep(Duration::from_secs(4));
+    let settled = used_pct();
+    stop.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    let peak = max_used.load(Ordering::Relaxed) as f64 / total as f64 * 100.0;
+    drop(organic);
+    e.ok(&["recover"]);
+    let mib = |pct: f64| pct / 100.0 * total as f64 / MIB as f64;
+    eprintln!(
+        "memory: level {level:.2} % ({:.0} MiB used); with 150 MiB organic inside the gap: settled at {settled:.2} %, peak {peak:.2} % (+{:.0} MiB over the level)",
+        mib(level),
+        mib(peak - level)
+    );
+    assert!(
+        (settled - level).abs() < 0.5,
+        "total {settled:.2} % is not the level {level:.2} %"
+    );
+    // the transient while the worker notices (200 ms polls) stays well under the organic
+    // load it should have made room for
+    assert!(
+        mib(peak - level) < 120.0,
+        "total peaked {:.0} MiB above the level",
+        mib(peak - level)
+    );
 }

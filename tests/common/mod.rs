@@ -405,3 +405,106 @@ impl Drop for Env {
         }
     }
 }
+
+/// A real latency-sensitive service for the measuring tests: nginx (Debian's nginx-light,
+/// which .ci/run installs) serving a 2 KiB page on a free loopback port, one worker
+/// process, stopped by PID on drop.
+pub struct Nginx {
+    child: std::process::Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    pub fn start() -> Nginx {
+        let dir = tempfile::Builder::new()
+            .prefix("cro-nginx-")
+            .tempdir()
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::write(dir.path().join("index.html"), "x".repeat(2048)).unwrap();
+        let d = dir.path().display();
+        std::fs::write(
+            dir.path().join("nginx.conf"),
+            format!(
+                "worker_processes 1; daemon off; pid {d}/nginx.pid; error_log {d}/error.log;\n\
+                 events {{ worker_connections 256; }}\n\
+                 http {{ access_log off; server {{ listen 127.0.0.1:{port}; root {d}; }} }}\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("nginx")
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .arg("-p")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("this test needs nginx (Debian's nginx-light; .ci/run installs it)");
+        let n = Nginx {
+            child,
+            port,
+            _dir: dir,
+        };
+        wait_for(Duration::from_secs(5), "nginx to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        n
+    }
+
+    /// wrk against it: (p50 ms, p99 ms, requests/s).
+    pub fn wrk(&self, conns: u32, secs: u32) -> (f64, f64, f64) {
+        let o = Command::new("wrk")
+            .args([
+                "-t1",
+                &format!("-c{conns}"),
+                &format!("-d{secs}s"),
+                "--latency",
+            ])
+            .arg(format!("http://127.0.0.1:{}/", self.port))
+            .output()
+            .expect("this test needs wrk (Debian's wrk; .ci/run installs it)");
+        let t = String::from_utf8_lossy(&o.stdout).to_string();
+        let ms = |label: &str| -> f64 {
+            let v = t
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(label))
+                .unwrap_or_else(|| panic!("no {label} in wrk output:\n{t}"))
+                .trim();
+            let (n, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap());
+            let n: f64 = n.parse().unwrap();
+            n * match unit {
+                "us" => 1e-3,
+                "ms" => 1.0,
+                "s" => 1e3,
+                u => panic!("unit {u} in {v}"),
+            }
+        };
+        let rps = t
+            .lines()
+            .find_map(|l| l.strip_prefix("Requests/sec:"))
+            .unwrap_or_else(|| panic!("no Requests/sec in wrk output:\n{t}"))
+            .trim()
+            .parse()
+            .unwrap();
+        (ms("50%"), ms("99%"), rps)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The median of some figures.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
