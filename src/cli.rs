@@ -31,8 +31,14 @@ pub struct Cli {
     /// Desired-state file [default: <state-dir>/desired.json].
     #[arg(long, env = "CRO_DESIRED", global = true, value_name = "FILE")]
     pub desired: Option<PathBuf>,
-    /// Log level (error, warn, info, debug, trace); RUST_LOG, when set, wins.
-    #[arg(long, global = true, value_name = "LEVEL", default_value = "info")]
+    /// Log level; RUST_LOG, when set, wins.
+    #[arg(
+        long,
+        global = true,
+        value_name = "LEVEL",
+        default_value = "info",
+        value_parser = ["error", "warn", "info", "debug", "trace"]
+    )]
     pub log_level: String,
     /// Also write logs to daily files in DIR (cro.log.YYYY-MM-DD).
     #[arg(long, env = "CRO_LOG_DIR", global = true, value_name = "DIR")]
@@ -47,15 +53,22 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a desired-state file for this host (targets from the tiers).
+    #[command(
+        after_help = "Examples:\n  cro init                    write state/desired.json (and its JSON Schema)\n  cro --desired /etc/cro/desired.json init\n  cro init --force            replace it, keeping the old one as .bak-<time>"
+    )]
     Init {
         /// Replace an existing file (the old one is kept as <file>.bak-<time>).
         #[arg(long)]
         force: bool,
     },
     /// Check a desired-state file and print the resolved targets (exit 78 if invalid).
+    #[command(
+        after_help = "Examples:\n  cro validate /etc/cro/desired.json     check it, print the resolved targets\n  cro validate --json | jq .cpu.target_percent\n  cro validate --no-mount-check f.json   on a machine without the mounts"
+    )]
     Validate {
         /// The file to check [default: the --desired file].
         file: Option<PathBuf>,
+        /// Print the resolved targets as JSON (the file's own words: "mean", "allocate").
         #[arg(long)]
         json: bool,
         /// Do not require the disk mounts to exist here (validating a fleet's file on a
@@ -64,11 +77,18 @@ pub enum Command {
         no_mount_check: bool,
     },
     /// Show what reconcile would change; changes nothing.
+    #[command(
+        after_help = "Examples:\n  cro plan          each job, the level it would hold and what that means here\n  cro plan --json   the same, for scripts"
+    )]
     Plan {
+        /// Print the plan as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Reconcile: one pass with --once, otherwise the daemon.
+    #[command(
+        after_help = "Examples:\n  cro reconcile --once    one pass (cron: */5 * * * * root cro reconcile --once)\n  cro reconcile           the daemon: a pass every interval_seconds\n  cro reconcile --textfile-dir /var/lib/node_exporter/textfile_collector"
+    )]
     Reconcile {
         /// One pass, then exit (workers it starts keep running).
         #[arg(long)]
@@ -81,31 +101,46 @@ pub enum Command {
         textfile_dir: Option<PathBuf>,
     },
     /// Usage (organic / synthetic) against the targets, and the jobs.
+    #[command(
+        after_help = "Examples:\n  cro status                             usage vs target, window, forecast, jobs\n  cro status --json | jq .resources.cpu  one resource, for scripts"
+    )]
     Status {
+        /// Print the status as JSON (documented in the README; stable).
         #[arg(long)]
         json: bool,
     },
     /// The recorded history.
+    #[command(
+        after_help = "Examples:\n  cro history --since 12h                 one line per record\n  cro history --since 30d --csv > h.csv   for a spreadsheet or an auditor"
+    )]
     History {
         /// How far back, e.g. 90m, 12h, 7d, 4w.
         #[arg(long, default_value = "1d", value_name = "DUR")]
         since: String,
+        /// Print the records as a JSON array, as stored.
         #[arg(long, conflicts_with = "csv")]
         json: bool,
+        /// Print CSV: one row per record and resource (ts, interval_s, resource, total,
+        /// organic, synthetic, level, target).
         #[arg(long)]
         csv: bool,
     },
     /// Compliance report over the window for an auditor: one self-contained HTML file.
+    #[command(after_help = "Example:\n  cro report --html /tmp/cro-report.html")]
     Report {
         /// Where to write it.
         #[arg(long, value_name = "FILE")]
         html: PathBuf,
     },
     /// Stop every worker, delete every ballast file and job; print before and after.
+    #[command(
+        after_help = "Examples:\n  cro recover --dry-run   what is there, changing nothing\n  cro recover             stop all synthetic load now"
+    )]
     Recover {
         /// Only show what is there.
         #[arg(long)]
         dry_run: bool,
+        /// Print what was there and what was done as JSON.
         #[arg(long)]
         json: bool,
         /// Also delete `.cro-ballast` on every mount of the host, not only the mounts this
@@ -115,34 +150,96 @@ pub enum Command {
         all_mounts: bool,
     },
     /// Print the desired-state JSON Schema.
+    #[command(
+        after_help = "Example:\n  cro schema > /etc/cro/desired-state.schema.json   for editors, offline"
+    )]
     Schema,
     /// Serve a read-only dashboard (/), /api/status and /metrics.
+    #[command(
+        after_help = "Examples:\n  cro serve                        http://127.0.0.1:9477/ (loopback only)\n  curl -s 127.0.0.1:9477/metrics   what Prometheus scrapes"
+    )]
     Serve {
         /// Address to listen on; loopback unless you say otherwise.
         #[arg(long, default_value = "127.0.0.1:9477", value_name = "ADDR")]
         listen: String,
     },
     /// Replay an organic-usage trace through the real policy; cost and compliance per resource.
+    #[command(
+        after_help = "Examples:\n  cro simulate --trace examples/traces/diurnal-web.csv\n  cro simulate --trace my.csv --policy fill-gap   the naive policy"
+    )]
     Simulate {
         /// CSV with header `t,cpu,memory,disk` (any resource column may be absent).
         #[arg(long, value_name = "CSV")]
         trace: PathBuf,
+        /// The policy to replay: cro's own, or a naive one to compare with.
         #[arg(long, value_enum, default_value = "cro")]
         policy: crate::simulate::Policy,
         /// Host memory for the tiers [default: this host's].
         #[arg(long, value_name = "GIB")]
         memory_gib: Option<f64>,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Example:\n  cro completions bash > /etc/bash_completion.d/cro")]
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff).
+    #[command(after_help = "Example:\n  cro man > /usr/local/share/man/man1/cro.1 && man cro")]
     Man,
     /// (internal) Run one job. Started by reconcile.
     #[command(hide = true)]
     Worker {
+        /// The job file, <state-dir>/jobs/<id>.json.
         #[arg(long, value_name = "FILE")]
         job: PathBuf,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every command a person can see has examples, and no option is left undescribed.
+    #[test]
+    fn every_subcommand_has_examples_and_every_option_a_description() {
+        let cmd = Cli::command();
+        for a in cmd.get_arguments() {
+            assert!(
+                a.get_help().is_some(),
+                "--{} has no description",
+                a.get_id()
+            );
+        }
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            let after = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                after.contains("Example"),
+                "`cro {}` has no example",
+                sub.get_name()
+            );
+            for line in after.lines() {
+                assert!(
+                    line.len() <= 80,
+                    "`cro {}` example too wide: {line}",
+                    sub.get_name()
+                );
+            }
+            for a in sub
+                .get_arguments()
+                .filter(|a| !a.is_positional() || a.get_id() != "shell")
+            {
+                assert!(
+                    a.get_help().is_some(),
+                    "`cro {} --{}` has no description",
+                    sub.get_name(),
+                    a.get_id()
+                );
+            }
+        }
+    }
 }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 pub fn run(
     state_dir: &Path,
     desired_path: &Path,
+    named: bool,
     memory_total: u64,
     mut on_tick: impl FnMut(&Queue, std::result::Result<&apply::TickReport, &Error>, bool),
 ) -> Result<()> {
@@ -42,6 +43,16 @@ pub fn run(
     // events too; before this, each reload's own read caused the next reload.
     let read = || crate::fsutil::read_optional(desired_path);
     let load = |bytes: Option<&[u8]>| -> Result<(Resolved, Source)> {
+        if named && bytes.is_none() {
+            // A named file that went away is an error, never the built-in default.
+            return Err(Error::Invalid {
+                path: desired_path.to_path_buf(),
+                problems: vec![crate::error::Problem::new(
+                    "",
+                    "the file named by --desired (or CRO_DESIRED) is gone",
+                )],
+            });
+        }
         let (d, src) = desired::from_contents(desired_path, bytes)?;
         Ok((d.resolve(desired_path, memory_total, true)?, src))
     };

@@ -150,6 +150,16 @@ pub enum Fill {
     Write,
 }
 
+impl Fill {
+    /// As the desired file spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fill::Allocate => "allocate",
+            Fill::Write => "write",
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -244,12 +254,18 @@ impl Default for DesiredState {
     }
 }
 
-/// How a window is judged.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// How a window is judged. Written the way the desired file spells it (`mean`, `p95`).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Statistic {
     Mean,
     /// Percentile 1..=99: the target must be reached by at least (100 - p) % of samples.
     Percentile(u8),
+}
+
+impl Serialize for Statistic {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
 }
 
 impl Statistic {
@@ -388,7 +404,13 @@ pub fn parse(text: &[u8], path: &Path) -> Result<DesiredState> {
         Err(e) => {
             let field = e.path().to_string();
             let inner = e.into_inner();
-            let field = if field == "." { String::new() } else { field };
+            // A syntax error has no meaningful field (serde_path_to_error says `cpu.?`):
+            // the line and column locate it.
+            let field = if field == "." || inner.is_syntax() || inner.is_eof() {
+                String::new()
+            } else {
+                field
+            };
             let message = explain_serde(&inner.to_string());
             let mut p = Problem::new(field, message);
             if inner.line() > 0 {
@@ -407,6 +429,20 @@ fn explain_serde(msg: &str) -> String {
     };
     if base.starts_with("missing field `version`") {
         return "missing field `version`; add \"version\": 1".into();
+    }
+    // "invalid type: string \"25%\", expected f64": say it in the file's terms.
+    if let Some(rest) = base.strip_prefix("invalid type: ") {
+        if let Some((found, expected)) = rest.split_once(", expected ") {
+            let want = match expected {
+                "f64" | "f32" => "a number such as 25 (no quotes, no % sign)",
+                "u64" | "u32" | "u8" | "usize" => "a whole number such as 60",
+                "a boolean" => "true or false",
+                "a string" => "a string in double quotes",
+                "a sequence" => "a list in [brackets]",
+                other => other,
+            };
+            return format!("expected {want}, found {found}");
+        }
     }
     base.to_string()
 }

@@ -30,12 +30,57 @@ fn print_json<T: serde::Serialize>(v: &T) {
     println!("{}", serde_json::to_string_pretty(v).expect("serializes"));
 }
 
+/// A desired file named by --desired or CRO_DESIRED must exist: the built-in default is
+/// only for a state directory without one (a typo in a cron line must not pad the host to
+/// the tier targets).
+fn require_named(named: bool, path: &Path) -> Result<()> {
+    if named && !path.exists() {
+        return Err(Error::Invalid {
+            path: path.to_path_buf(),
+            problems: vec![crate::error::Problem::new(
+                "",
+                "the file named by --desired (or CRO_DESIRED) does not exist; check the \
+                 path, or write one with `cro --desired FILE init`",
+            )],
+        });
+    }
+    Ok(())
+}
+
+/// A --state-dir that exists but is not a directory, named as the option.
+fn check_state_dir(state_dir: &Path) -> Result<()> {
+    match std::fs::metadata(state_dir) {
+        Ok(md) if !md.is_dir() => Err(Error::Usage(format!(
+            "--state-dir {}: not a directory; give the directory cro keeps its jobs and \
+             history in (default ./state; packaged: /var/lib/cro)",
+            state_dir.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 pub fn run(cli: Cli) -> Result<i32> {
     let state_dir = cli.state_dir.clone();
+    let named = cli.desired.is_some();
     let desired_path = cli
         .desired
         .clone()
         .unwrap_or_else(|| state_dir.join("desired.json"));
+    if !matches!(
+        cli.command,
+        Command::Schema | Command::Completions { .. } | Command::Man | Command::Validate { .. }
+    ) {
+        check_state_dir(&state_dir)?;
+    }
+    if matches!(
+        cli.command,
+        Command::Plan { .. }
+            | Command::Status { .. }
+            | Command::Reconcile { .. }
+            | Command::Serve { .. }
+    ) {
+        require_named(named, &desired_path)?;
+    }
     match cli.command {
         Command::Init { force } => init(&desired_path, force),
         Command::Validate {
@@ -93,14 +138,20 @@ pub fn run(cli: Cli) -> Result<i32> {
             textfile_dir,
             ..
         } => {
-            daemon::run(&state_dir, &desired_path, memory_total()?, |_, r, _| {
-                after_tick(
-                    &state_dir,
-                    &desired_path,
-                    r.map(|r| r.errors.is_empty()).unwrap_or(false),
-                    textfile_dir.as_deref(),
-                );
-            })?;
+            daemon::run(
+                &state_dir,
+                &desired_path,
+                named,
+                memory_total()?,
+                |_, r, _| {
+                    after_tick(
+                        &state_dir,
+                        &desired_path,
+                        r.map(|r| r.errors.is_empty()).unwrap_or(false),
+                        textfile_dir.as_deref(),
+                    );
+                },
+            )?;
             Ok(exit::OK)
         }
         Command::Status { json } => {
@@ -262,7 +313,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut cmd = public_command();
             clap_complete::generate(shell, &mut cmd, "cro", &mut std::io::stdout());
             Ok(exit::OK)
         }
@@ -278,6 +329,24 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
     }
+}
+
+/// The command line as people use it: without the hidden internal `worker` subcommand,
+/// which clap_complete would otherwise offer in completions.
+fn public_command() -> clap::Command {
+    let full = <Cli as clap::CommandFactory>::command();
+    // Rebuild from the visible parts: clap has no way to remove a subcommand.
+    let mut cmd = clap::Command::new("cro")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(full.get_about().cloned().unwrap_or_default())
+        .after_help(full.get_after_help().cloned().unwrap_or_default());
+    for a in full.get_arguments() {
+        cmd = cmd.arg(a.clone());
+    }
+    for s in full.get_subcommands().filter(|s| !s.is_hide_set()) {
+        cmd = cmd.subcommand(s.clone());
+    }
+    cmd
 }
 
 /// Count the pass and, when asked, publish the metrics. Failures here are logged, never
@@ -402,7 +471,7 @@ fn validate(path: &Path, json: bool, check_mounts: bool) -> Result<i32> {
             println!("disk:   enabled, but no mounts listed: nothing is padded")
         }
         Some(d) => println!(
-            "disk:   target {} % ({}) on {}; keep at least {} % and {} free; fill by {:?}",
+            "disk:   target {} % ({}) on {}; keep at least {} % and {} free; fill by {}",
             d.target_percent,
             d.statistic.name(),
             d.mounts
@@ -412,7 +481,7 @@ fn validate(path: &Path, json: bool, check_mounts: bool) -> Result<i32> {
                 .join(", "),
             d.min_free_percent,
             recover::human_bytes(d.min_free_bytes),
-            d.fill
+            d.fill.name()
         ),
         None => println!("disk:   disabled"),
     }

@@ -8,7 +8,7 @@
 //! The worker model is the ideal inner loop: total = max(organic, min(level, organic +
 //! max_synthetic)). Deterministic: same input, same output, byte for byte.
 use crate::desired::{BeforeFirstRecord, Resolved, Statistic};
-use crate::error::{Error, Problem, Result};
+use crate::error::{Error, Result};
 use crate::history::Sample;
 use crate::policy::{self, Rule, rules};
 use crate::window::Series;
@@ -27,13 +27,13 @@ pub struct Trace {
 }
 
 pub fn parse_trace(text: &str, path: &Path) -> Result<Trace> {
-    let bad = |line: usize, msg: String| Error::Invalid {
-        path: path.to_path_buf(),
-        problems: vec![Problem {
-            field: String::new(),
-            position: Some((line, 1)),
-            message: msg,
-        }],
+    // A trace is usage input, not a desired state: its own message, exit 2.
+    let bad = |line: usize, msg: String| {
+        Error::Usage(format!(
+            "invalid trace {} (line {line}): {msg}; a trace is CSV with the header \
+             `t,cpu,memory,disk` (seconds, then percents; any resource column may be absent)",
+            path.display()
+        ))
     };
     let mut lines = text
         .lines()
