@@ -404,9 +404,9 @@ pub fn parse(text: &[u8], path: &Path) -> Result<DesiredState> {
         Err(e) => {
             let field = e.path().to_string();
             let inner = e.into_inner();
-            // A syntax error has no meaningful field (serde_path_to_error says `cpu.?`):
-            // the line and column locate it.
-            let field = if field == "." || inner.is_syntax() || inner.is_eof() {
+            // Where serde could not tell the field (a syntax error: `cpu.?`), the line
+            // and column locate it.
+            let field = if field == "." || field == "?" || field.ends_with(".?") {
                 String::new()
             } else {
                 field

@@ -50,6 +50,12 @@ pub struct Usage {
     pub organic_percent: f64,
     pub synthetic_percent: f64,
     pub level_percent: f64,
+    /// What holds this resource now: `running` (a live worker), `not running` (no pass
+    /// yet, or its worker ended), `cannot pad` (e.g. not a mount point), or `paused`.
+    pub state: String,
+    /// Why, when not `running`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_note: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The statistic over the window so far.
@@ -85,8 +91,11 @@ fn usage(target: f64, statistic: String, total: f64, synthetic: f64, level: f64)
         statistic,
         total_percent: r2(total),
         organic_percent: r2(observe::organic(total, synthetic)),
-        synthetic_percent: r2(synthetic.min(total)),
+        // + 0.0: never print "-0.0"
+        synthetic_percent: r2(synthetic.min(total)) + 0.0,
         level_percent: r2(level),
+        state: "running".into(),
+        state_note: None,
         error: None,
         window: None,
         forecast: None,
@@ -130,10 +139,56 @@ pub fn resources(obs: &Observation, d: &Resolved, found: &[JobFound]) -> Resourc
                 level(&disk_job_id(m)),
             );
             u.error = o.error.clone();
+            set_state(&mut u, &disk_job_id(m), d, found);
             r.disk.insert(m.display().to_string(), u);
         }
     }
+    if let Some(u) = r.cpu.as_mut() {
+        set_state(u, "cpu", d, found);
+    }
+    if let Some(u) = r.memory.as_mut() {
+        set_state(u, "memory", d, found);
+    }
     r
+}
+
+/// Say what is true of a resource's slot: status must not call a resource "on track"
+/// when nothing holds it.
+fn set_state(u: &mut Usage, id: &str, d: &Resolved, found: &[JobFound]) {
+    let f = found.iter().find(|f| f.id == id);
+    let (state, note) = if d.paused {
+        (
+            "paused",
+            Some("\"paused\": true in the desired state".to_string()),
+        )
+    } else if let Some(e) = &u.error {
+        ("cannot pad", Some(e.clone()))
+    } else {
+        match f {
+            Some(f) if f.alive => ("running", None),
+            Some(f) => (
+                "not running",
+                Some(format!(
+                    "its worker {}; the next pass starts it again",
+                    match f.status.as_ref().map(|s| s.state.as_str()) {
+                        Some("running") => "crashed",
+                        Some("failed") => "failed (see its log)",
+                        Some(_) => "exited",
+                        None => "never started",
+                    }
+                )),
+            ),
+            None => (
+                "not running",
+                Some(
+                    "no pass has run yet: `cro reconcile --once`, or start the service or timer"
+                        .to_string(),
+                ),
+            ),
+        }
+    };
+    u.state = state.into();
+    u.state_note = note;
 }
 
 fn job_info(f: &JobFound) -> JobInfo {
@@ -340,11 +395,16 @@ pub fn render_status(s: &Status) -> String {
             u.level_percent,
             u.window.as_ref().map_or(0.0, |w| w.value),
             u.window.as_ref().map_or(0.0, |w| w.coverage * 100.0),
-            u.forecast.as_ref().map_or(String::new(), forecast_text),
-            u.error
-                .as_ref()
-                .map(|e| format!("  ({e})"))
-                .unwrap_or_default()
+            if u.state == "running" {
+                u.forecast.as_ref().map_or(String::new(), forecast_text)
+            } else {
+                format!(
+                    "{}: {}",
+                    u.state.to_uppercase(),
+                    u.state_note.as_deref().unwrap_or("")
+                )
+            },
+            ""
         )
     };
     if let Some(u) = &s.resources.cpu {
@@ -416,18 +476,71 @@ fn forecast_text(d: &Decision) -> String {
     }
 }
 
-pub fn render_plan(p: &Plan) -> String {
+/// `plan` as text: each action, and for each job written the level in the host's terms
+/// (the level is the *total* the worker holds; it adds only what organic load leaves).
+pub fn render_plan(p: &Plan, obs: &Observation) -> String {
     if p.actions.is_empty() {
         return "nothing to change\n".into();
     }
-    p.actions.iter().map(|a| a.describe() + "\n").collect()
+    let mut o = String::new();
+    for a in &p.actions {
+        o += &a.describe();
+        if let crate::plan::Action::Write { job, .. } = a {
+            o += &format!(" ({})", level_in_host_terms(&job.spec, obs));
+        }
+        o += "\n";
+    }
+    o
+}
+
+fn level_in_host_terms(spec: &crate::queue::JobSpec, obs: &Observation) -> String {
+    use crate::queue::JobSpec;
+    let l = spec.level_percent();
+    if l <= 0.0 {
+        return "level 0: add nothing now; organic load or the window so far meets the target"
+            .into();
+    }
+    match spec {
+        JobSpec::Cpu { .. } => format!(
+            "hold {l:.1} % CPU in total = {:.1} of {} CPUs; now organic {:.1} %, so about {:.1} % synthetic",
+            l / 100.0 * obs.host_cpus as f64,
+            obs.host_cpus,
+            observe::organic(obs.cpu_total_percent, obs.cpu_synthetic_percent),
+            (l - observe::organic(obs.cpu_total_percent, obs.cpu_synthetic_percent)).max(0.0)
+        ),
+        JobSpec::Memory { .. } => {
+            let total = obs.memory.total_bytes as f64;
+            let organic = obs.memory.used_percent() - obs.memory_synthetic_percent();
+            format!(
+                "hold {l:.1} % of memory used = {} of {}; memory ballast about {} now",
+                human_bytes((l / 100.0 * total) as u64),
+                human_bytes(obs.memory.total_bytes),
+                human_bytes(((l - organic).max(0.0) / 100.0 * total) as u64)
+            )
+        }
+        JobSpec::Disk { mount, .. } => match obs.disks.get(mount) {
+            Some(d) if d.error.is_none() => {
+                let cap = d.usage.capacity_bytes() as f64;
+                let organic = d.usage.used_bytes.saturating_sub(d.synthetic_bytes) as f64;
+                format!(
+                    "hold {l:.1} % of {} used = {} of {}; disk ballast about {} now",
+                    mount.display(),
+                    human_bytes((l / 100.0 * cap) as u64),
+                    human_bytes(cap as u64),
+                    human_bytes((l / 100.0 * cap - organic).max(0.0) as u64)
+                )
+            }
+            _ => format!("hold {l:.1} % of {} used", mount.display()),
+        },
+    }
 }
 
 /// `plan`: what a reconcile would do now (same observation, windows and policy).
-pub fn plan_now(state_dir: &Path, d: &Resolved) -> Result<Plan> {
+pub fn plan_now(state_dir: &Path, d: &Resolved) -> Result<(Plan, Observation)> {
     let q = Queue::new(state_dir);
     let found = q.list()?;
-    Ok(apply::prepare(&q, d, &found, false)?.3)
+    let (obs, _, _, plan) = apply::prepare(&q, d, &found, false)?;
+    Ok((plan, obs))
 }
 
 pub fn history_csv(rs: &[Record]) -> String {

@@ -94,11 +94,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         ),
         Command::Plan { json } => {
             let (d, _) = load_resolved(&desired_path)?;
-            let p = report::plan_now(&state_dir, &d)?;
+            let (p, obs) = report::plan_now(&state_dir, &d)?;
             if json {
                 print_json(&p)
             } else {
-                print!("{}", report::render_plan(&p))
+                print!("{}", report::render_plan(&p, &obs))
             }
             Ok(exit::OK)
         }

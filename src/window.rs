@@ -116,6 +116,10 @@ pub fn upper_quantile(hist: &[f64], weight: f64, share: f64) -> f64 {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Series {
     pub buckets: BTreeMap<i64, Agg>,
+    /// Where the earliest record kept begins (end - interval), to the second; the buckets
+    /// alone only say the hour it ended in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_start: Option<f64>,
 }
 
 impl Series {
@@ -123,6 +127,8 @@ impl Series {
         // A record covers (end - dt, end]; it is filed under the hour it ends in.
         let key = (end_unix / BUCKET_S).floor() as i64;
         self.buckets.entry(key).or_default().add(s, dt);
+        let start = end_unix - dt;
+        self.first_start = Some(self.first_start.map_or(start, |f| f.min(start)));
     }
     /// Aggregate of the buckets that lie in [from, to) (unix seconds). A bucket only
     /// partly after `from` is left out: what the policy counts as already achieved must
@@ -138,12 +144,23 @@ impl Series {
         }
         a
     }
+    /// When the earliest record kept begins.
     pub fn first_time(&self) -> Option<f64> {
-        self.buckets.keys().next().map(|k| *k as f64 * BUCKET_S)
+        let bucket = self.buckets.keys().next().map(|k| *k as f64 * BUCKET_S)?;
+        // first_start is exact; a cache written before it existed has only the bucket
+        Some(
+            self.first_start
+                .filter(|f| *f >= bucket - BUCKET_S)
+                .unwrap_or(bucket),
+        )
     }
     pub fn forget_before(&mut self, unix: f64) {
         let k = (unix / BUCKET_S).floor() as i64;
         self.buckets = self.buckets.split_off(&k);
+        if self.first_start.is_some_and(|f| f < k as f64 * BUCKET_S) {
+            // what began before the cut is gone: the first kept record starts after it
+            self.first_start = Some(k as f64 * BUCKET_S);
+        }
     }
 }
 

@@ -688,10 +688,11 @@ fn completions_man_and_log_dir() {
         .map(|f| f.file_name().to_string_lossy().to_string())
         .collect();
     assert!(files.iter().any(|f| f.starts_with("cro.log")), "{files:?}");
-    assert_eq!(
-        e.run(&["--log-level", "loud", "plan"]).code,
-        0,
-        "an unknown level falls back, it does not fail"
+    let r = e.run(&["--log-level", "loud", "plan"]);
+    assert_eq!(r.code, 2, "an unknown level is a usage error: {r:?}");
+    assert!(
+        r.stderr.contains("error, warn, info, debug, trace"),
+        "{r:?}"
     );
 }
 
@@ -1430,4 +1431,125 @@ fn workers_yield_by_the_kernel_mechanisms_they_claim() {
     if let Some(dir) = group {
         assert!(!std::path::Path::new(&dir).exists(), "recover left {dir}");
     }
+}
+
+/// What a newcomer can trigger names the problem and the fix, and surprises are gone: a
+/// named but missing desired file is exit 78 (never the built-in default) and starts
+/// nothing; type and syntax errors speak the file's terms; a bad trace is a trace error;
+/// a --state-dir that is a file is named as the option; the internal worker is offered by
+/// no completion; status says "not running" / "cannot pad" rather than "on track"; plan
+/// shows the level it would write in the host's terms.
+#[test]
+fn messages_and_status_say_what_is_true() {
+    let e = Env::new();
+    let missing = e.path().join("typo/desired.json");
+    for args in [
+        &["plan"][..],
+        &["status"],
+        &["reconcile", "--once"],
+        &["reconcile"],
+    ] {
+        let r = Run::from_output(
+            e.cmd()
+                .arg("--desired")
+                .arg(&missing)
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(r.code, 78, "{args:?}: {r:?}");
+        assert!(
+            r.stderr.contains(&missing.display().to_string())
+                && r.stderr.contains("does not exist"),
+            "{r:?}"
+        );
+    }
+    assert!(
+        e.workers().is_empty() && e.job_files().is_empty(),
+        "a missing named file started something"
+    );
+
+    let bad = e.path().join("bad.json");
+    std::fs::write(&bad, r#"{"version":1,"cpu":{"target_percent":"25%"}}"#).unwrap();
+    let r = e.run(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(r.code, 78);
+    assert!(
+        r.stderr.contains("cpu.target_percent") && r.stderr.contains("a number such as 25"),
+        "{r:?}"
+    );
+    std::fs::write(&bad, "{\"version\":1,\n\"cpu\":{\"target_percent\":25,}}").unwrap();
+    let r = e.run(&["validate", bad.to_str().unwrap()]);
+    assert!(
+        r.stderr.contains("line 2, column") && !r.stderr.contains(".?"),
+        "{r:?}"
+    );
+
+    let good = e.path().join("good.json");
+    std::fs::write(&good, r#"{"version":1,"cpu":{"statistic":"p95","target_percent":20},"disk":{"mounts":[],"fill":"write"}}"#).unwrap();
+    let j = e.ok(&["validate", "--json", good.to_str().unwrap()]).json();
+    assert_eq!(j["cpu"]["statistic"], "p95");
+    assert_eq!(j["disk"]["fill"], "write");
+
+    let trace = e.path().join("bad.csv");
+    std::fs::write(&trace, "x,y\n1,2\n").unwrap();
+    let r = e.run(&["simulate", "--trace", trace.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("invalid trace") && !r.stderr.contains("desired state"),
+        "{r:?}"
+    );
+
+    let r = Run::from_output(
+        std::process::Command::new(CRO)
+            .args(["--state-dir", "/etc/hostname", "status"])
+            .env("CRO_RUN_DIR", e.path().join("run"))
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("--state-dir /etc/hostname") && r.stderr.contains("not a directory"),
+        "{r:?}"
+    );
+
+    for sh in ["bash", "zsh", "fish"] {
+        let c = e.ok(&["completions", sh]).stdout;
+        assert!(
+            !c.lines().any(|l| l.contains("\"worker\"")
+                || l.contains(" worker ")
+                || l.contains("'worker")),
+            "{sh} completions offer the internal worker"
+        );
+    }
+
+    // status before any pass, and a disk that cannot be padded
+    let plain = e.path().join("not-a-mount");
+    std::fs::create_dir_all(&plain).unwrap();
+    e.desired(&format!(
+        r#"{{"version":1,"cpu":{{"target_percent":30}},"memory":{{"enabled":false}},"disk":{{"target_percent":30,"mounts":["{}"]}}}}"#,
+        plain.display()
+    ));
+    let st = e.status();
+    assert_eq!(st["resources"]["cpu"]["state"], "not running", "{st}");
+    let disk = &st["resources"]["disk"][plain.display().to_string()];
+    assert_eq!(disk["state"], "cannot pad", "{disk}");
+    let text = e.ok(&["status"]).stdout;
+    assert!(
+        !text.contains("on track"),
+        "nothing runs, nothing is on track:\n{text}"
+    );
+    assert!(
+        text.contains("NOT RUNNING") && text.contains("CANNOT PAD"),
+        "{text}"
+    );
+    let plan = e.ok(&["plan"]).stdout;
+    let cpu_line = plan
+        .lines()
+        .find(|l| l.starts_with("write job cpu"))
+        .unwrap();
+    assert!(
+        cpu_line.contains("CPUs") || cpu_line.contains("level 0"),
+        "plan must say what the level means here: {cpu_line}"
+    );
 }

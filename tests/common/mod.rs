@@ -19,7 +19,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(o: Output) -> Run {
+    pub fn from_output(o: Output) -> Run {
         Run {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into(),
@@ -125,7 +125,7 @@ impl Env {
         c
     }
     pub fn run(&self, args: &[&str]) -> Run {
-        Run::from(self.cmd().args(args).stdin(Stdio::null()).output().unwrap())
+        Run::from_output(self.cmd().args(args).stdin(Stdio::null()).output().unwrap())
     }
     pub fn ok(&self, args: &[&str]) -> Run {
         let r = self.run(args);
