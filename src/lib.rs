@@ -14,6 +14,7 @@ pub mod fuzzing;
 pub mod history;
 pub mod host;
 pub mod logging;
+pub mod manpage;
 pub mod metrics;
 pub mod observe;
 pub mod owned;

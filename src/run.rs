@@ -318,9 +318,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Man => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(cmd)
-                .render(&mut std::io::stdout())
+            crate::manpage::render(&mut std::io::stdout())
                 .map_err(|e| Error::Runtime(format!("cannot write the man page: {e}")))?;
             Ok(exit::OK)
         }

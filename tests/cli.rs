@@ -673,6 +673,48 @@ fn completions_man_and_log_dir() {
         man.contains(".TH cro 1") && man.contains("reconcile"),
         "{man:.300}"
     );
+    for section in [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "COMMANDS",
+        "OPTIONS",
+        "ENVIRONMENT",
+        "FILES",
+        "EXIT STATUS",
+        "EXAMPLES",
+        "SEE ALSO",
+    ] {
+        assert!(
+            man.contains(&format!(".SH {section}")),
+            "no {section} in the man page"
+        );
+    }
+    // one page: no subpages it does not ship
+    assert!(
+        !man.contains("cro\\-init(1)") && !man.contains("cro-init(1)"),
+        "refers to a subpage"
+    );
+    // it renders cleanly where man is installed (CI's image has it)
+    if std::path::Path::new("/usr/bin/man").exists() {
+        let page = e.path().join("cro.1");
+        std::fs::write(&page, &man).unwrap();
+        let o = std::process::Command::new("man")
+            .arg("-l")
+            .arg(&page)
+            .env("MANWIDTH", "80")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success() && text.contains("EXIT STATUS"),
+            "man -l failed"
+        );
+        let warnings = String::from_utf8_lossy(&o.stderr);
+        assert!(warnings.trim().is_empty(), "man -l warns: {warnings}");
+        // examples are shown as written, not reflowed into one paragraph
+        assert!(text.lines().any(|l| l.trim() == "cro recover"), "{text}");
+    }
     let logs = e.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     e.ok(&[
