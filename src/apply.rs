@@ -340,6 +340,20 @@ pub struct TickReport {
     pub errors: Vec<String>,
 }
 
+/// A job whose level the policy wants moved by less than LEVEL_STEP points keeps it until
+/// its file is LEVEL_HOLD_S old. A mean over a window of days gains nothing from following
+/// organic load's every dip, and each rewrite is churn: the soak saw a level flip
+/// 0 <-> 1 every few ticks. A large move (a percentile burst) applies at once, and so does
+/// an operator's new target (`prev` is None then). With three jobs, at most 12 small
+/// rewrites an hour in all.
+pub const LEVEL_HOLD_S: f64 = 900.0;
+pub const LEVEL_STEP: f64 = 5.0;
+
+pub fn hold_small_change(prev: f64, wanted: f64, written_at: Option<f64>, now: f64) -> bool {
+    (wanted - prev).abs() < LEVEL_STEP
+        && written_at.is_some_and(|w| now >= w && now - w < LEVEL_HOLD_S)
+}
+
 /// Levels for every job from the policy, with each resource's decision (for status).
 pub fn decide_levels(
     desired: &Resolved,
@@ -370,6 +384,7 @@ pub fn decide_levels(
                       series: Option<&crate::window::Series>,
                       organic_now: f64| {
         let empty = crate::window::Series::default();
+        let prev_level = prev(&id, rule.target);
         let d = policy::decide(&policy::Input {
             now: obs.at,
             window_s,
@@ -378,10 +393,15 @@ pub fn decide_levels(
             statistic: rule.statistic,
             limits: rule.limits,
             series: series.unwrap_or(&empty),
-            prev_level: prev(&id, rule.target),
+            prev_level,
             organic_now: Some(organic_now),
         });
-        levels.insert(id, d.level);
+        let written_at = found.iter().find(|f| f.id == id).and_then(|f| f.written_at);
+        let level = match prev_level {
+            Some(p) if hold_small_change(p, d.wanted, written_at, obs.at) => p,
+            _ => d.level,
+        };
+        levels.insert(id, level);
         decisions.insert(key, d);
     };
     if let Some(r) = &cpu {
@@ -647,4 +667,27 @@ pub fn tick_in(world: &mut impl World, desired: &Resolved) -> Result<TickReport>
         record,
         errors,
     })
+}
+
+#[cfg(test)]
+mod hold_tests {
+    use super::*;
+
+    #[test]
+    fn small_changes_wait_for_the_hold_large_ones_do_not() {
+        // 1 -> 0 or 1 -> 4 five minutes after the write: held
+        assert!(hold_small_change(1.0, 0.0, Some(1000.0), 1300.0));
+        assert!(hold_small_change(1.0, 4.0, Some(1000.0), 1300.0));
+        // once the job file is old enough, or for a large move (a burst), not held
+        assert!(!hold_small_change(
+            1.0,
+            0.0,
+            Some(1000.0),
+            1000.0 + LEVEL_HOLD_S
+        ));
+        assert!(!hold_small_change(1.0, 31.0, Some(1000.0), 1001.0));
+        // unknown write time or a clock that went backwards: never frozen
+        assert!(!hold_small_change(1.0, 0.0, None, 1001.0));
+        assert!(!hold_small_change(1.0, 0.0, Some(1000.0), 500.0));
+    }
 }

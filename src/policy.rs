@@ -90,6 +90,9 @@ pub struct Input<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
     pub level: f64,
+    /// The level the policy would hold without the rate limit (what it is heading for).
+    #[serde(skip)]
+    pub wanted: f64,
     /// Whether the limits allow meeting the target at the pace the policy plans.
     pub on_track: bool,
     /// Hours of the planning horizon.
@@ -185,6 +188,7 @@ pub fn decide(inp: &Input) -> Decision {
     if inp.target <= 0.0 {
         return Decision {
             level: 0.0,
+            wanted: 0.0,
             on_track: true,
             horizon_hours: round(h / 3600.0),
             hours_needed: 0.0,
@@ -242,6 +246,7 @@ pub fn decide(inp: &Input) -> Decision {
             };
             Decision {
                 level: round(level),
+                wanted: round(raw.clamp(0.0, lim.max_level)),
                 on_track,
                 horizon_hours: round(h / 3600.0),
                 hours_needed: round(hours_needed),
@@ -265,6 +270,7 @@ pub fn decide(inp: &Input) -> Decision {
             if need_good <= 0.0 || q <= g0 {
                 return Decision {
                     level: 0.0,
+                    wanted: 0.0,
                     on_track: true,
                     horizon_hours: round(h / 3600.0),
                     hours_needed: 0.0,
@@ -288,6 +294,7 @@ pub fn decide(inp: &Input) -> Decision {
             };
             Decision {
                 level: round(level),
+                wanted: round(level),
                 on_track: feasible,
                 horizon_hours: round(h / 3600.0),
                 hours_needed: round(hours_needed),

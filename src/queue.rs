@@ -185,6 +185,8 @@ pub struct JobFound {
     /// A worker holds the lock.
     pub alive: bool,
     pub status: Option<WorkerStatus>,
+    /// When the job file was last written (its mtime), Unix seconds.
+    pub written_at: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -296,7 +298,13 @@ impl Queue {
                     ),
                     Some(Err(e)) => (None, Some(e)),
                 };
+                let written_at = std::fs::metadata(self.job_path(&id))
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs_f64());
                 Ok(JobFound {
+                    written_at,
                     alive: self.is_alive(&id),
                     status: self.read_status(&id),
                     id,

@@ -158,6 +158,7 @@ fn run(
     let dt = trace.interval;
     let mut series = Series::default();
     let mut prev_level = None;
+    let mut written_at: Option<f64> = None;
     let mut prev_organic = None;
     let mut seed_chunks = 0.0f64;
     let mut seed_sum = (0.0, 0.0);
@@ -186,8 +187,16 @@ fn run(
                     prev_level,
                     organic_now: prev_organic,
                 });
-                prev_level = Some(d.level);
-                (cap(o, d.level), d.level)
+                // The same hold on small changes as a real tick (apply::decide_levels).
+                let level = match prev_level {
+                    Some(p) if crate::apply::hold_small_change(p, d.wanted, written_at, start) => p,
+                    _ => d.level,
+                };
+                if prev_level != Some(level) {
+                    written_at = Some(start);
+                }
+                prev_level = Some(level);
+                (cap(o, level), level)
             }
             Policy::FillGap => (cap(o, rule.target), rule.target),
             Policy::Constant => (

@@ -125,6 +125,7 @@ impl Sim {
                     Some(JobFile::Torn(t)) => (None, Some(format!("cannot parse {t:?}"))),
                 };
                 JobFound {
+                    written_at: None,
                     alive: self.alive(&id),
                     status: self.statuses.get(&id).cloned(),
                     id,
