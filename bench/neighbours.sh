@@ -43,7 +43,8 @@ cleanup() {
   mountpoint -q "$work/disk" && umount "$work/disk"
   rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 cro_desired() { mkdir -p "$state"; printf '%s' "$1" >"$state/desired.json"; }
 cro_once() { "$CRO" --state-dir "$state" reconcile --once >/dev/null; }
 cro_recover() { "$CRO" --state-dir "$state" recover >/dev/null 2>&1; }

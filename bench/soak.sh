@@ -32,7 +32,8 @@ cleanup() {
   umount "$disk" 2>/dev/null || umount -l "$disk" || true
   echo "soak: cleaned up $work (logs kept there)" >&2
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # Memory: 200 MiB above what is used now, well clear of the floor.
 read -r total avail < <(awk '/MemTotal/{t=$2}/MemAvailable/{a=$2}END{print t*1024, a*1024}' /proc/meminfo)
