@@ -354,6 +354,27 @@ pub fn hold_small_change(prev: f64, wanted: f64, written_at: Option<f64>, now: f
         && written_at.is_some_and(|w| now >= w && now - w < LEVEL_HOLD_S)
 }
 
+/// The level for a small move (under LEVEL_STEP points from `prev`, the job's level for
+/// the same target): kept while the job is fresh, else the wanted level at once (a step
+/// that small is within a minute of the rate limit anyway, and a ramp's last points would
+/// otherwise wait a hold each). None: not a small move; the policy's rate-limited level.
+pub fn small_change(
+    prev: Option<f64>,
+    wanted: f64,
+    written_at: Option<f64>,
+    now: f64,
+) -> Option<f64> {
+    let p = prev?;
+    if (wanted - p).abs() >= LEVEL_STEP {
+        return None;
+    }
+    Some(if hold_small_change(p, wanted, written_at, now) {
+        p
+    } else {
+        wanted
+    })
+}
+
 /// Levels for every job from the policy, with each resource's decision (for status).
 pub fn decide_levels(
     desired: &Resolved,
@@ -397,10 +418,7 @@ pub fn decide_levels(
             organic_now: Some(organic_now),
         });
         let written_at = found.iter().find(|f| f.id == id).and_then(|f| f.written_at);
-        let level = match prev_level {
-            Some(p) if hold_small_change(p, d.wanted, written_at, obs.at) => p,
-            _ => d.level,
-        };
+        let level = small_change(prev_level, d.wanted, written_at, obs.at).unwrap_or(d.level);
         levels.insert(id, level);
         decisions.insert(key, d);
     };
@@ -689,5 +707,17 @@ mod hold_tests {
         // unknown write time or a clock that went backwards: never frozen
         assert!(!hold_small_change(1.0, 0.0, None, 1001.0));
         assert!(!hold_small_change(1.0, 0.0, Some(1000.0), 500.0));
+        // after the hold a small move lands on the wanted level at once (a ramp's tail);
+        // a large one is left to the rate-limited level
+        assert_eq!(
+            small_change(Some(25.0), 29.9, Some(1000.0), 1300.0),
+            Some(25.0)
+        );
+        assert_eq!(small_change(Some(25.0), 30.1, Some(1000.0), 1300.0), None);
+        assert_eq!(
+            small_change(Some(26.0), 30.0, Some(1000.0), 2000.0),
+            Some(30.0)
+        );
+        assert_eq!(small_change(None, 30.0, Some(1000.0), 1300.0), None);
     }
 }

@@ -188,10 +188,8 @@ fn run(
                     organic_now: prev_organic,
                 });
                 // The same hold on small changes as a real tick (apply::decide_levels).
-                let level = match prev_level {
-                    Some(p) if crate::apply::hold_small_change(p, d.wanted, written_at, start) => p,
-                    _ => d.level,
-                };
+                let level = crate::apply::small_change(prev_level, d.wanted, written_at, start)
+                    .unwrap_or(d.level);
                 if prev_level != Some(level) {
                     written_at = Some(start);
                 }

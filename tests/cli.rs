@@ -1595,3 +1595,80 @@ fn messages_and_status_say_what_is_true() {
         "plan must say what the level means here: {cpu_line}"
     );
 }
+
+/// The README's first commands and its desired-state example work as written: the test
+/// command is the one CI runs, the main job's dry run (plan) works on the built-in
+/// default, the install path (init, validate, plan) works with the paths moved into a
+/// temporary directory, and the example file is valid (its /data mount need not exist).
+#[test]
+fn readme_commands_and_example_work() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let blocks: Vec<&str> = readme.split("```").skip(1).step_by(2).collect();
+    let first = blocks[0];
+    let mut lines = first.lines().skip(1);
+    let run = lines.next().unwrap();
+    let test = lines.next().unwrap();
+    assert!(
+        run.starts_with("cargo run --release -- reconcile --once"),
+        "{run}"
+    );
+    let test_cmd = test.split("   #").next().unwrap().trim();
+    let ci = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/run")).unwrap();
+    assert!(
+        ci.contains(&test_cmd.replace("cargo test ", "cargo test --locked ")),
+        "the README's test command is not what .ci/run runs: {test_cmd}"
+    );
+    // the main job on the built-in default, as a dry run (the real one would pad)
+    let e = Env::new();
+    let r = e.ok(&["plan"]);
+    assert!(r.stderr.contains("built-in default"), "{r:?}");
+    // the install path, with /etc/cro and /var/lib/cro moved under the test directory
+    let install = blocks
+        .iter()
+        .find(|b| b.contains("cro --desired /etc/cro/desired.json init"))
+        .unwrap();
+    let etc = e.path().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    for l in install
+        .lines()
+        .filter(|l| l.starts_with("cro --") && !l.contains("completions"))
+    {
+        let cmdline = l.split("  #").next().unwrap().trim();
+        let args: Vec<String> = cmdline
+            .split_whitespace()
+            .skip(1)
+            .map(|a| {
+                a.replace("/etc/cro", etc.to_str().unwrap())
+                    .replace("/var/lib/cro", e.state().to_str().unwrap())
+            })
+            .collect();
+        let o = std::process::Command::new(CRO)
+            .args(&args)
+            .env("CRO_RUN_DIR", e.path().join("run"))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "README: {cmdline}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // the desired-state example
+    let example = blocks
+        .iter()
+        .find(|b| b.starts_with("json") && b.contains("\"tiers\""))
+        .unwrap()
+        .trim_start_matches("json");
+    let f = e.path().join("example.json");
+    std::fs::write(&f, example).unwrap();
+    let j = e
+        .ok(&[
+            "validate",
+            "--no-mount-check",
+            "--json",
+            f.to_str().unwrap(),
+        ])
+        .json();
+    assert_eq!(j["disk"]["target_percent"], 30.0, "{j}");
+}
