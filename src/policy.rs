@@ -240,7 +240,7 @@ pub fn decide(inp: &Input) -> Decision {
                 "organic load alone meets the target".into()
             } else {
                 format!(
-                    "holding {raw:.1} % meets the target over the next {:.0} h",
+                    "a level of {raw:.1} % meets the target over the next {:.0} h",
                     h / 3600.0
                 )
             };

@@ -122,6 +122,58 @@ impl Drop for Spinner {
     }
 }
 
+/// Samples a figure in a thread every few milliseconds, keeping the lowest (or highest)
+/// seen until `finish`: the extreme of a race, not one reading afterwards.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    seen: Arc<AtomicU64>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sampler {
+    fn start(every: Duration, lowest: bool, f: impl Fn() -> u64 + Send + 'static) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(AtomicU64::new(if lowest { u64::MAX } else { 0 }));
+        let handle = {
+            let (stop, seen) = (stop.clone(), seen.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let v = f();
+                    if lowest {
+                        seen.fetch_min(v, Ordering::Relaxed);
+                    } else {
+                        seen.fetch_max(v, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(every);
+                }
+            })
+        };
+        Sampler {
+            stop,
+            seen,
+            handle: Some(handle),
+        }
+    }
+    /// Lowest free bytes on the filesystem at `m`, every 5 ms.
+    fn lowest_free(m: &std::path::Path) -> Sampler {
+        let m = m.to_path_buf();
+        Sampler::start(Duration::from_millis(5), true, move || statvfs(&m).1)
+    }
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            h.join().unwrap();
+        }
+        self.seen.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 #[test]
 fn cpu_holds_40_percent_on_an_idle_host() {
     let e = Env::new();
@@ -307,17 +359,7 @@ fn disk_reaches_its_level_on_tmpfs_and_a_real_writer_never_meets_enospc() {
     });
     let (u, a) = statvfs(&m);
     let floor = (u + a) / 10;
-    let stop = Arc::new(AtomicBool::new(false));
-    let min_free = Arc::new(AtomicU64::new(u64::MAX));
-    let watcher = {
-        let (stop, min_free, m) = (stop.clone(), min_free.clone(), m.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                min_free.fetch_min(statvfs(&m).1, Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        })
-    };
+    let watcher = Sampler::lowest_free(&m);
     let mut errors = vec![];
     let block = vec![0x5au8; (10 * MIB) as usize];
     for i in 0..15 {
@@ -326,9 +368,7 @@ fn disk_reaches_its_level_on_tmpfs_and_a_real_writer_never_meets_enospc() {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    stop.store(true, Ordering::Relaxed);
-    watcher.join().unwrap();
-    let min_free = min_free.load(Ordering::Relaxed);
+    let min_free = watcher.finish();
     eprintln!(
         "disk: writer added 150 MiB at 20 MiB/s next to a level of 80 %; lowest free {} MiB (floor {} MiB)",
         min_free / MIB,
@@ -525,26 +565,15 @@ fn a_fast_writer_never_meets_enospc_next_to_disk_ballast() {
         wait_for(Duration::from_secs(30), "the disk at 84 %", || {
             (pct() >= 84.0).then_some(())
         });
-        let stop = Arc::new(AtomicBool::new(false));
-        let min_free = Arc::new(AtomicU64::new(u64::MAX));
-        let sampler = {
-            let (stop, min_free, m) = (stop.clone(), min_free.clone(), m.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    min_free.fetch_min(statvfs(&m).1, Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            })
-        };
+        let sampler = Sampler::lowest_free(&m);
         let o = Command::new("dd")
             .args(["if=/dev/zero", "bs=1M", "count=700", "status=none"])
             .arg(format!("of={}", m.join("organic").display()))
             .output()
             .unwrap();
-        stop.store(true, Ordering::Relaxed);
-        sampler.join().unwrap();
+        let low_bytes = sampler.finish();
         let (u, a) = statvfs(&m);
-        let low = min_free.load(Ordering::Relaxed) as f64 / (u + a) as f64 * 100.0;
+        let low = low_bytes as f64 / (u + a) as f64 * 100.0;
         lowest = lowest.min(low);
         eprintln!(
             "fast writer run {i}: {}, lowest free {low:.1} %",
@@ -788,18 +817,10 @@ fn memory_total_stays_at_the_level_when_organic_load_fills_part_of_the_gap() {
     wait_for(Duration::from_secs(30), "the level", || {
         ((used_pct() - level).abs() < 0.4).then_some(())
     });
-    let stop = Arc::new(AtomicBool::new(false));
-    let max_used = Arc::new(AtomicU64::new(0));
-    let sampler = {
-        let (stop, max_used) = (stop.clone(), max_used.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let (t, a) = meminfo();
-                max_used.fetch_max(t - a, Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
+    let sampler = Sampler::start(Duration::from_millis(20), false, || {
+        let (t, a) = meminfo();
+        t - a
+    });
     let mut organic = vec![0u8; (150 * MIB) as usize];
     for i in (0..organic.len()).step_by(4096) {
         organic[i] = 1;
@@ -807,9 +828,7 @@ fn memory_total_stays_at_the_level_when_organic_load_fills_part_of_the_gap() {
     std::hint::black_box(&mut organic);
     std::thread::sleep(Duration::from_secs(4));
     let settled = used_pct();
-    stop.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
-    let peak = max_used.load(Ordering::Relaxed) as f64 / total as f64 * 100.0;
+    let peak = sampler.finish() as f64 / total as f64 * 100.0;
     drop(organic);
     e.ok(&["recover"]);
     let mib = |pct: f64| pct / 100.0 * total as f64 / MIB as f64;
