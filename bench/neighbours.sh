@@ -77,20 +77,21 @@ load_on() {
   case $1 in
     alone) ;;
     cro) cro_desired '{"version":1,"cpu":{"target_percent":70},"memory":{"enabled":false},"disk":{"enabled":false}}'; cro_once; sleep 4 ;;
+    cro-autogroup) cro_desired '{"version":1,"cpu":{"target_percent":70},"memory":{"enabled":false},"disk":{"enabled":false}}'; CRO_CPU_PLACEMENT=autogroup cro_once; sleep 4 ;;
     stress) stress-ng --cpu "$(nproc)" --cpu-load 70 --quiet & stress=$!; sleep 2 ;;
   esac
 }
 load_off() {
   case $1 in
-    cro) cro_recover ;;
+    cro|cro-autogroup) cro_recover ;;
     stress) kill "$stress"; wait "$stress" 2>/dev/null || true ;;
   esac
 }
 declare -A p50 p99 rps
-order=(alone cro stress)
+order=(alone cro cro-autogroup stress)
 for r in $(seq "$ROUNDS"); do
-  for k in 0 1 2; do
-    c=${order[$(( (k + r) % 3 ))]}
+  for k in 0 1 2 3; do
+    c=${order[$(( (k + r) % 4 ))]}
     load_on "$c"
     read -r a b _ < <(wrk_run 1 10)
     read -r _ _ t < <(wrk_run 50 5)
@@ -100,13 +101,14 @@ for r in $(seq "$ROUNDS"); do
   done
 done
 echo
-echo "## nginx + wrk: alone vs cro at 70 % vs stress-ng --cpu-load 70 (median of $ROUNDS rounds)"
+echo "## nginx + wrk: alone vs cro at 70 % (idle cgroup, and autogroup mode as before) vs stress-ng --cpu-load 70 (median of $ROUNDS rounds)"
 echo "| next to | p50 ms | p99 ms | p99 vs alone | req/s (50 conns) | vs alone |"
 echo "|---|---:|---:|---:|---:|---:|"
 base99=$(median ${p99[alone]}); basert=$(median ${rps[alone]})
-for c in alone cro stress; do
+for c in alone cro cro-autogroup stress; do
   m50=$(median ${p50[$c]}); m99=$(median ${p99[$c]}); mr=$(median ${rps[$c]})
-  name=$c; [ "$c" = stress ] && name="stress-ng --cpu-load 70"; [ "$c" = cro ] && name="cro, level 70"
+  name=$c; [ "$c" = stress ] && name="stress-ng --cpu-load 70"; [ "$c" = cro ] && name="cro, level 70 (cpu.idle cgroup)"
+  [ "$c" = cro-autogroup ] && name="cro, level 70, CRO_CPU_PLACEMENT=autogroup (SCHED_IDLE + autogroup 19)"
   echo "| $name | $m50 | $m99 | $(python3 -c "print(f'{$m99/$base99:.2f}x')") | $(printf %.0f "$mr") | $(python3 -c "print(f'{$mr/$basert:.3f}x')") |"
 done
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()

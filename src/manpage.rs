@@ -55,6 +55,10 @@ The same as \-\-state\-dir, \-\-desired, \-\-log\-dir and \-\-textfile\-dir.
 Where the host claim lives (default /run/cro): one state directory per host reconciles;
 a pass from another is refused (exit 1) and names the holder until it is recovered.
 .TP
+\fBCRO_CPU_PLACEMENT\fR
+Set to \fBautogroup\fR to keep the CPU burners out of an idle cgroup (SCHED_IDLE with
+autogroup nice 19 only).
+.TP
 \fBRUST_LOG\fR
 Log filter (tracing EnvFilter syntax); wins over \-\-log\-level.
 .TP
