@@ -374,6 +374,15 @@ pub fn parse(text: &[u8], path: &Path) -> Result<DesiredState> {
             "the file starts with a byte-order mark (BOM); save it as UTF-8 without BOM",
         )));
     }
+    if text.len() > MAX_BYTES {
+        return Err(invalid(Problem::new(
+            "",
+            format!(
+                "the file is {} bytes; a desired state is a few hundred bytes (at most {MAX_BYTES})",
+                text.len()
+            ),
+        )));
+    }
     if text.trim().is_empty() {
         return Err(invalid(Problem::new(
             "",
@@ -447,12 +456,17 @@ fn explain_serde(msg: &str) -> String {
     base.to_string()
 }
 
+/// A desired state nests four levels deep; anything near this is not one.
+const MAX_DEPTH: usize = 32;
+/// A desired state is a few hundred bytes; a larger file is refused before it is parsed.
+pub const MAX_BYTES: usize = 1 << 20;
+
 /// Scan JSON text for a key repeated within one object. Returns (path, line, column) of
 /// the second occurrence. Tolerant: on malformed text it returns None and lets serde report.
 fn find_duplicate_key(text: &str) -> Option<(String, usize, usize)> {
     #[derive(Default)]
     struct Obj {
-        keys: Vec<String>,
+        keys: std::collections::HashSet<String>,
         path: String,
         expect_key: bool,
     }
@@ -482,6 +496,10 @@ fn find_duplicate_key(text: &str) -> Option<(String, usize, usize)> {
             col = 0;
         }
         match c {
+            // Deeper than any desired state: stop scanning (each frame keeps its path, so a
+            // file of nested brackets would cost memory quadratic in its size) and let
+            // serde refuse it (its recursion limit) with a position.
+            '{' | '[' if stack.len() >= MAX_DEPTH => return None,
             '{' => {
                 let path = child_path(&stack, &pending_key);
                 pending_key = None;
@@ -532,7 +550,7 @@ fn find_duplicate_key(text: &str) -> Option<(String, usize, usize)> {
                             };
                             return Some((path, start_line, start_col));
                         }
-                        o.keys.push(s.clone());
+                        o.keys.insert(s.clone());
                         pending_key = Some(s);
                     }
                 }
@@ -792,7 +810,23 @@ pub enum Source {
 
 /// Load the desired file, or the built-in default when it does not exist.
 pub fn load(path: &Path) -> Result<(DesiredState, Source)> {
-    from_contents(path, crate::fsutil::read_optional(path)?.as_deref())
+    from_contents(path, read(path)?.as_deref())
+}
+
+/// Read the desired file, at most one byte past MAX_BYTES (so a huge file is refused
+/// without being read whole). `None` when there is no file.
+pub fn read(path: &Path) -> Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, "read", e)),
+    };
+    let mut buf = vec![];
+    f.take(MAX_BYTES as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io(path, "read", e))?;
+    Ok(Some(buf))
 }
 
 /// The desired state from what was read at `path` (`None`: no file there), so a caller

@@ -404,7 +404,7 @@ fn init(path: &Path, force: bool) -> Result<i32> {
 }
 
 fn validate(path: &Path, json: bool, check_mounts: bool) -> Result<i32> {
-    let Some(bytes) = fsutil::read_optional(path)? else {
+    let Some(bytes) = desired::read(path)? else {
         return Err(Error::Invalid {
             path: path.to_path_buf(),
             problems: vec![crate::error::Problem::new(

@@ -1672,3 +1672,37 @@ fn readme_commands_and_example_work() {
         .json();
     assert_eq!(j["disk"]["target_percent"], 30.0, "{j}");
 }
+
+/// A hostile desired file costs little: 64 KiB of nested brackets (which took 6.4 GB
+/// before the depth cap) is refused with exit 78 inside a 256 MiB address space, and a
+/// file over 1 MiB is refused without being read whole.
+#[test]
+fn hostile_desired_files_are_refused_cheaply() {
+    let e = Env::new();
+    let deep = e.path().join("deep.json");
+    std::fs::write(&deep, "[".repeat(64 << 10)).unwrap();
+    let wide = e.path().join("wide.json");
+    let keys: Vec<String> = (0..50_000).map(|i| format!("\"k{i}\":1")).collect();
+    std::fs::write(&wide, format!("{{\"version\":1,{}}}", keys.join(","))).unwrap();
+    let big = e.path().join("big.json");
+    std::fs::write(&big, " ".repeat((1 << 20) + 10)).unwrap();
+    for (f, says) in [(&deep, "line 1"), (&wide, "k0"), (&big, "at most 1048576")] {
+        let mut cmd = e.cmd();
+        cmd.args(["validate", f.to_str().unwrap()]);
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                let lim = libc::rlimit {
+                    rlim_cur: 256 << 20,
+                    rlim_max: 256 << 20,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let r = Run::from_output(cmd.output().unwrap());
+        assert_eq!(r.code, 78, "{}: {r:?}", f.display());
+        assert!(r.stderr.contains(says), "{}: {r:?}", f.display());
+    }
+}
