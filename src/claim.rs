@@ -43,6 +43,7 @@ pub fn holder() -> Option<Claim> {
 fn locked<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     let dir = run_dir();
     fsutil::ensure_dir(&dir, 0o700)?;
+    fsutil::check_trusted_dir(&dir, true)?;
     let lock = fsutil::open_lock_file(&dir.join("host.lock"))?;
     lock.lock()
         .map_err(|e| Error::io(dir.join("host.lock"), "lock", e))?;

@@ -60,6 +60,55 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
         .map_err(|e| Error::io(dir, "create directory", e))
 }
 
+/// A directory root may trust: owned by the effective user and writable by nobody else.
+/// cro runs as root; a state tree (or run directory) that another user can write would let
+/// that user plant job files, symlinks or FIFOs that root then acts on. `follow`: whether
+/// `dir` itself may be a symlink (the top of the tree, e.g. /var/lib/cro -> /data/cro);
+/// directories inside the tree may not.
+pub fn check_trusted_dir(dir: &Path, follow: bool) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let md = if follow {
+        fs::metadata(dir)
+    } else {
+        fs::symlink_metadata(dir)
+    }
+    .map_err(|e| Error::io(dir, "inspect", e))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let why = if md.file_type().is_symlink() {
+        Some("is a symbolic link".to_string())
+    } else if !md.is_dir() {
+        Some("is not a directory".to_string())
+    } else if md.uid() != me {
+        Some(format!(
+            "is owned by uid {}, not by uid {me} that runs cro",
+            md.uid()
+        ))
+    } else if md.mode() & 0o022 != 0 {
+        Some(format!(
+            "is writable by {} (mode {:o})",
+            if md.mode() & 0o002 != 0 {
+                "everyone"
+            } else {
+                "its group"
+            },
+            md.mode() & 0o7777
+        ))
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Error::Runtime(format!(
+            "{} {why}; cro will not trust it. Make it owned by the user that runs cro and closed \
+             to others (chown {me} {}; chmod 0700 {}), or use another directory",
+            dir.display(),
+            dir.display(),
+            dir.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Open (creating if needed) a file that is never replaced, for flock.
 pub fn open_lock_file(path: &Path) -> Result<File> {
     fs::OpenOptions::new()

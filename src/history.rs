@@ -59,7 +59,7 @@ pub fn append(state_dir: &Path, at_unix: f64, rec: &Record) -> Result<PathBuf> {
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
-        .mode(0o644)
+        .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
         .map_err(|e| Error::io(&path, "open history file", e))?;

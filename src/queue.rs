@@ -204,11 +204,20 @@ impl Queue {
     }
 
     /// Create the state layout, 0700 (it holds locks and process control; nobody else's).
+    /// Create the state tree (0700) and check that root may trust it: every directory
+    /// owned by us and writable by nobody else (else exit 1 naming it).
     pub fn ensure(&self) -> Result<()> {
         fsutil::ensure_dir(&self.state_dir, 0o700)?;
-        fsutil::ensure_dir(&self.jobs_dir, 0o700)?;
-        fsutil::ensure_dir(&self.state_dir.join("history"), 0o700)?;
-        fsutil::ensure_dir(&self.state_dir.join("logs"), 0o700)
+        fsutil::check_trusted_dir(&self.state_dir, true)?;
+        for d in [
+            self.jobs_dir.clone(),
+            self.state_dir.join("history"),
+            self.state_dir.join("logs"),
+        ] {
+            fsutil::ensure_dir(&d, 0o700)?;
+            fsutil::check_trusted_dir(&d, false)?;
+        }
+        Ok(())
     }
 
     pub fn job_path(&self, id: &str) -> PathBuf {

@@ -192,6 +192,13 @@ pub fn run(cli: Cli) -> Result<i32> {
                 .map(|(d, _)| d.disk.mounts)
                 .unwrap_or_default();
             let _lock = if state_dir.exists() {
+                // recover signals processes and deletes files named by what it finds
+                // here: only in a tree no other user can write
+                fsutil::check_trusted_dir(&state_dir, true)?;
+                let jobs = state_dir.join("jobs");
+                if jobs.exists() {
+                    fsutil::check_trusted_dir(&jobs, false)?;
+                }
                 Some(StateLock::acquire(&state_dir, Duration::from_secs(10))?)
             } else {
                 None

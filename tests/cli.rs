@@ -1706,3 +1706,50 @@ fn hostile_desired_files_are_refused_cheaply() {
         assert!(r.stderr.contains(says), "{}: {r:?}", f.display());
     }
 }
+
+/// Invariant 9: root trusts no directory another user can write. A state directory
+/// writable by others, a jobs directory owned by someone else or replaced by a symlink:
+/// reconcile and recover exit 1 naming the path and the fix, and start nothing.
+#[test]
+fn a_state_tree_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new();
+    e.desired(&idle_desired(&e.plain_mount()));
+    let state = e.state();
+    let jobs = state.join("jobs");
+    let refused = |what: &str, path: &std::path::Path| {
+        for args in [&["reconcile", "--once"][..], &["recover"]] {
+            let r = e.run(args);
+            assert_eq!(r.code, 1, "{what}: {args:?}: {r:?}");
+            assert!(
+                r.stderr.contains(&path.display().to_string())
+                    && r.stderr.contains("will not trust"),
+                "{what}: {r:?}"
+            );
+        }
+        assert!(e.workers().is_empty(), "{what}: something started");
+    };
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    refused("world-writable state dir", &state);
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::create_dir_all(&jobs).unwrap();
+    std::os::unix::fs::chown(&jobs, Some(65534), Some(65534)).unwrap();
+    refused("jobs dir owned by nobody", &jobs);
+    std::fs::remove_dir(&jobs).unwrap();
+    let elsewhere = e.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &jobs).unwrap();
+    refused("jobs dir replaced by a symlink", &jobs);
+    std::fs::remove_file(&jobs).unwrap();
+    // put right, it works, and what cro creates is closed to others
+    e.ok(&["reconcile", "--once"]);
+    three_workers(&e);
+    for d in ["jobs", "logs", "history"] {
+        let mode = std::fs::metadata(state.join(d))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o700, "{d}");
+    }
+}

@@ -137,7 +137,7 @@ impl Ctx {
         self.status.level_percent = self.spec.level_percent();
         let bytes = serde_json::to_vec_pretty(&self.status).expect("status serializes");
         if let Err(e) =
-            fsutil::write_atomic(&self.queue.status_path(&self.id), &bytes, 0o644, false)
+            fsutil::write_atomic(&self.queue.status_path(&self.id), &bytes, 0o600, false)
         {
             self.quiet
                 .warn("status", format_args!("cannot write status: {e}"));
