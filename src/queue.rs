@@ -84,6 +84,45 @@ impl JobSpec {
             JobSpec::Disk { .. } => "disk",
         }
     }
+
+    /// The ranges the planner keeps: a worker refuses a job file outside them (a hand
+    /// edit, a hostile file) rather than, say, holding 1e9 % of memory.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let pct = |name: &str, v: f64| {
+            if v.is_finite() && (0.0..=100.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{name} {v} is not a percentage (0-100)"))
+            }
+        };
+        pct("level_percent", self.level_percent())?;
+        pct("target_percent", self.target_percent())?;
+        match self {
+            JobSpec::Cpu {
+                max_synthetic_percent,
+                ..
+            } => pct("max_synthetic_percent", *max_synthetic_percent),
+            JobSpec::Memory {
+                min_available_percent,
+                ..
+            } => pct("min_available_percent", *min_available_percent),
+            JobSpec::Disk {
+                mount,
+                min_free_percent,
+                ..
+            } => {
+                pct("min_free_percent", *min_free_percent)?;
+                if !mount.is_absolute()
+                    || mount
+                        .components()
+                        .any(|c| matches!(c, std::path::Component::ParentDir))
+                {
+                    return Err(format!("mount {} is not an absolute path", mount.display()));
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Stable job id for a disk mount: `disk-` + the path with `/` as `-`, and anything but
@@ -383,6 +422,29 @@ impl StateLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_values_are_checked_as_the_planner_keeps_them() {
+        let cpu = |l: f64| JobSpec::Cpu {
+            level_percent: l,
+            target_percent: 30.0,
+            max_synthetic_percent: 90.0,
+        };
+        assert!(cpu(40.0).check().is_ok());
+        for bad in [-1.0, 100.5, f64::NAN, 1e9] {
+            assert!(cpu(bad).check().is_err(), "{bad}");
+        }
+        let disk = JobSpec::Disk {
+            mount: "data/../x".into(),
+            level_percent: 10.0,
+            target_percent: 10.0,
+            min_free_percent: 10.0,
+            min_free_bytes: 0,
+            fill: Fill::Allocate,
+            allow_plain_directory: false,
+        };
+        assert!(disk.check().unwrap_err().contains("absolute"));
+    }
 
     #[test]
     fn disk_ids_are_distinct_and_safe() {

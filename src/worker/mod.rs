@@ -72,6 +72,14 @@ impl Ctx {
             Ok(Some(Ok(job))) if job.spec.resource() != self.spec.resource() => {
                 Err(End::JobRemoved)
             }
+            Ok(Some(Ok(job))) if job.spec.check().is_err() => {
+                let why = job.spec.check().unwrap_err();
+                self.quiet.warn(
+                    "job-range",
+                    format_args!("job file out of range ({why}); keeping the last good one"),
+                );
+                Ok(())
+            }
             Ok(Some(Ok(job))) => {
                 if job.spec != self.spec {
                     tracing::info!(id = %self.id, from = self.spec.level_percent(), to = job.spec.level_percent(), "job changed");
@@ -206,7 +214,12 @@ pub fn run(job_path: &Path) -> Result<()> {
         return Ok(());
     };
     let job: Job = match queue.read_job(&id)? {
-        Some(Ok(j)) => j,
+        Some(Ok(j)) => {
+            j.spec.check().map_err(|why| {
+                Error::Runtime(format!("{}: job out of range: {why}", job_path.display()))
+            })?;
+            j
+        }
         Some(Err(e)) => {
             return Err(Error::Runtime(format!(
                 "{}: unreadable job file: {e}",
