@@ -140,14 +140,20 @@ pub fn sense(
             );
             continue;
         }
-        let d = match observe::fs_usage(m) {
-            // Ballast is what is on disk, worker or not: the honest synthetic share.
-            Ok(usage) => DiskObservation {
+        let d = match (observe::fs_usage(m), ballast::open(m, false)) {
+            // A .cro-ballast that is not ours is refused: nothing is padded there.
+            (Ok(usage), Err(e)) => DiskObservation {
                 usage,
-                synthetic_bytes: ballast::bytes(m),
+                synthetic_bytes: 0,
+                error: Some(e.to_string()),
+            },
+            // Ballast is what is on disk, worker or not: the honest synthetic share.
+            (Ok(usage), Ok(dir)) => DiskObservation {
+                usage,
+                synthetic_bytes: dir.map_or(0, |d| ballast::held(&d)),
                 error: None,
             },
-            Err(e) => DiskObservation {
+            (Err(e), _) => DiskObservation {
                 error: Some(e.to_string()),
                 ..Default::default()
             },

@@ -45,7 +45,20 @@ pub fn open(mount: &Path, create: bool) -> std::io::Result<Option<OwnedFd>> {
         }
     }
     match open_dir_at(Some(&m), DIR.as_bytes()) {
-        Ok(d) => Ok(Some(d)),
+        Ok(d) => {
+            check_ours(&d, 0o077).map_err(|why| {
+                std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!(
+                        "{}/{DIR} {why}; cro will not use it (anyone who can write the \
+                         mount's root could have planted it): remove it, or make it owned by \
+                         the user that runs cro with mode 0700",
+                        mount.display()
+                    ),
+                )
+            })?;
+            Ok(Some(d))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => Ok(None),
         Err(e) => Err(std::io::Error::new(
             e.kind(),
@@ -57,6 +70,36 @@ pub fn open(mount: &Path, create: bool) -> std::io::Result<Option<OwnedFd>> {
     }
 }
 
+/// Is this open file ours: owned by the effective user, with none of `forbidden` mode
+/// bits (0o077 for a directory: 0700 or tighter), and, for a regular file, one link only
+/// (a hard link planted next to ballast would let root write someone else's file)?
+pub fn check_ours(fd: &impl AsRawFd, forbidden: u32) -> std::result::Result<(), String> {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd and out-pointer; checked.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(format!(
+            "cannot be inspected: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let fmt = st.st_mode & libc::S_IFMT;
+    if st.st_uid != me {
+        return Err(format!("is owned by uid {}, not {me}", st.st_uid));
+    }
+    if st.st_mode & forbidden != 0 {
+        return Err(format!("has mode {:o}", st.st_mode & 0o7777));
+    }
+    if fmt == libc::S_IFREG && st.st_nlink != 1 {
+        return Err(format!("has {} hard links", st.st_nlink));
+    }
+    if fmt != libc::S_IFREG && fmt != libc::S_IFDIR {
+        return Err("is neither a regular file nor a directory".into());
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub name: String,
@@ -64,6 +107,7 @@ pub struct Entry {
     pub allocated: u64,
     pub is_file: bool,
     pub is_symlink: bool,
+    pub is_dir: bool,
 }
 
 fn stat_at(dir: &OwnedFd, name: &[u8]) -> std::io::Result<libc::stat> {
@@ -100,6 +144,7 @@ pub fn list(dir: &OwnedFd) -> std::io::Result<Vec<Entry>> {
             allocated: st.st_blocks as u64 * 512,
             is_file: fmt == libc::S_IFREG,
             is_symlink: fmt == libc::S_IFLNK,
+            is_dir: fmt == libc::S_IFDIR,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -118,11 +163,16 @@ pub fn unlink_at(dir: &OwnedFd, name: &str) -> std::io::Result<()> {
 /// Bytes of ballast under a mount (0 when there is none).
 pub fn bytes(mount: &Path) -> u64 {
     match open(mount, false) {
-        Ok(Some(d)) => list(&d)
-            .map(|es| es.iter().filter(|e| e.is_file).map(|e| e.allocated).sum())
-            .unwrap_or(0),
+        Ok(Some(d)) => held(&d),
         _ => 0,
     }
+}
+
+/// Bytes of the ballast files in an open ballast directory.
+pub fn held(dir: &OwnedFd) -> u64 {
+    list(dir)
+        .map(|es| es.iter().filter(|e| e.is_file).map(|e| e.allocated).sum())
+        .unwrap_or(0)
 }
 
 /// What `remove_all` did.
@@ -130,8 +180,9 @@ pub fn bytes(mount: &Path) -> u64 {
 pub struct Removed {
     pub files: usize,
     pub bytes: u64,
+    /// Symlinks and other non-files (FIFOs, sockets) removed as links.
     pub links: usize,
-    /// Entries left in place (directories and other things cro never creates).
+    /// Entries left in place (directories: cro never creates one there).
     pub left: Vec<String>,
 }
 
@@ -143,7 +194,9 @@ pub fn remove_all(mount: &Path) -> std::io::Result<Removed> {
         return Ok(r);
     };
     for e in list(&dir)? {
-        if e.is_file || e.is_symlink {
+        // Anything but a directory is unlinked: unlinkat opens nothing, so a planted FIFO
+        // cannot block it and a link's target is untouched.
+        if !e.is_dir {
             unlink_at(&dir, &e.name)?;
             if e.is_file {
                 r.files += 1;

@@ -1753,3 +1753,104 @@ fn a_state_tree_others_can_write_is_refused() {
         assert_eq!(mode, 0o700, "{d}");
     }
 }
+
+/// Invariant 9 for ballast: a `.cro-ballast` planted by another user is refused (status
+/// says "cannot pad" and names it; nothing is written there; recover leaves it and says
+/// so, in bounded time); inside our own, a FIFO or a hard link in the place of a ballast
+/// file is never opened for writing, and nothing blocks.
+#[test]
+fn planted_ballast_directories_and_files_are_refused() {
+    let e = Env::new();
+    let m = e.plain_mount();
+    let bdir = m.join(".cro-ballast");
+    std::fs::create_dir_all(&bdir).unwrap();
+    let victim = e.path().join("victim");
+    std::fs::write(&victim, "keep").unwrap();
+    std::fs::hard_link(&victim, bdir.join("ballast-000000.bin")).unwrap();
+    std::os::unix::fs::chown(&bdir, Some(65534), Some(65534)).unwrap();
+    let desired = |pct: u32| {
+        format!(
+            r#"{{"version":1,"cpu":{{"enabled":false}},"memory":{{"enabled":false}},"disk":{{"target_percent":{pct},"min_free_gib":0,"allow_plain_directory":true,"mounts":["{}"]}}}}"#,
+            m.display()
+        )
+    };
+    // a level the plain directory's filesystem is already above: no real filling
+    e.desired(&desired(1));
+    e.ok(&["reconcile", "--once"]);
+    let st = e.status();
+    let d = &st["resources"]["disk"][m.display().to_string()];
+    assert_eq!(d["state"], "cannot pad", "{d}");
+    assert!(
+        d["state_note"].as_str().unwrap().contains(".cro-ballast"),
+        "{d}"
+    );
+    let t = std::time::Instant::now();
+    let r = e.run(&["recover"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "recover took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        r.stderr.contains(".cro-ballast"),
+        "recover must say what it left: {r:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+    assert!(
+        bdir.join("ballast-000000.bin").exists(),
+        "a planted directory is not ours to empty"
+    );
+
+    // our own directory, with a FIFO and a hard link where ballast files go
+    std::fs::remove_file(bdir.join("ballast-000000.bin")).unwrap();
+    std::os::unix::fs::chown(&bdir, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&bdir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let fifo = std::ffi::CString::new(bdir.join("ballast-000000.bin").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    // a level that wants ballast: the worker must try, and not block
+    let used = {
+        let c = std::ffi::CString::new(m.to_str().unwrap()).unwrap();
+        let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+        unsafe { libc::statvfs(c.as_ptr(), &mut s) };
+        let (u, a) = ((s.f_blocks - s.f_bfree) as f64, s.f_bavail as f64);
+        u / (u + a) * 100.0
+    };
+    e.desired(&desired((used + 0.2).ceil().min(99.0) as u32));
+    e.ok(&["reconcile", "--once"]);
+    let id = e
+        .job_files()
+        .into_iter()
+        .find(|j| j.starts_with("disk"))
+        .unwrap();
+    let id = id.trim_end_matches(".json").to_string();
+    wait_for(
+        Duration::from_secs(10),
+        "the disk worker to report the refused file",
+        || {
+            e.job_status(&id).filter(|s| {
+                s["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("ballast-000000.bin"))
+                    || s["updated_at"].as_f64().is_some()
+            })
+        },
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let s = e.job_status(&id).unwrap();
+    assert_eq!(
+        s["ballast_bytes"].as_u64(),
+        Some(0),
+        "nothing may be held through a FIFO: {s}"
+    );
+    let t = std::time::Instant::now();
+    e.ok(&["recover"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "recover took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        !bdir.exists(),
+        "our own directory, FIFO and all, is removed"
+    );
+}

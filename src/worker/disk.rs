@@ -5,7 +5,7 @@
 use super::{Ctx, End, Noise};
 use crate::ballast;
 use crate::desired::Fill;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::observe::{self, FsUsage};
 use crate::queue::JobSpec;
 use std::ffi::CString;
@@ -124,12 +124,17 @@ impl Files {
 
     fn open(&self, i: usize) -> std::io::Result<std::fs::File> {
         let c = CString::new(file_name(i)).map_err(std::io::Error::other)?;
-        // SAFETY: valid fd and C string; O_NOFOLLOW refuses a planted symlink.
+        // SAFETY: valid fd and C string; O_NOFOLLOW refuses a planted symlink, O_NONBLOCK
+        // a FIFO without a reader (which would block this open forever).
         let fd = unsafe {
             libc::openat(
                 self.dir.as_raw_fd(),
                 c.as_ptr(),
-                libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                libc::O_WRONLY
+                    | libc::O_CREAT
+                    | libc::O_NOFOLLOW
+                    | libc::O_NONBLOCK
+                    | libc::O_CLOEXEC,
                 0o600,
             )
         };
@@ -137,7 +142,15 @@ impl Files {
             return Err(std::io::Error::last_os_error());
         }
         // SAFETY: fresh fd we own.
-        Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+        let f = unsafe { std::fs::File::from_raw_fd(fd) };
+        // Only a regular file of ours with one link is written or truncated.
+        ballast::check_ours(&f, 0o022).map_err(|why| {
+            std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("{}: {why}", file_name(i)),
+            )
+        })?;
+        Ok(f)
     }
 
     /// Add up to `add` bytes (at most one file, or WRITE_STEP_MAX when writing, per call).
@@ -353,10 +366,20 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
                 }
                 Ok(None) => unreachable!("open with create returns the directory"),
                 Err(e) => {
-                    return Err(Error::Runtime(format!(
-                        "cannot use ballast directory under {}: {e}",
-                        mount.display()
-                    )));
+                    // Refused (not ours, planted) or unusable: hold nothing there, say so,
+                    // look again later (an operator may fix it).
+                    ctx.quiet.warn(
+                        "ballast-dir",
+                        format_args!("cannot use the ballast directory: {e}"),
+                    );
+                    ctx.status.ballast_bytes = 0;
+                    ctx.status.ballast_target_bytes = 0;
+                    ctx.status.synthetic_percent = 0.0;
+                    ctx.status.limited_by = Some("ballast directory refused".into());
+                    ctx.status.message = Some(e.to_string());
+                    ctx.publish(false);
+                    ctx.sleep(Duration::from_secs(5));
+                    continue;
                 }
             }
         }
