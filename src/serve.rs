@@ -9,11 +9,12 @@
 //! left a real request unanswered for over 10 s (tests/faults.rs).
 use crate::error::{Error, Result};
 use crate::report::{self, Status};
+use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Dashboard HTML for a status view: one bar per resource (organic and synthetic stacked,
@@ -34,12 +35,13 @@ pub fn dashboard(s: &Status) -> String {
         );
         let w = u.window.as_ref();
         rows += &format!(
-            "<tr><td>{}</td><td><svg class=\"bar\" viewBox=\"0 0 100 10\" preserveAspectRatio=\"none\" width=\"300\" height=\"18\" role=\"img\" aria-label=\"{name}\">\
+            "<tr><td>{}</td><td><svg class=\"bar\" viewBox=\"0 0 100 10\" preserveAspectRatio=\"none\" width=\"300\" height=\"18\" role=\"img\" aria-label=\"{}\">\
 <rect x=\"0\" y=\"0\" width=\"100\" height=\"10\" fill=\"#eee\"/>\
 <rect class=\"organic\" x=\"0\" y=\"0\" width=\"{o:.2}\" height=\"10\" fill=\"#4a7bd0\"/>\
 <rect class=\"synthetic\" x=\"{o:.2}\" y=\"0\" width=\"{y:.2}\" height=\"10\" fill=\"#e8a33c\"/>\
 <line class=\"target\" x1=\"{t:.2}\" x2=\"{t:.2}\" y1=\"0\" y2=\"10\" stroke=\"#c00\" stroke-width=\"0.6\"/></svg></td>\
 <td>{:.1} %</td><td>{:.1} %</td><td>{:.1} %</td><td>{:.1} %</td><td>{}</td><td>{}</td></tr>\n",
+            esc(name),
             esc(name),
             u.total_percent,
             u.synthetic_percent,
@@ -108,6 +110,114 @@ fn hostname() -> String {
 }
 
 const MAX_CONNECTIONS: usize = 128;
+/// One remote client (an IP) may hold this many at once, so one host cannot take the
+/// whole budget (loopback clients share an address and are not capped apart).
+const MAX_PER_CLIENT: usize = 16;
+/// Requests within this long of each other share one status snapshot: a page, the API
+/// and a scrape at once read the host once, not three times.
+const SNAPSHOT_FOR: Duration = Duration::from_secs(1);
+
+/// What every response carries: no scripts, styles only inline, never framed, no type
+/// sniffing, nothing sent onwards.
+const SECURITY_HEADERS: [(&str, &str); 4] = [
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    ),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+];
+
+/// The shared state of the server's threads.
+struct Shared {
+    state_dir: std::path::PathBuf,
+    desired_path: std::path::PathBuf,
+    bound: std::net::SocketAddr,
+    active: AtomicUsize,
+    per_client: Mutex<HashMap<IpAddr, usize>>,
+    snapshot: Mutex<Option<(Instant, Arc<Status>)>>,
+}
+
+/// Holds a connection's place in the budgets; gives it back however the thread ends.
+struct Slot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared.active.fetch_sub(1, Ordering::Relaxed);
+        let mut m = self
+            .shared
+            .per_client
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// A place for a connection from `ip`, or None when either budget is spent.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+        let mut m = self.per_client.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = m.entry(ip).or_default();
+        // On loopback every local client (Prometheus, a browser, curl) has the same
+        // address: a per-address cap there would let one stuck tab starve the scraper.
+        // The global cap and the 5 s head budget protect it.
+        let per_client_full = !ip.is_loopback() && *mine >= MAX_PER_CLIENT;
+        if per_client_full || self.active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+            return None;
+        }
+        *mine += 1;
+        self.active.fetch_add(1, Ordering::Relaxed);
+        Some(Slot {
+            shared: self.clone(),
+            ip,
+        })
+    }
+
+    /// The status, read at most once per SNAPSHOT_FOR.
+    fn status(&self) -> Result<Arc<Status>> {
+        let mut snap = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, s)) = snap.as_ref().filter(|(at, _)| at.elapsed() < SNAPSHOT_FOR) {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(report::status(&self.state_dir, &self.desired_path)?);
+        *snap = Some((Instant::now(), s.clone()));
+        Ok(s)
+    }
+
+    /// Is `host` (the Host header) a name this server answers to? A browser on this host
+    /// can be led by DNS rebinding to send our loopback address a request whose Host is
+    /// the attacker's name: refusing it keeps /api/status from other origins.
+    fn host_allowed(&self, host: Option<&str>) -> bool {
+        let Some(host) = host else {
+            return true; // HTTP/1.0 without Host: no browser sends that
+        };
+        if self.bound.ip().is_unspecified() {
+            return true; // bound to every address: the operator chose to be reachable
+        }
+        let h = host.trim().to_ascii_lowercase();
+        let name = match h.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or("").to_string(),
+            None => h.rsplit_once(':').map_or(h.clone(), |(n, _)| n.to_string()),
+        };
+        let port_ok = match h.rsplit_once(':') {
+            Some((_, p)) if !h.ends_with(']') => p == self.bound.port().to_string(),
+            _ => true,
+        };
+        let name_ok = name == self.bound.ip().to_string()
+            || (self.bound.ip().is_loopback()
+                && matches!(name.as_str(), "localhost" | "127.0.0.1" | "::1"));
+        name_ok && port_ok
+    }
+}
 const HEAD_LIMIT: usize = 16 << 10;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -124,9 +234,14 @@ pub fn run(state_dir: &Path, desired_path: &Path, listen: &str) -> Result<()> {
         .map_err(|e| Error::Runtime(format!("cannot listen on {addr}: {e}")))?;
     tracing::info!(%addr, "serving / (dashboard), /api/status, /metrics");
     eprintln!("cro: serving http://{addr}/");
-    let active = Arc::new(AtomicUsize::new(0));
-    let state_dir = Arc::new(state_dir.to_path_buf());
-    let desired_path = Arc::new(desired_path.to_path_buf());
+    let shared = Arc::new(Shared {
+        state_dir: state_dir.to_path_buf(),
+        desired_path: desired_path.to_path_buf(),
+        bound: listener.local_addr().unwrap_or(addr),
+        active: AtomicUsize::new(0),
+        per_client: Mutex::new(HashMap::new()),
+        snapshot: Mutex::new(None),
+    });
     for conn in listener.incoming() {
         let mut stream = match conn {
             Ok(s) => s,
@@ -137,7 +252,11 @@ pub fn run(state_dir: &Path, desired_path: &Path, listen: &str) -> Result<()> {
                 continue;
             }
         };
-        if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+        let ip = stream
+            .peer_addr()
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let Some(slot) = shared.admit(ip) else {
             let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
             let _ = respond(
                 &mut stream,
@@ -145,19 +264,15 @@ pub fn run(state_dir: &Path, desired_path: &Path, listen: &str) -> Result<()> {
                 &text(503, "too many connections\n", PLAIN),
             );
             continue;
-        }
-        active.fetch_add(1, Ordering::Relaxed);
-        let (mine, state_dir, desired_path) =
-            (active.clone(), state_dir.clone(), desired_path.clone());
+        };
         let spawned = std::thread::Builder::new()
             .name("http".into())
             .spawn(move || {
-                serve_one(&mut stream, &state_dir, &desired_path);
-                mine.fetch_sub(1, Ordering::Relaxed);
+                serve_one(&mut stream, &slot.shared);
+                drop(slot);
             });
         if let Err(e) = spawned {
             tracing::warn!("cannot start a connection thread: {e}");
-            active.fetch_sub(1, Ordering::Relaxed);
         }
     }
     Ok(())
@@ -186,6 +301,7 @@ fn reason(code: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        421 => "Misdirected Request",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
@@ -197,6 +313,9 @@ fn reason(code: u16) -> &'static str {
 fn respond(stream: &mut TcpStream, head_only: bool, r: &Response) -> std::io::Result<()> {
     let mut out = format!("HTTP/1.1 {} {}\r\n", r.code, reason(r.code));
     for (k, v) in &r.headers {
+        out += &format!("{k}: {v}\r\n");
+    }
+    for (k, v) in SECURITY_HEADERS {
         out += &format!("{k}: {v}\r\n");
     }
     out += &format!(
@@ -248,7 +367,7 @@ fn find_blank_line(b: &[u8]) -> Option<usize> {
     }
 }
 
-fn serve_one(stream: &mut TcpStream, state_dir: &Path, desired_path: &Path) {
+fn serve_one(stream: &mut TcpStream, shared: &Shared) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
     let head = match read_head(stream) {
         Ok(h) => h,
@@ -278,27 +397,36 @@ fn serve_one(stream: &mut TcpStream, state_dir: &Path, desired_path: &Path) {
         return;
     }
     let head_only = method == "HEAD";
-    let r = if method != "GET" && !head_only {
+    let host = head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case("host")
+            .then(|| v.trim().to_string())
+    });
+    let r = if !shared.host_allowed(host.as_deref()) {
+        text(
+            421,
+            "this server answers to its own address and localhost only\n",
+            PLAIN,
+        )
+    } else if method != "GET" && !head_only {
         let mut r = text(405, "only GET and HEAD\n", PLAIN);
         r.headers.push(("Allow", "GET, HEAD".into()));
         r
     } else {
-        page(
-            target.split('?').next().unwrap_or("/"),
-            state_dir,
-            desired_path,
-        )
+        page(target.split('?').next().unwrap_or("/"), shared)
     };
     if let Err(e) = respond(stream, head_only, &r) {
         tracing::debug!("client went away: {e}");
     }
 }
 
-fn page(path: &str, state_dir: &Path, desired_path: &Path) -> Response {
+fn page(path: &str, shared: &Shared) -> Response {
     if !matches!(path, "/" | "/api/status" | "/metrics") {
         return text(404, "not found: try /, /api/status or /metrics\n", PLAIN);
     }
-    let s = match report::status(state_dir, desired_path) {
+    let state_dir = &shared.state_dir;
+    let s = match shared.status() {
         Ok(s) => s,
         Err(e) => return text(500, &format!("{e}\n"), PLAIN),
     };
@@ -306,7 +434,7 @@ fn page(path: &str, state_dir: &Path, desired_path: &Path) -> Response {
         "/" => text(200, &dashboard(&s), "text/html; charset=utf-8"),
         "/api/status" => text(
             200,
-            &(serde_json::to_string_pretty(&s).expect("serializes") + "\n"),
+            &(serde_json::to_string_pretty(&*s).expect("serializes") + "\n"),
             "application/json",
         ),
         _ => text(
@@ -314,5 +442,71 @@ fn page(path: &str, state_dir: &Path, desired_path: &Path) -> Response {
             &crate::metrics::render(&s, &crate::metrics::load_counters(state_dir)),
             "text/plain; version=0.0.4; charset=utf-8",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(bound: &str) -> Arc<Shared> {
+        Arc::new(Shared {
+            state_dir: "/nonexistent".into(),
+            desired_path: "/nonexistent/desired.json".into(),
+            bound: bound.parse().unwrap(),
+            active: AtomicUsize::new(0),
+            per_client: Mutex::new(HashMap::new()),
+            snapshot: Mutex::new(None),
+        })
+    }
+
+    #[test]
+    fn one_remote_client_cannot_take_every_connection() {
+        let s = shared("0.0.0.0:9477");
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let held: Vec<Slot> = (0..MAX_PER_CLIENT).map(|_| s.admit(a).unwrap()).collect();
+        assert!(s.admit(a).is_none(), "a's 17th");
+        let other = s.admit(b).expect("another client is still served");
+        drop(held);
+        assert_eq!(
+            s.active.load(Ordering::Relaxed),
+            1,
+            "slots are given back on drop"
+        );
+        assert!(s.admit(a).is_some());
+        drop(other);
+        // loopback clients are not capped apart
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let many: Vec<Slot> = (0..40).map(|_| s.admit(lo).unwrap()).collect();
+        assert_eq!(many.len(), 40);
+    }
+
+    #[test]
+    fn only_our_own_names_are_answered() {
+        let s = shared("127.0.0.1:9477");
+        for ok in [
+            None,
+            Some("127.0.0.1:9477"),
+            Some("localhost"),
+            Some("LOCALHOST:9477"),
+            Some("[::1]:9477"),
+        ] {
+            assert!(s.host_allowed(ok), "{ok:?}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:9477",
+            "127.0.0.1:80",
+            "localhost.evil.example",
+        ] {
+            assert!(!s.host_allowed(Some(bad)), "{bad}");
+        }
+        assert!(
+            shared("0.0.0.0:9477").host_allowed(Some("anything")),
+            "bound to all"
+        );
+        let v4 = shared("192.0.2.7:9477");
+        assert!(v4.host_allowed(Some("192.0.2.7:9477")) && !v4.host_allowed(Some("localhost")));
     }
 }

@@ -831,7 +831,7 @@ fn serve_is_read_only_and_survives_bad_requests() {
     let get = |path: &str| {
         http(
             &addr,
-            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
         )
     };
     let (code, head, body) = get("/");
@@ -861,7 +861,7 @@ fn serve_is_read_only_and_survives_bad_requests() {
     );
     let (code, head, _) = http(
         &addr,
-        "POST /api/status HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+        "POST /api/status HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
     );
     assert_eq!(code, 405, "{head}");
     assert!(head.contains("Allow: GET, HEAD"), "{head}");
@@ -869,7 +869,7 @@ fn serve_is_read_only_and_survives_bad_requests() {
         assert_eq!(
             http(
                 &addr,
-                &format!("{method} / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                &format!("{method} / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             )
             .0,
             405
@@ -877,7 +877,7 @@ fn serve_is_read_only_and_survives_bad_requests() {
     }
     let (code, _, body) = http(
         &addr,
-        "HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "HEAD / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     assert_eq!((code, body.as_str()), (200, ""));
     assert_eq!(get("/nope").0, 404);
@@ -1852,5 +1852,61 @@ fn planted_ballast_directories_and_files_are_refused() {
     assert!(
         !bdir.exists(),
         "our own directory, FIFO and all, is removed"
+    );
+}
+
+/// The dashboard is safer for a browser on the host: every response forbids scripts,
+/// framing and sniffing; a request whose Host is another name (DNS rebinding) is refused
+/// (421), while the bound address, localhost and no Host at all (HTTP/1.0) are served;
+/// a mount path with markup is escaped. (The per-client cap is a unit test in serve.rs:
+/// on loopback every client has the same address.)
+#[test]
+fn the_dashboard_resists_a_hostile_browser() {
+    let e = Env::new();
+    let odd = e.path().join("d<x>&y");
+    std::fs::create_dir_all(&odd).unwrap();
+    e.desired(&idle_desired(&odd));
+    let (_server, addr) = serve_idle_as_is(&e);
+    let req = |host: &str| {
+        http(
+            &addr,
+            &format!("GET /api/status HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    for host in [
+        addr.as_str(),
+        "localhost",
+        &format!("localhost:{}", addr.rsplit(':').next().unwrap()),
+    ] {
+        let (code, head, _) = req(host);
+        assert_eq!(code, 200, "Host {host}: {head}");
+        let h = head.to_lowercase();
+        for needle in [
+            "content-security-policy: default-src 'none'",
+            "frame-ancestors 'none'",
+            "x-content-type-options: nosniff",
+        ] {
+            assert!(h.contains(needle), "{needle} missing: {head}");
+        }
+    }
+    for host in [
+        "evil.example",
+        "evil.example:9477",
+        "127.0.0.1.evil.example",
+    ] {
+        assert_eq!(req(host).0, 421, "Host {host} must be refused");
+    }
+    assert_eq!(
+        http(&addr, "GET / HTTP/1.0\r\n\r\n").0,
+        200,
+        "no Host at all"
+    );
+    let (_, _, page) = http(
+        &addr,
+        "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        !page.contains("d<x>&y") && page.contains("d&lt;x&gt;&amp;y"),
+        "unescaped mount path: {page}"
     );
 }

@@ -686,7 +686,10 @@ fn serve_defaults_to_loopback_and_survives_a_corpus_of_malformed_requests() {
         "default listen address: {help:?}"
     );
     let (mut server, addr) = serve_idle(&e);
-    let long_path = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(1 << 20));
+    let long_path = format!(
+        "GET /{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
     let many_headers = format!(
         "GET / HTTP/1.1\r\n{}\r\n",
         (0..5000)
@@ -700,19 +703,19 @@ fn serve_defaults_to_loopback_and_survives_a_corpus_of_malformed_requests() {
         "GET /\r\n\r\n".into(),
         "GET / HTTP/9.9\r\n\r\n".into(),
         "GET / HTTP/1.1\r\n\r\n".into(),
-        "get / http/1.1\r\nHost: x\r\n\r\n".into(),
+        "get / http/1.1\r\nHost: localhost\r\n\r\n".into(),
         "BREW / HTCPCP/1.0\r\n\r\n".into(),
-        "GET /../../../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n".into(),
-        "GET /%00%ff%c0%af HTTP/1.1\r\nHost: x\r\n\r\n".into(),
-        "GET http://evil.example/metrics HTTP/1.1\r\nHost: x\r\n\r\n".into(),
-        "GET * HTTP/1.1\r\nHost: x\r\n\r\n".into(),
-        "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n".into(),
-        "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: x\r\n\r\n".into(),
+        "GET /../../../../etc/passwd HTTP/1.1\r\nHost: localhost\r\n\r\n".into(),
+        "GET /%00%ff%c0%af HTTP/1.1\r\nHost: localhost\r\n\r\n".into(),
+        "GET http://evil.example/metrics HTTP/1.1\r\nHost: localhost\r\n\r\n".into(),
+        "GET * HTTP/1.1\r\nHost: localhost\r\n\r\n".into(),
+        "OPTIONS * HTTP/1.1\r\nHost: localhost\r\n\r\n".into(),
+        "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: localhost\r\n\r\n".into(),
         "GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n".into(),
         "GET / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\nabc".into(),
         "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nxx\r\n".into(),
         "POST / HTTP/1.1\r\nContent-Length: 1000000\r\n\r\nshort".into(),
-        "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n".into(),
+        "GET / HTTP/1.1\r\nHost: localhost\r\nHost: y\r\n\r\n".into(),
         "GET / HTTP/1.1\r\nNoColonHeader\r\n\r\n".into(),
         "GET / HTTP/1.1\n\n".into(),
         "\u{0}\u{1}\u{2}\u{3}binary\u{7f}".into(),
@@ -731,7 +734,7 @@ fn serve_defaults_to_loopback_and_survives_a_corpus_of_malformed_requests() {
         }
         let (code, _, body) = http(
             &addr,
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
         );
         assert_eq!(code, 200, "case {i}: the server stopped answering");
         assert!(!body.contains("root:"), "case {i}");
@@ -742,7 +745,7 @@ fn serve_defaults_to_loopback_and_survives_a_corpus_of_malformed_requests() {
         .collect();
     let (code, _, _) = http(
         &addr,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(code, 200, "64 idle connections starve the server");
     drop(idle);
@@ -751,7 +754,7 @@ fn serve_defaults_to_loopback_and_survives_a_corpus_of_malformed_requests() {
         .map(|_| std::net::TcpStream::connect(&addr).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let (code, head, _) = http(&addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (code, head, _) = http(&addr, "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!(code, 503, "over the cap: {head}");
     drop(idle);
     // A client that starts a request and stops is cut off after the 5 s head budget.
@@ -759,7 +762,8 @@ fn serve_defaults_to_loopback_and_survives_a_corpus_of_malformed_requests() {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(&addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+            .unwrap();
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         assert!(
@@ -767,7 +771,7 @@ fn serve_defaults_to_loopback_and_survives_a_corpus_of_malformed_requests() {
             "a stalled request: {out:?}"
         );
     }
-    let (code, _, _) = http(&addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (code, _, _) = http(&addr, "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!(code, 200, "after the idle clients went");
     assert!(server.0.try_wait().unwrap().is_none(), "the server exited");
     eprintln!(

@@ -247,6 +247,11 @@ impl Drop for Daemon {
 /// stops the server.
 pub fn serve_idle(e: &Env) -> (Daemon, String) {
     e.desired(&idle_desired(&e.plain_mount()));
+    serve_idle_as_is(e)
+}
+
+/// Reconcile the desired state as it is, then serve it (see `serve_idle`).
+pub fn serve_idle_as_is(e: &Env) -> (Daemon, String) {
     e.ok(&["reconcile", "--once"]);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
