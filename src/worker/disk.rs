@@ -17,6 +17,7 @@ const FILE_MAX: u64 = 1 << 30;
 /// file's worth at once).
 const WRITE_STEP_MAX: u64 = 64 << 20;
 const POLL: Duration = Duration::from_millis(200);
+const GROWTH_HEADROOM_S: f64 = 0.5;
 /// The fastest writer we plan for: page-cache speed on this kind of VM (~1.5 GB/s
 /// measured with dd). Free space is looked at often enough that such a writer cannot eat
 /// half the margin above the floor between two looks.
@@ -65,11 +66,14 @@ pub fn target(
     let organic = (fs.used_bytes as f64 - own as f64).max(0.0);
     let want = (level / 100.0 * cap - organic).max(0.0);
     let floor = (min_free_percent / 100.0 * cap).max(min_free_bytes as f64);
-    // Headroom above the floor: 1 % of the filesystem, or two seconds of organic growth.
-    let headroom = (0.01 * cap).max(2.0 * growth);
+    // Headroom above the floor: 1 % of the filesystem, or half a second of organic
+    // growth. (It was two seconds when a 200 ms poll was all that stood between a writer
+    // and the floor; `watch` now gives back as fast as a writer takes, so a burst no
+    // longer costs all the ballast.)
+    let headroom = (0.01 * cap).max(GROWTH_HEADROOM_S * growth);
     let allowed = (own as f64 + fs.avail_bytes as f64 - floor - headroom).max(0.0);
     let limited_by = (allowed < want).then(|| {
-        if growth * 2.0 > 0.01 * cap {
+        if growth * GROWTH_HEADROOM_S > 0.01 * cap {
             "organic data growing fast".to_string()
         } else {
             format!("free-space floor {:.0} MiB", floor / (1 << 20) as f64)
@@ -219,7 +223,7 @@ impl Files {
 /// one. statfs costs about a microsecond, a truncate a few milliseconds. The bytes
 /// released, if any. (Before this, a 200 ms poll let a page-cache-speed writer reach
 /// ENOSPC next to the ballast.)
-fn watch(ctx: &Ctx, files: &Files, mount: &std::path::Path, growth: &mut f64) -> Option<u64> {
+fn watch(ctx: &Ctx, files: &Files, mount: &std::path::Path) -> Option<u64> {
     let JobSpec::Disk {
         min_free_percent,
         min_free_bytes,
@@ -231,6 +235,7 @@ fn watch(ctx: &Ctx, files: &Files, mount: &std::path::Path, growth: &mut f64) ->
     let end = Instant::now() + POLL;
     let mut last: Option<(Instant, u64)> = None;
     let mut released = 0u64;
+    let mut fastest = 0.0f64;
     while !ctx.stopping() {
         let Ok(fs) = observe::fs_usage(mount) else {
             break;
@@ -245,7 +250,7 @@ fn watch(ctx: &Ctx, files: &Files, mount: &std::path::Path, growth: &mut f64) ->
             }
             _ => 0.0,
         };
-        *growth = growth.max(rate);
+        fastest = fastest.max(rate);
         let next = next_look(margin);
         let give = release_now(margin, rate, 0.01 * cap, next);
         if give > 0 && (rate > 0.0 || margin < 0.0) {
@@ -269,7 +274,7 @@ fn watch(ctx: &Ctx, files: &Files, mount: &std::path::Path, growth: &mut f64) ->
         tracing::info!(
             mount = %mount.display(),
             released,
-            rate = *growth,
+            rate = fastest,
             "gave ballast back to a fast writer"
         );
         released
@@ -466,7 +471,7 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
             }
         }
         ctx.publish(false);
-        if let Some(released) = watch(ctx, files, &mount, &mut growth) {
+        if let Some(released) = watch(ctx, files, &mount) {
             // Back off, then regrow gently.
             hold_until = Some(Instant::now() + HOLD);
             ctx.status.ballast_bytes = ctx.status.ballast_bytes.saturating_sub(released);
@@ -550,8 +555,9 @@ mod tests {
         };
         let calm = target(95.0, 10.0, 0, &fs, 100 * MIB, 0.0);
         let busy = target(95.0, 10.0, 0, &fs, 100 * MIB, 20.0 * MIB as f64);
+        // half a second of 20 MiB/s: 10 MiB of headroom instead of 1 % (2.56 MiB)
         let diff =
-            (calm.target_bytes - busy.target_bytes) as i64 - (40 * MIB - 256 * MIB / 100) as i64;
+            (calm.target_bytes - busy.target_bytes) as i64 - (10 * MIB - 256 * MIB / 100) as i64;
         assert!(diff.abs() <= 1, "{diff}");
     }
 }
