@@ -967,6 +967,18 @@ fn promtool_accepts_metrics_and_alert_rules() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // and they fire when they should (failing passes, vanished metrics), not otherwise
+    let out = std::process::Command::new("promtool")
+        .args(["test", "rules", "prometheus-alerts.test.yml"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool test rules: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dash: serde_json::Value = serde_json::from_slice(
         &std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),

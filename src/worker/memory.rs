@@ -65,7 +65,7 @@ pub fn target(
             t = by_commit;
             limited_by = Some(format!(
                 "commit limit (vm.overcommit_memory = 2): keeping min_available_percent \
-                 {min_available_percent} of CommitLimit free"
+                 {min_available_percent} of memory free in commit headroom"
             ));
         }
     }
