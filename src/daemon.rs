@@ -38,6 +38,10 @@ pub fn run(
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| Error::Runtime(format!("cannot install signal handler: {e}")))?;
     }
+    // SIGHUP (systemctl reload): look at the desired file now, as for a change event.
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
+        .map_err(|e| Error::Runtime(format!("cannot install signal handler: {e}")))?;
     // What the file held when last loaded: only a change of content is a change. Reading
     // the file (status, serve, metrics, a person's `cat`, our own reload) produces inotify
     // events too; before this, each reload's own read caused the next reload.
@@ -116,42 +120,32 @@ pub fn run(
         let wait = next
             .saturating_duration_since(Instant::now())
             .min(Duration::from_millis(250));
-        match rx.recv_timeout(wait) {
+        let event = rx.recv_timeout(wait);
+        let reload_asked = hup.swap(false, Ordering::Relaxed);
+        if reload_asked {
+            tracing::info!("SIGHUP: reading the desired file again");
+        }
+        let changed_file = match event {
             Ok(Ok(ev)) if touches(&ev, name.as_deref()) => {
                 // Let a burst of events (an editor's write, then rename) settle.
                 std::thread::sleep(Duration::from_millis(200));
                 while rx.try_recv().is_ok() {}
-                let now = match read() {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::warn!("{e}");
-                        continue;
-                    }
-                };
-                if now == seen {
-                    // A touch, a rewrite with the same bytes: not a change.
-                    continue;
-                }
-                seen = now;
-                match load(seen.as_deref()) {
-                    Ok((r, _)) => {
-                        tracing::info!("desired state changed; reconciling");
-                        good = r;
-                        config_ok = true;
-                    }
-                    Err(e) => {
-                        tracing::error!("{e}\nkeeping the last good desired state");
-                        config_ok = false;
-                    }
-                }
-                // One extra tick for the change, then the interval again.
-                next = Instant::now();
+                true
             }
-            Ok(Ok(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Ok(Err(e)) => tracing::warn!("file watch error: {e}"),
+            Ok(Ok(_)) | Err(mpsc::RecvTimeoutError::Timeout) => false,
+            Ok(Err(e)) => {
+                tracing::warn!("file watch error: {e}");
+                false
+            }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 return Err(Error::Runtime("file watcher stopped".into()));
             }
+        };
+        if (changed_file || reload_asked)
+            && reconsider(&read, &load, &mut seen, &mut good, &mut config_ok)
+        {
+            // One extra tick for the change, then the interval again.
+            next = Instant::now();
         }
         procs::reap_children();
     }
@@ -159,6 +153,41 @@ pub fn run(
         "daemon stopping on signal; workers keep their jobs (use `cro recover` or `paused: true` to stop load)"
     );
     Ok(())
+}
+
+/// Read the desired file again; when its content changed, load it (or, if it is invalid,
+/// keep the last good state and say so). Whether it changed. A touch or a rewrite with the
+/// same bytes is not a change.
+fn reconsider(
+    read: &dyn Fn() -> Result<Option<Vec<u8>>>,
+    load: &dyn Fn(Option<&[u8]>) -> Result<(Resolved, Source)>,
+    seen: &mut Option<Vec<u8>>,
+    good: &mut Resolved,
+    config_ok: &mut bool,
+) -> bool {
+    let now = match read() {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!("{e}");
+            return false;
+        }
+    };
+    if now == *seen {
+        return false;
+    }
+    *seen = now;
+    match load(seen.as_deref()) {
+        Ok((r, _)) => {
+            tracing::info!("desired state changed; reconciling");
+            *good = r;
+            *config_ok = true;
+        }
+        Err(e) => {
+            tracing::error!("{e}\nkeeping the last good desired state");
+            *config_ok = false;
+        }
+    }
+    true
 }
 
 /// Whether a watch event may have changed the file named `name`: anything but a read

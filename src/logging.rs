@@ -59,7 +59,10 @@ pub fn init(level: &str, log_dir: Option<&std::path::Path>, keep: usize, is_work
                 .try_init();
         }
         None => {
-            let ansi = !is_worker && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            // Colour only on a terminal, and never when NO_COLOR is set (no-color.org).
+            let ansi = !is_worker
+                && std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
             let _ = registry
                 .with(
                     tracing_subscriber::fmt::layer()

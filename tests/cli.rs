@@ -1209,11 +1209,23 @@ fn daemon_ticks_at_its_interval_whoever_reads_its_files() {
         base + 1,
         "one edit must make exactly one tick"
     );
+    // SIGHUP (systemctl reload) reads the file again: nothing changed, no tick
+    unsafe { libc::kill(d.0.id() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        e.history_lines(),
+        base + 1,
+        "a reload of an unchanged file ticked"
+    );
     let log = d.stop();
     assert_eq!(
         log.matches("desired state changed").count(),
         2,
         "two real changes (interval, then cpu): {log}"
+    );
+    assert!(
+        log.contains("SIGHUP: reading the desired file again"),
+        "{log}"
     );
 }
 

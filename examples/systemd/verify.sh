@@ -19,4 +19,11 @@ if [ -n "$out" ]; then
   echo "systemd-analyze verify printed warnings" >&2
   exit 1
 fi
-echo "units ok: cro.service cro-reconcile.service cro-reconcile.timer"
+# The daemon's confinement: exposure at most 6.0 on systemd's own scale (9.6 without it).
+exposure=$(cd "$tmp" && systemd-analyze security --offline=yes ./cro.service 2>/dev/null \
+  | sed -n 's/.*Overall exposure level for cro.service: \([0-9.]*\).*/\1/p')
+if [ -z "$exposure" ] || ! awk -v e="$exposure" 'BEGIN { exit !(e <= 6.0) }'; then
+  echo "cro.service exposure ${exposure:-unknown} is above 6.0 (systemd-analyze security --offline=yes)" >&2
+  exit 1
+fi
+echo "units ok: cro.service cro-reconcile.service cro-reconcile.timer; cro.service exposure $exposure"
