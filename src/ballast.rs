@@ -265,9 +265,50 @@ pub fn unescape(s: &str) -> Vec<u8> {
     out
 }
 
-/// Every mount that has a `.cro-ballast` directory now (a real directory, not a link).
+/// Filesystems a host-wide sweep does not touch: a hung NFS server or FUSE daemon would
+/// block it forever, and cro pads only local filesystems (flock, statfs, fallocate).
+pub fn is_remote_or_fuse(fstype: &str) -> bool {
+    fstype.starts_with("fuse")
+        || matches!(
+            fstype,
+            "nfs"
+                | "nfs4"
+                | "cifs"
+                | "smb3"
+                | "smbfs"
+                | "ceph"
+                | "glusterfs"
+                | "lustre"
+                | "afs"
+                | "9p"
+                | "sshfs"
+                | "gpfs"
+                | "ocfs2"
+                | "beegfs"
+        )
+}
+
+/// Local mount points with their filesystem types, from mountinfo text.
+pub fn local_mounts(mountinfo: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let fstype = right.split_whitespace().next()?;
+            let mp = left.split(' ').nth(4)?;
+            (!is_remote_or_fuse(fstype))
+                .then(|| PathBuf::from(std::ffi::OsStr::from_bytes(&unescape(mp))))
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Every local mount that has a `.cro-ballast` directory now (a real directory, not a
+/// link). Network and FUSE filesystems are skipped (`is_remote_or_fuse`).
 pub fn mounts_with_ballast() -> Vec<PathBuf> {
-    mount_points()
+    local_mounts(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
         .into_iter()
         .filter(|m| std::fs::symlink_metadata(m.join(DIR)).is_ok_and(|md| md.is_dir()))
         .collect()
@@ -276,6 +317,16 @@ pub fn mounts_with_ballast() -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_wide_sweep_skips_network_and_fuse_filesystems() {
+        let mi = "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n\
+                  30 22 0:50 / /mnt/nfs rw - nfs4 srv:/x rw\n\
+                  31 22 0:51 / /mnt/fuse rw - fuse.sshfs u@h: rw\n\
+                  32 22 8:2 / /data\\040disk rw - xfs /dev/sda2 rw\n";
+        let m = local_mounts(mi);
+        assert_eq!(m, vec![PathBuf::from("/"), PathBuf::from("/data disk")]);
+    }
 
     #[test]
     fn symlinks_are_removed_not_followed() {

@@ -5,7 +5,7 @@
 //! Compiled into every build on purpose: the tests drive the very binary operators run,
 //! and an operator can reproduce a reported crash the same way. It only ever kills the
 //! process that reads the variable. The points are listed in `POINTS` and exercised by
-//! `tests/crash.rs`.
+//! `tests/faults.rs` (a test checks that every point is).
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -24,6 +24,8 @@ pub const POINTS: &[&str] = &[
     "remove-before-ballast", // worker gone, its ballast still on disk
     "history-torn",          // half a history line written, no newline
     "after-history",         // record appended, retention not run
+    "recover-after-stop",    // recover: workers stopped, ballast not yet deleted
+    "recover-after-ballast", // recover: ballast deleted, job files not yet
 ];
 
 struct Armed {
@@ -41,6 +43,15 @@ fn armed() -> Option<&'static Armed> {
                 Some((p, n)) => (p.to_string(), n.parse().ok()?),
                 None => (v, 1),
             };
+            // Loud: an operator who finds this set on a production host must know at once.
+            eprintln!(
+                "cro: WARNING: {ENV}={point}:{nth} is set: this process will kill itself \
+                 (SIGKILL) at that point. It is for crash tests only; unset it. Points: {}",
+                POINTS.join(", ")
+            );
+            if !POINTS.contains(&point.as_str()) {
+                eprintln!("cro: WARNING: {ENV}: {point:?} is not a crash point");
+            }
             Some(Armed {
                 point,
                 nth,

@@ -15,11 +15,50 @@ pub struct WorkerProc {
     pub lock_deleted: bool,
 }
 
+/// Does this process run `cro ... worker --job ...`? The subcommand may follow global
+/// options (`cro --state-dir X worker`), and the executable must be a cro binary (its
+/// name in /proc/PID/exe, " (deleted)" after an upgrade allowed).
 fn is_worker_cmdline(pid: i32) -> bool {
     let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
-    raw.split(|&b| b == 0).nth(1) == Some(b"worker")
+    let exe_is_cro = std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("cro"))
+    });
+    exe_is_cro && is_worker_argv(&raw)
+}
+
+/// `worker` as the subcommand: the first argument that is not an option or an option's
+/// value, with `--job` after it.
+pub fn is_worker_argv(raw: &[u8]) -> bool {
+    let args: Vec<&[u8]> = raw.split(|&b| b == 0).skip(1).collect();
+    // global options that take a value
+    const VALUED: [&[u8]; 5] = [
+        b"--state-dir",
+        b"--desired",
+        b"--log-level",
+        b"--log-dir",
+        b"--log-keep",
+    ];
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i];
+        if a == b"worker" {
+            return args[i + 1..]
+                .iter()
+                .any(|x| *x == b"--job" || x.starts_with(b"--job="));
+        }
+        if VALUED.contains(&a) {
+            i += 2;
+        } else if a.starts_with(b"-") {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+    false
 }
 
 /// The job lock this process holds open in `jobs_dir`, if any.
@@ -174,5 +213,43 @@ pub fn reap_children() {
         if r <= 0 {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_worker_argv;
+
+    #[test]
+    fn the_worker_subcommand_is_found_after_global_options() {
+        let argv = |a: &[&str]| a.join("\0").into_bytes();
+        assert!(is_worker_argv(&argv(&[
+            "cro",
+            "worker",
+            "--job",
+            "/s/jobs/cpu.json"
+        ])));
+        assert!(is_worker_argv(&argv(&[
+            "/usr/bin/cro",
+            "--state-dir",
+            "/s",
+            "--log-level",
+            "info",
+            "worker",
+            "--job",
+            "x"
+        ])));
+        assert!(is_worker_argv(&argv(&[
+            "cro",
+            "--state-dir=/s",
+            "worker",
+            "--job=x"
+        ])));
+        assert!(
+            !is_worker_argv(&argv(&["cro", "status", "worker"])),
+            "worker as a value"
+        );
+        assert!(!is_worker_argv(&argv(&["cro", "worker"])), "no job");
+        assert!(!is_worker_argv(&argv(&["sleep", "60"])));
     }
 }

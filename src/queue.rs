@@ -125,6 +125,21 @@ impl JobSpec {
     }
 }
 
+/// Is there a FLOCK on (dev, ino) in /proc/locks text? Lines look like
+/// `3: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF` (device major:minor in hex);
+/// `->` lines are waiters, not holders.
+pub fn flock_held(locks: &str, dev: u64, ino: u64) -> bool {
+    let want = format!(
+        "{:02x}:{:02x}:{ino}",
+        libc::major(dev as libc::dev_t),
+        libc::minor(dev as libc::dev_t)
+    );
+    locks.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&want.as_str())
+    })
+}
+
 /// Stable job id for a disk mount: `disk-` + the path with `/` as `-`, and anything but
 /// `[A-Za-z0-9.]` (including `-` and `_`) as `_xx` hex, so two mounts never share an id
 /// and the mount can be read back from the id (`disk_job_mount`). `/` itself is
@@ -311,15 +326,19 @@ impl Queue {
     }
 
     /// Is a worker holding this slot? (A non-blocking lock attempt: the only proof.)
+    /// Does a live process hold the slot's lock? Read from /proc/locks: looking takes no
+    /// lock (a try-lock would hold the slot for a moment, and a reconciler could see it
+    /// taken) and creates no file.
     pub fn is_alive(&self, id: &str) -> bool {
-        let p = self.lock_path(id);
-        if !p.exists() {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(md) = std::fs::symlink_metadata(self.lock_path(id)) else {
+            return false;
+        };
+        if !md.is_file() {
             return false;
         }
-        match fsutil::open_lock_file(&p) {
-            Ok(f) => matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
-            Err(_) => false,
-        }
+        let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+        flock_held(&locks, md.dev(), md.ino())
     }
 
     /// Take the slot's lock if nobody holds it. The returned file keeps it.
@@ -422,6 +441,33 @@ impl StateLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proc_locks_lines_name_the_holder() {
+        let dev = libc::makedev(0xfd, 0x01);
+        let text = "1: POSIX  ADVISORY  WRITE 99 fd:01:5678 0 EOF\n\
+                    2: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF\n\
+                    3: -> FLOCK  ADVISORY  WRITE 77 fd:01:999 0 EOF\n";
+        assert!(flock_held(text, dev as u64, 5678));
+        assert!(!flock_held(text, dev as u64, 999), "a waiter holds nothing");
+        assert!(
+            !flock_held(text, libc::makedev(8, 1) as u64, 5678),
+            "another device"
+        );
+    }
+
+    #[test]
+    fn liveness_is_read_without_locking_or_creating() {
+        let d = tempfile::tempdir().unwrap();
+        let q = Queue::new(d.path());
+        q.ensure().unwrap();
+        assert!(!q.is_alive("cpu"));
+        assert!(!q.lock_path("cpu").exists(), "looking created a lock file");
+        let held = q.try_lock_slot("cpu").unwrap().unwrap();
+        assert!(q.is_alive("cpu"));
+        drop(held);
+        assert!(!q.is_alive("cpu"));
+    }
 
     #[test]
     fn job_values_are_checked_as_the_planner_keeps_them() {

@@ -1934,3 +1934,51 @@ fn the_dashboard_resists_a_hostile_browser() {
         "unescaped mount path: {page}"
     );
 }
+
+/// recover's scope: in one state directory it leaves another's workers, ballast, history
+/// and desired file alone; a process that looks like a worker (an executable named cro,
+/// run as `cro worker --job ...`) but holds no job lock is never signalled.
+#[test]
+fn recover_touches_only_its_own_state_directory() {
+    let a = Env::new();
+    let b = Env::new();
+    let (ma, _) = a.start_idle();
+    let (mb, wb) = b.start_idle();
+    std::fs::write(mb.join(".cro-ballast/marker"), "b's").unwrap();
+    let b_history = b.history_lines();
+    assert!(b_history >= 1);
+    // a look-alike: python3 copied as `cro`, running a script named `worker`
+    let fake_dir = a.path().join("fake");
+    std::fs::create_dir_all(&fake_dir).unwrap();
+    let python = std::fs::canonicalize("/usr/bin/python3").unwrap();
+    std::fs::copy(&python, fake_dir.join("cro")).unwrap();
+    std::fs::write(fake_dir.join("worker"), "import time\ntime.sleep(60)\n").unwrap();
+    let mut fake = std::process::Command::new(fake_dir.join("cro"))
+        .args(["worker", "--job"])
+        .arg(a.state().join("jobs/cpu.json"))
+        .current_dir(&fake_dir)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    a.ok(&["recover"]);
+    // (the test's own worker finder goes by the command line: only the look-alike is left)
+    assert!(
+        a.workers().iter().all(|(_, p)| *p == fake.id() as i32),
+        "{:?}",
+        a.workers()
+    );
+    assert!(!ma.join(".cro-ballast").exists());
+    assert!(
+        fake.try_wait().unwrap().is_none(),
+        "recover signalled a process holding no job lock"
+    );
+    let _ = fake.kill();
+    let _ = fake.wait();
+    assert_eq!(b.workers(), wb, "a's recover stopped b's workers");
+    assert_eq!(
+        std::fs::read_to_string(mb.join(".cro-ballast/marker")).unwrap(),
+        "b's"
+    );
+    assert_eq!(b.history_lines(), b_history);
+    assert!(b.desired_path().exists());
+}

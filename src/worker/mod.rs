@@ -167,7 +167,11 @@ fn take_lock(queue: &Queue, id: &str) -> Result<Option<File>> {
             // SAFETY: setting FD_CLOEXEC on an fd we own.
             unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
             // An inherited lock is already ours: flock locks belong to the open file
-            // description, which we now share with nobody.
+            // description, which we now share with nobody. Taking it again proves it (a
+            // no-op on our own lock; a lock someone else holds is refused).
+            if f.try_lock().is_err() {
+                return Ok(None);
+            }
             f
         }
         _ => match queue.try_lock_slot(id)? {
