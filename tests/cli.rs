@@ -1091,7 +1091,7 @@ fn bad_input_corpus_is_refused_with_file_and_field() {
     big.push_str(&" ".repeat(20 << 20));
     big.push_str("tru}");
     std::fs::write(made.join("huge.json"), big).unwrap();
-    cases.push((made.join("huge.json"), "line 1".into()));
+    cases.push((made.join("huge.json"), "at most 1048576".into()));
     std::os::unix::fs::symlink("/tmp", made.join("linked-mount")).unwrap();
     std::fs::write(
         made.join("symlinked-mount.json"),
@@ -1713,18 +1713,7 @@ fn hostile_desired_files_are_refused_cheaply() {
     for (f, says) in [(&deep, "line 1"), (&wide, "k0"), (&big, "at most 1048576")] {
         let mut cmd = e.cmd();
         cmd.args(["validate", f.to_str().unwrap()]);
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-                let lim = libc::rlimit {
-                    rlim_cur: 256 << 20,
-                    rlim_max: 256 << 20,
-                };
-                if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        limit_address_space(&mut cmd, 256 << 20);
         let r = Run::from_output(cmd.output().unwrap());
         assert_eq!(r.code, 78, "{}: {r:?}", f.display());
         assert!(r.stderr.contains(says), "{}: {r:?}", f.display());

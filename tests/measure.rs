@@ -598,24 +598,11 @@ fn a_fast_writer_never_meets_enospc_next_to_disk_ballast() {
 #[test]
 fn the_memory_worker_backs_off_when_it_cannot_map() {
     let e = Env::new();
-    let (total, avail) = meminfo();
-    let level = (total - avail + 1024 * MIB) as f64 / total as f64 * 100.0;
-    e.desired(&format!(r#"{{"version":1,"cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":{level:.4},"min_available_percent":1}}}}"#));
+    wants_a_gib_more_memory(&e);
     // 512 MiB of address space for the reconcile, inherited by the worker it starts
     let mut cmd = e.cmd();
     cmd.args(["reconcile", "--once"]);
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            let lim = libc::rlimit {
-                rlim_cur: 512 << 20,
-                rlim_max: 512 << 20,
-            };
-            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    limit_address_space(&mut cmd, 512 << 20);
     assert!(cmd.status().unwrap().success());
     let st = wait_for(
         Duration::from_secs(20),
@@ -658,6 +645,13 @@ fn the_memory_worker_backs_off_when_it_cannot_map() {
     );
     assert!(pid_alive(pid));
     e.ok(&["recover"]);
+}
+
+/// A memory target 1 GiB above what is used now, with a 1 % floor.
+fn wants_a_gib_more_memory(e: &Env) {
+    let (total, avail) = meminfo();
+    let level = (total - avail + 1024 * MIB) as f64 / total as f64 * 100.0;
+    e.desired(&format!(r#"{{"version":1,"cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":{level:.4},"min_available_percent":1}}}}"#));
 }
 
 /// Puts vm.overcommit_memory and its limit back, however the test ends.
@@ -719,9 +713,8 @@ impl Drop for Overcommit {
 #[test]
 fn strict_overcommit_leaves_commit_for_real_allocations() {
     let e = Env::new();
-    let (total, avail) = meminfo();
-    let level = (total - avail + 1024 * MIB) as f64 / total as f64 * 100.0;
-    e.desired(&format!(r#"{{"version":1,"cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":{level:.4},"min_available_percent":1}}}}"#));
+    let (total, _) = meminfo();
+    wants_a_gib_more_memory(&e);
     let floor = total / 100;
     let guard = Overcommit::strict(900 * MIB);
     e.ok(&["reconcile", "--once"]);
