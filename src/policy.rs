@@ -130,13 +130,17 @@ fn expected_total(p: &[f64], level: f64, lim: &Limits) -> f64 {
 /// The distribution of organic load to predict from: the known part of the window, or
 /// the last reading while less than an hour is known.
 fn organic_distribution(known: &Agg, organic_now: Option<f64>) -> Vec<f64> {
-    if known.dt >= 3600.0 {
-        known.organic_hist.iter().map(|w| w / known.dt).collect()
-    } else {
-        let mut p = vec![0.0; BINS];
-        p[(organic_now.unwrap_or(0.0).clamp(0.0, 100.0).floor() as usize).min(BINS - 1)] = 1.0;
-        p
-    }
+    // What was recorded, plus the reading now with the weight of a minute (all of the
+    // weight before anything is recorded). A point mass at the reading alone made the
+    // first hour's level flip with every busy or idle tick (the soak: a job rewrite every
+    // tick while a workload came and went).
+    const NOW_WEIGHT_S: f64 = 60.0;
+    let mut p = known.organic_hist.clone();
+    p.resize(BINS, 0.0);
+    let now_bin = (organic_now.unwrap_or(0.0).clamp(0.0, 100.0).floor() as usize).min(BINS - 1);
+    p[now_bin] += NOW_WEIGHT_S;
+    let sum: f64 = p.iter().sum();
+    p.iter().map(|w| w / sum).collect()
 }
 
 /// A seasonal-naive forecast of organic load over the next `h` seconds: each future hour
