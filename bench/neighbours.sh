@@ -53,7 +53,9 @@ median() { python3 -c 'import sys,statistics;v=[float(x) for x in sys.argv[1:]];
 echo "# neighbours: $(nproc) CPUs, $(uname -r), $(date -u +%F), rounds $ROUNDS"
 echo "cpu placement: $("$CRO" --state-dir "$state" status --json 2>/dev/null | python3 -c 'import json,sys;p=json.load(sys.stdin)["host"].get("cpu_placement",{});print(p.get("mode"),"-",p.get("why"))')"
 
+ONLY=${NEIGHBOURS_ONLY:-all}     # latency, disk or memory: one section
 # ---- 1. tail latency: nginx + wrk ---------------------------------------------------
+if [ "$ONLY" = all ] || [ "$ONLY" = latency ]; then
 port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
 mkdir -p "$work/nginx"; head -c 2048 /dev/urandom | base64 >"$work/nginx/index.html"
 cat >"$work/nginx/nginx.conf" <<CONF
@@ -112,8 +114,10 @@ for c in alone cro cro-autogroup stress; do
   echo "| $name | $m50 | $m99 | $(python3 -c "print(f'{$m99/$base99:.2f}x')") | $(printf %.0f "$mr") | $(python3 -c "print(f'{$mr/$basert:.3f}x')") |"
 done
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
+fi
 
 # ---- 2. a fast writer next to disk ballast ---------------------------------------------
+if [ "$ONLY" = all ] || [ "$ONLY" = disk ]; then
 truncate -s 2G "$work/disk.img"; mkfs.ext4 -q -F "$work/disk.img"
 mkdir -p "$work/disk"; mount -o loop "$work/disk.img" "$work/disk"
 cat >"$work/writer.py" <<'PY'
@@ -135,14 +139,14 @@ wait_pct() { for _ in $(seq 300); do [ "$(used_pct)" -ge "$1" ] && return 0; sle
 cro_desired "{\"version\":1,\"cpu\":{\"enabled\":false},\"memory\":{\"enabled\":false},\"disk\":{\"mounts\":[\"$work/disk\"],\"target_percent\":85,\"min_free_percent\":10,\"min_free_gib\":0}}"
 declare -A enospc low speed
 for r in $(seq "$DISK_RUNS"); do
-  for c in cro static; do
+  for c in cro static none; do
     if [ "$c" = cro ]; then cro_once; wait_pct 84
-    else
+    elif [ "$c" = static ]; then
       cap=$(df -B1 --output=size "$work/disk" | tail -1); fallocate -l $(( cap * 85 / 100 )) "$work/disk/static-ballast"
     fi
     read -r e l s < <(python3 "$work/writer.py" "$work/disk")
     rm -f "$work/disk/organic"
-    [ "$c" = cro ] && cro_recover || rm -f "$work/disk/static-ballast"
+    if [ "$c" = cro ]; then cro_recover; else rm -f "$work/disk/static-ballast"; fi
     sync
     enospc[$c]=$(( ${enospc[$c]:-0} + e )); low[$c]="${low[$c]:-} $l"; speed[$c]="${speed[$c]:-} $s"
     echo "disk run $r $c: enospc $e, lowest free $l %, $s MiB/s" >&2
@@ -150,15 +154,18 @@ for r in $(seq "$DISK_RUNS"); do
 done
 echo
 echo "## A fast writer (dd 700 MiB, page cache) next to ballast holding a 2 GiB ext4 at 85 % (min free 10 %), $DISK_RUNS runs each"
-echo "| ballast | runs with ENOSPC | lowest free % (min / median) | writer MiB/s (median) |"
+echo "| ballast | runs with ENOSPC | lowest free % (min / median) | writer MiB/s (median; until it failed, where it did) |"
 echo "|---|---:|---:|---:|"
-for c in cro static; do
+for c in cro static none; do
   name=$c; [ "$c" = static ] && name="static fallocate (original tool, stress-ng --fallocate)"
+  [ "$c" = none ] && name="none (the writer alone, same filesystem)"
   echo "| $name | ${enospc[$c]} of $DISK_RUNS | $(python3 -c "import sys;v=[float(x) for x in sys.argv[1:]];v.sort();print(f'{v[0]:.1f} / {v[len(v)//2]:.1f}')" ${low[$c]}) | $(median ${speed[$c]}) |"
 done
 umount "$work/disk"
+fi
 
 # ---- 3. memory at its edges ------------------------------------------------------------
+if [ "$ONLY" = all ] || [ "$ONLY" = memory ]; then
 echo
 echo "## The memory worker at its edges"
 read -r total avail < <(awk '/MemTotal/{t=$2}/MemAvailable/{a=$2}END{print t*1024, a*1024}' /proc/meminfo)
@@ -188,3 +195,4 @@ try:
 except Exception as e: print(f"FAILED: {e}")')
 echo "- vm.overcommit_memory = 2, CommitLimit ~900 MiB above Committed_AS, target 1 GiB: ballast $st; commit headroom left $head MiB (floor: 1 % of memory + guard); a real 200 MiB allocation $ok"
 cro_recover
+fi
