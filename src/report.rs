@@ -385,7 +385,7 @@ pub fn render_status(s: &Status) -> String {
     );
     let mut row = |name: &str, u: &Usage| {
         o += &format!(
-            "{:<16} {:>6.1}% {:>6} {:>6.1}% {:>7.1}% {:>9.1}% {:>6.1}% {:>7.1}% {:>5.0}%  {}{}\n",
+            "{:<16} {:>6.1}% {:>6} {:>6.1}% {:>7.1}% {:>9.1}% {:>6.1}% {:>7.1}% {:>5.0}%  {}\n",
             name,
             u.target_percent,
             u.statistic,
@@ -404,7 +404,6 @@ pub fn render_status(s: &Status) -> String {
                     u.state_note.as_deref().unwrap_or("")
                 )
             },
-            ""
         )
     };
     if let Some(u) = &s.resources.cpu {

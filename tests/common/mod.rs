@@ -94,7 +94,13 @@ impl Env {
     pub fn tmpfs_at(&mut self, dir: &Path, mib: u64) {
         std::fs::create_dir_all(dir).unwrap();
         let o = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m,mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mib}m,mode=0700"),
+                "tmpfs",
+            ])
             .arg(dir)
             .output()
             .unwrap();
