@@ -181,10 +181,17 @@ fn horizon(inp: &Input) -> (f64, Agg) {
     let start = inp.series.first_time().unwrap_or(inp.now).min(inp.now);
     let min_h = inp.tick_s.max(3600.0).min(inp.window_s);
     let h = (start + inp.window_s - inp.now).max(min_h);
-    (
-        h,
-        inp.series.range(inp.now + h - inp.window_s, inp.now + 1.0),
-    )
+    let from = inp.now + h - inp.window_s;
+    // In the first window the planned window begins at the first record: its hour's
+    // bucket holds nothing older, so it counts whole. (`range` leaves out a bucket that
+    // begins before `from`; with the exact first-record time that dropped the whole first
+    // hour of history, and the forecast fell back to the reading of the moment.)
+    let from = if from <= start + 1e-6 {
+        (start / window::BUCKET_S).floor() * window::BUCKET_S
+    } else {
+        from
+    };
+    (h, inp.series.range(from, inp.now + 1.0))
 }
 
 pub fn decide(inp: &Input) -> Decision {
@@ -348,6 +355,38 @@ mod tests {
             organic_now: Some(5.0),
         }
     }
+
+    /// The first hour: 30 minutes recorded, a workload busy a third of the time. The level
+    /// must come from what was recorded, not flip with the reading of the moment (the soak:
+    /// "organic load alone meets the target" on every busy tick, 30 % on every idle one).
+    #[test]
+    fn the_first_hour_plans_from_what_was_recorded() {
+        let t0 = 1_800_000_000.0 + 600.0; // not on an hour boundary
+        let mut s = Series::default();
+        for i in 0..180 {
+            let o = if i % 6 < 2 { 53.0 } else { 3.0 };
+            s.add(
+                t0 + (i + 1) as f64 * 10.0,
+                10.0,
+                &Sample::new(o, 0.0, 0.0, 30.0),
+            );
+        }
+        let now = t0 + 1800.0;
+        let at = |organic_now: f64| {
+            let mut inp = input(&s, now, 30.0, Statistic::Mean);
+            inp.window_s = DAY;
+            inp.tick_s = 10.0;
+            inp.organic_now = Some(organic_now);
+            decide(&inp).wanted
+        };
+        let (busy, idle) = (at(56.0), at(5.0));
+        assert!(busy > 10.0 && idle > 10.0, "busy {busy}, idle {idle}");
+        assert!(
+            (busy - idle).abs() < LEVEL_STEP_FOR_TEST,
+            "busy {busy}, idle {idle}"
+        );
+    }
+    const LEVEL_STEP_FOR_TEST: f64 = 5.0;
 
     #[test]
     fn idle_host_paces_the_deficit() {
