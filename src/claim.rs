@@ -6,6 +6,7 @@
 //! recovered (`cro recover` releases the claim) or its directory is gone.
 //!
 //! `CRO_RUN_DIR` moves the run directory, so parallel tests can each have their own host.
+//! A user who is not root has their own (see `run_dir`).
 //! `status`, `plan`, `validate` and `serve` read only and need no claim.
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -22,11 +23,21 @@ pub struct Claim {
     pub since: String,
 }
 
+/// `CRO_RUN_DIR`, else /run/cro for root; a user who is not root cannot write /run, and
+/// gets their own runtime directory (XDG_RUNTIME_DIR/cro, else /tmp/cro-run-<uid>).
 pub fn run_dir() -> PathBuf {
-    std::env::var_os(ENV)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/cro"))
+    if let Some(d) = std::env::var_os(ENV).filter(|v| !v.is_empty()) {
+        return PathBuf::from(d);
+    }
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if uid == 0 {
+        return PathBuf::from("/run/cro");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(x) => PathBuf::from(x).join("cro"),
+        None => std::env::temp_dir().join(format!("cro-run-{uid}")),
+    }
 }
 
 fn claim_path() -> PathBuf {

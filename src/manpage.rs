@@ -52,7 +52,8 @@ const REST: &str = r#".SH ENVIRONMENT
 The same as \-\-state\-dir, \-\-desired, \-\-log\-dir and \-\-textfile\-dir.
 .TP
 \fBCRO_RUN_DIR\fR
-Where the host claim lives (default /run/cro): one state directory per host reconciles;
+Where the host claim lives (default /run/cro for root; XDG_RUNTIME_DIR/cro or
+/tmp/cro\-run\-<uid> for other users): one state directory per host reconciles;
 a pass from another is refused (exit 1) and names the holder until it is recovered.
 .TP
 \fBCRO_CPU_PLACEMENT\fR
