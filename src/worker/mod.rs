@@ -72,16 +72,13 @@ impl Ctx {
             Ok(Some(Ok(job))) if job.spec.resource() != self.spec.resource() => {
                 Err(End::JobRemoved)
             }
-            Ok(Some(Ok(job))) if job.spec.check().is_err() => {
-                let why = job.spec.check().unwrap_err();
-                self.quiet.warn(
-                    "job-range",
-                    format_args!("job file out of range ({why}); keeping the last good one"),
-                );
-                Ok(())
-            }
             Ok(Some(Ok(job))) => {
-                if job.spec != self.spec {
+                if let Err(why) = job.spec.check() {
+                    self.quiet.warn(
+                        "job-range",
+                        format_args!("job file out of range ({why}); keeping the last good one"),
+                    );
+                } else if job.spec != self.spec {
                     tracing::info!(id = %self.id, from = self.spec.level_percent(), to = job.spec.level_percent(), "job changed");
                     self.spec = job.spec;
                 }
