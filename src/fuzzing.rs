@@ -2,9 +2,9 @@
 //! tests (proptest, stable, in CI). Each takes arbitrary bytes and panics only when an
 //! invariant breaks; a panic is a bug. The checked-in fuzz corpus is replayed through
 //! these on stable by `tests/cli.rs` too.
-use crate::desired;
+use crate::control::desired;
 use crate::error::Error;
-use crate::history;
+use crate::state::history;
 use std::path::Path;
 
 const MEM: u64 = 16 << 30;
@@ -74,7 +74,7 @@ pub fn history_text(data: &[u8]) {
         records.len(),
         warnings.len()
     );
-    let mut w = crate::window::Windows::default();
+    let mut w = crate::control::window::Windows::default();
     for r in &records {
         let line = serde_json::to_string(r).expect("a record serializes");
         let mut warn2 = vec![];

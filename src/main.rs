@@ -2,15 +2,15 @@
 use clap::Parser;
 
 fn main() {
-    let cli = cro::cli::Cli::parse();
-    let is_worker = matches!(cli.command, cro::cli::Command::Worker { .. });
-    let log = cro::logging::init(
+    let cli = cro::cli::args::Cli::parse();
+    let is_worker = matches!(cli.command, cro::cli::args::Command::Worker { .. });
+    let log = cro::cli::logging::init(
         &cli.log_level,
         cli.log_dir.as_deref(),
         cli.log_keep,
         is_worker,
     );
-    let code = match cro::run::run(cli) {
+    let code = match cro::cli::commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("cro: error: {e}");

@@ -20,7 +20,7 @@ fn disk_desired(m: &Path, target: u32, extra: &str) -> String {
 /// The states the crash test moves between: every worker at level 0 plus a disk ballast,
 /// a changed disk target (job rewrites), only CPU (two removals), paused (all removed).
 fn crash_states(m: &Path) -> Vec<(String, Vec<String>)> {
-    let disk_id = cro::queue::disk_job_id(m);
+    let disk_id = cro::state::queue::disk_job_id(m);
     let all = r#""cpu":{"target_percent":0},"memory":{"target_percent":0},"#;
     vec![
         (
@@ -159,7 +159,7 @@ fn crash_loop(points: &[&str], rounds: usize) {
         assert_eq!(r.code, 0, "{what}: the pass after the crash failed: {r:?}");
         assert_converged(&e, want, &what);
         if !want.iter().any(|id| id.starts_with("disk")) {
-            let left = cro::ballast::bytes(&m);
+            let left = cro::worker::ballast::bytes(&m);
             assert_eq!(left, 0, "{what}: no disk job, yet {left} bytes of ballast");
         }
         // A second pass changes nothing: same workers, no job rewritten.
@@ -234,7 +234,7 @@ fn used_percent(m: &Path) -> f64 {
 fn disk_workers_killed_while_growing_or_trimming_are_replaced_and_recover_cleans() {
     let mut e = Env::new();
     let m = e.tmpfs(64);
-    let id = cro::queue::disk_job_id(&m);
+    let id = cro::state::queue::disk_job_id(&m);
     let mut rng = Rng::from_env();
     let mut killed_growing = 0;
     let mut killed_trimming = 0;
@@ -313,13 +313,13 @@ fn disk_workers_killed_while_growing_or_trimming_are_replaced_and_recover_cleans
             Duration::from_secs(5),
             || {
                 let said = e.job_status(&id)?["ballast_bytes"].as_u64()?;
-                (cro::ballast::bytes(&m).abs_diff(said) <= 1 << 20).then_some(())
+                (cro::worker::ballast::bytes(&m).abs_diff(said) <= 1 << 20).then_some(())
             },
             || {
                 format!(
                     "round {round}: status {:?}, {} B on disk",
                     e.job_status(&id),
-                    cro::ballast::bytes(&m)
+                    cro::worker::ballast::bytes(&m)
                 )
             },
         );
@@ -487,7 +487,7 @@ fn a_worker_whose_lock_file_vanished_leaves_to_its_successor() {
 fn an_unmounted_filesystem_is_never_padded_in_its_place() {
     let mut e = Env::new();
     let m = e.tmpfs(64);
-    let id = cro::queue::disk_job_id(&m);
+    let id = cro::state::queue::disk_job_id(&m);
     e.desired(&disk_desired(&m, 50, DISK_ONLY));
     e.ok(&["reconcile", "--once"]);
     wait_for(Duration::from_secs(10), "50 % on the tmpfs", || {
@@ -535,7 +535,7 @@ fn an_unmounted_filesystem_is_never_padded_in_its_place() {
 fn enospc_while_writing_ballast_gives_space_back_and_the_worker_carries_on() {
     let mut e = Env::new();
     let m = e.tmpfs(64);
-    let id = cro::queue::disk_job_id(&m);
+    let id = cro::state::queue::disk_job_id(&m);
     e.desired(&disk_desired(&m, 80, DISK_ONLY));
     e.ok(&["reconcile", "--once"]);
     let pid = wait_for(Duration::from_secs(10), "the disk worker", || {
@@ -830,7 +830,7 @@ fn crash_while_recovering_then_recover_again_leaves_nothing() {
         e.ok(&["reconcile", "--once"]);
         assert_converged(&e, &states[0].1, &format!("iteration {i}"));
         wait_for(Duration::from_secs(10), "some ballast", || {
-            (cro::ballast::bytes(&m) > 0).then_some(())
+            (cro::worker::ballast::bytes(&m) > 0).then_some(())
         });
         let out = e
             .cmd()
@@ -857,7 +857,7 @@ fn a_daemon_killed_at_a_crash_point_is_restarted_and_converges() {
     let e = Env::new();
     let m = e.plain_mount();
     let idle = idle_desired(&m);
-    let all: Vec<String> = vec!["cpu".into(), cro::queue::disk_job_id(&m), "memory".into()];
+    let all: Vec<String> = vec!["cpu".into(), cro::state::queue::disk_job_id(&m), "memory".into()];
     let paused = idle.replace(r#"{"version":1,"#, r#"{"version":1,"paused":true,"#);
     for (i, point) in [
         "after-spawn",

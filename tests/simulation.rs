@@ -1,5 +1,5 @@
 //! Deterministic simulation of the reconcile loop (TigerBeetle's VOPR in miniature): the
-//! real tick (`cro::apply::tick_in`: planner, policy, executor, history record) runs
+//! real tick (`cro::reconcile::tick::tick_in`: planner, policy, executor, history record) runs
 //! against a simulated world whose clock, observations, process table and files are a
 //! seeded model. Between ticks the model runs the workers and injects faults: workers
 //! killed, job files torn or deleted, lock and status files vanishing, clock jumps,
@@ -10,13 +10,13 @@
 //! replays exactly that run. `CRO_SIM_SEEDS=<n>` and `CRO_SIM_STEPS=<n>` run longer.
 mod common;
 use common::Rng;
-use cro::apply::{World, tick_in};
-use cro::desired::Resolved;
+use cro::reconcile::tick::{World, tick_in};
+use cro::control::desired::Resolved;
 use cro::error::{Error, Result};
-use cro::history::Record;
+use cro::state::history::Record;
 use cro::observe::{CgroupLimits, DiskObservation, FsUsage, Memory, Observation};
-use cro::queue::{Job, JobFound, JobSpec, WorkerStatus};
-use cro::window::Windows;
+use cro::state::queue::{Job, JobFound, JobSpec, WorkerStatus};
+use cro::control::window::Windows;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -350,7 +350,7 @@ impl Sim {
             ));
         }
         let text = format!("{{{}}}", parts.join(","));
-        cro::desired::parse(text.as_bytes(), Path::new("desired.json"))
+        cro::control::desired::parse(text.as_bytes(), Path::new("desired.json"))
             .and_then(|d| d.resolve(Path::new("desired.json"), MEM_TOTAL, false))
             .unwrap_or_else(|e| panic!("the generator wrote an invalid file {text}: {e}"))
     }
@@ -479,7 +479,7 @@ impl World for Sim {
         for pid in holders {
             self.exit_cleanly(pid);
         }
-        if let Some(mount) = cro::apply::removal_mount(f) {
+        if let Some(mount) = cro::reconcile::tick::removal_mount(f) {
             if !self.unmounted.contains(&mount) {
                 self.ballast.remove(&mount);
             }
@@ -530,7 +530,7 @@ impl World for Sim {
 fn check(
     sim: &Sim,
     desired: &Resolved,
-    report: &cro::apply::TickReport,
+    report: &cro::reconcile::tick::TickReport,
     clean: bool,
 ) -> std::result::Result<(), String> {
     let planned: BTreeMap<&str, &Job> = report
@@ -600,7 +600,7 @@ fn check(
         }
     }
     for (m, b) in &sim.ballast {
-        let id = cro::queue::disk_job_id(m);
+        let id = cro::state::queue::disk_job_id(m);
         if *b > 0 && !planned.contains_key(id.as_str()) && !sim.unmounted.contains(m) {
             return Err(format!(
                 "{b} B of ballast left on {} without a job",
@@ -626,7 +626,7 @@ fn check(
         }
     }
     // Idempotent: planning again on what the tick left changes nothing.
-    let levels: cro::plan::Levels = report
+    let levels: cro::control::plan::Levels = report
         .plan
         .jobs
         .iter()
@@ -634,7 +634,7 @@ fn check(
         .collect();
     let mut world = sim.found();
     world.sort_by(|a, b| a.id.cmp(&b.id));
-    let again = cro::plan::plan(desired, &levels, &world);
+    let again = cro::control::plan::plan(desired, &levels, &world);
     if !again.actions.is_empty() {
         return Err(format!("a second plan is not empty: {:?}", again.actions));
     }

@@ -4,7 +4,7 @@
 use super::{Ctx, End, placement};
 use crate::error::Result;
 use crate::observe;
-use crate::queue::JobSpec;
+use crate::state::queue::JobSpec;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};

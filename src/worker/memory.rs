@@ -6,7 +6,7 @@
 use super::{Ctx, End, Noise};
 use crate::error::Result;
 use crate::observe::{self, Memory};
-use crate::queue::JobSpec;
+use crate::state::queue::JobSpec;
 use std::time::{Duration, Instant};
 
 pub const CHUNK: usize = 64 << 20;

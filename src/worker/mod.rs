@@ -4,6 +4,7 @@
 //! The worker takes its slot lock before anything else. Started by a reconciler it
 //! inherits the lock already taken (fd in `CRO_LOCK_FD`); started by hand it takes it
 //! itself and exits at once if another worker has it.
+pub mod ballast;
 pub mod cpu;
 pub mod disk;
 pub mod logfile;
@@ -11,8 +12,8 @@ pub mod memory;
 pub mod placement;
 
 use crate::error::{Error, Result};
-use crate::fsutil;
-use crate::queue::{Job, JobSpec, Queue, WorkerStatus};
+use crate::state::fsutil;
+use crate::state::queue::{Job, JobSpec, Queue, WorkerStatus};
 use crate::timefmt::now_unix;
 use std::fs::File;
 use std::os::fd::FromRawFd;
@@ -201,7 +202,7 @@ pub fn run(job_path: &Path) -> Result<()> {
         .file_name()
         .and_then(|n| n.to_str())
         .and_then(|n| n.strip_suffix(".json"))
-        .filter(|n| crate::queue::valid_id(n) && !n.ends_with(".status"))
+        .filter(|n| crate::state::queue::valid_id(n) && !n.ends_with(".status"))
         .ok_or_else(|| {
             Error::Usage(format!(
                 "{} is not a job file (<id>.json)",

@@ -7,9 +7,9 @@
 //!   to the child (nq's "lock before visible"), so there is no moment at which a second
 //!   reconciler could see the slot free while a worker is starting.
 //! - `<id>.status.json`: what the worker holds now; written only by the worker.
-use crate::desired::Fill;
+use crate::control::desired::Fill;
 use crate::error::{Error, Result};
-use crate::fsutil;
+use crate::state::fsutil;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::path::{Path, PathBuf};

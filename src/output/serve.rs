@@ -8,7 +8,7 @@
 //! runtime. It replaced tiny_http, under which 64 idle connections on a loaded 2-CPU VM
 //! left a real request unanswered for over 10 s (tests/faults.rs).
 use crate::error::{Error, Result};
-use crate::report::{self, Status};
+use crate::output::status::{self, Status};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
@@ -27,7 +27,7 @@ pub fn dashboard(s: &Status) -> String {
             .replace('"', "&quot;")
     };
     let mut rows = String::new();
-    let mut bar = |name: &str, u: &report::Usage| {
+    let mut bar = |name: &str, u: &status::Usage| {
         let (o, y, t) = (
             u.organic_percent.clamp(0.0, 100.0),
             u.synthetic_percent.clamp(0.0, 100.0),
@@ -188,7 +188,7 @@ impl Shared {
         if let Some((_, s)) = snap.as_ref().filter(|(at, _)| at.elapsed() < SNAPSHOT_FOR) {
             return Ok(s.clone());
         }
-        let s = Arc::new(report::status(&self.state_dir, &self.desired_path)?);
+        let s = Arc::new(status::status(&self.state_dir, &self.desired_path)?);
         *snap = Some((Instant::now(), s.clone()));
         Ok(s)
     }
@@ -439,7 +439,7 @@ fn page(path: &str, shared: &Shared) -> Response {
         ),
         _ => text(
             200,
-            &crate::metrics::render(&s, &crate::metrics::load_counters(state_dir)),
+            &crate::output::metrics::render(&s, &crate::output::metrics::load_counters(state_dir)),
             "text/plain; version=0.0.4; charset=utf-8",
         ),
     }

@@ -54,7 +54,7 @@ pub fn history_dir(state_dir: &Path) -> PathBuf {
 pub fn append(state_dir: &Path, at_unix: f64, rec: &Record) -> Result<PathBuf> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = history_dir(state_dir);
-    crate::fsutil::ensure_dir(&dir, 0o700)?;
+    crate::state::fsutil::ensure_dir(&dir, 0o700)?;
     let path = dir.join(format!("{}.jsonl", timefmt::day(at_unix)));
     let mut f = std::fs::OpenOptions::new()
         .append(true)

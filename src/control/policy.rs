@@ -22,8 +22,8 @@
 //! in bursts, only while organic load is at or above a threshold θ chosen so that
 //! P(o ≥ θ) = q, the share of the remaining time that must still be "good": those are the
 //! moments when organic is closest to the target, the cheapest ones to lift.
-use crate::desired::{Resolved, Statistic};
-use crate::window::{self, Agg, BINS, Series};
+use crate::control::desired::{Resolved, Statistic};
+use crate::control::window::{self, Agg, BINS, Series};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -322,7 +322,7 @@ fn round(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::Sample;
+    use crate::state::history::Sample;
 
     const DAY: f64 = 86_400.0;
     const LIM: Limits = Limits {

@@ -1,14 +1,14 @@
 //! Rendering what cro sees: `status`, `plan` and `history` output, text and JSON.
-use crate::apply;
-use crate::desired::{self, Resolved, Source};
+use crate::reconcile::tick;
+use crate::control::desired::{self, Resolved, Source};
 use crate::error::{Error, Result};
-use crate::history::{self, Record};
+use crate::state::history::{self, Record};
 use crate::observe::{self, Observation};
-use crate::plan::Plan;
-use crate::policy::Decision;
-use crate::queue::{JobFound, Queue, disk_job_id};
-use crate::recover::human_bytes;
-use crate::window::{self, WindowStat};
+use crate::control::plan::Plan;
+use crate::control::policy::Decision;
+use crate::state::queue::{JobFound, Queue, disk_job_id};
+use crate::reconcile::recover::human_bytes;
+use crate::control::window::{self, WindowStat};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub desired: DesiredInfo,
-    pub host: crate::host::Host,
+    pub host: crate::observe::host::Host,
     pub resources: Resources,
     pub jobs: Vec<JobInfo>,
     /// Timestamp of the last history record (the last reconcile).
@@ -267,7 +267,7 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
             .resolve(desired_path, mem.total_bytes, false)
             .expect("default is valid")
     });
-    let (obs, windows, decisions, _) = apply::prepare(&q, &shown, &found, false)?;
+    let (obs, windows, decisions, _) = tick::prepare(&q, &shown, &found, false)?;
     let cpu_placement = found
         .iter()
         .find(|f| f.id == "cpu" && f.alive)
@@ -278,17 +278,17 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
             p.why = format!("no cpu worker runs; one would use this: {}", p.why);
             Some(p)
         });
-    let host = crate::host::Host {
+    let host = crate::observe::host::Host {
         memory_tier_gib: shown.memory_tier_gib,
         cpu_placement,
-        ..crate::host::detect()
+        ..crate::observe::host::detect()
     };
     let mut res = resources(&obs, &shown, &found);
     let window_s = shown.window_days as f64 * 86_400.0;
     let empty = window::Series::default();
     let attach = |u: &mut Usage, series: Option<&window::Series>, key: &str| {
-        let stat = crate::desired::Statistic::parse(&u.statistic)
-            .unwrap_or(crate::desired::Statistic::Mean);
+        let stat = crate::control::desired::Statistic::parse(&u.statistic)
+            .unwrap_or(crate::control::desired::Statistic::Mean);
         let series = series.unwrap_or(&empty);
         u.window = Some(window::stat(
             series,
@@ -484,7 +484,7 @@ pub fn render_plan(p: &Plan, obs: &Observation) -> String {
     let mut o = String::new();
     for a in &p.actions {
         o += &a.describe();
-        if let crate::plan::Action::Write { job, .. } = a {
+        if let crate::control::plan::Action::Write { job, .. } = a {
             o += &format!(" ({})", level_in_host_terms(&job.spec, obs));
         }
         o += "\n";
@@ -492,8 +492,8 @@ pub fn render_plan(p: &Plan, obs: &Observation) -> String {
     o
 }
 
-fn level_in_host_terms(spec: &crate::queue::JobSpec, obs: &Observation) -> String {
-    use crate::queue::JobSpec;
+fn level_in_host_terms(spec: &crate::state::queue::JobSpec, obs: &Observation) -> String {
+    use crate::state::queue::JobSpec;
     let l = spec.level_percent();
     if l <= 0.0 {
         return "level 0: add nothing now; organic load or the window so far meets the target"
@@ -538,7 +538,7 @@ fn level_in_host_terms(spec: &crate::queue::JobSpec, obs: &Observation) -> Strin
 pub fn plan_now(state_dir: &Path, d: &Resolved) -> Result<(Plan, Observation)> {
     let q = Queue::new(state_dir);
     let found = q.list()?;
-    let (obs, _, _, plan) = apply::prepare(&q, d, &found, false)?;
+    let (obs, _, _, plan) = tick::prepare(&q, d, &found, false)?;
     Ok((plan, obs))
 }
 

@@ -2,8 +2,8 @@
 //! SVG chart of organic and synthetic load stacked over the window (daily means), the
 //! target line and the running window statistic, a per-day table and the verdict. No
 //! scripts, no fonts or images from elsewhere.
-use crate::desired::{Resolved, Statistic};
-use crate::history::{Record, Sample};
+use crate::control::desired::{Resolved, Statistic};
+use crate::state::history::{Record, Sample};
 use crate::timefmt;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -142,7 +142,7 @@ pub fn render(
                     a.3 + x.at_target,
                 )
             });
-        let span = crate::window::judged_span(first_record, now, window_s, d.before_first_record);
+        let span = crate::control::window::judged_span(first_record, now, window_s, d.before_first_record);
         let (value, ok) = match stat {
             Statistic::Mean => (
                 if dt > 0.0 { total / dt } else { 0.0 },

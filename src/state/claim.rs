@@ -9,7 +9,7 @@
 //! A user who is not root has their own (see `run_dir`).
 //! `status`, `plan`, `validate` and `serve` read only and need no claim.
 use crate::error::{Error, Result};
-use crate::fsutil;
+use crate::state::fsutil;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

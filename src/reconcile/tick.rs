@@ -1,17 +1,17 @@
 //! One reconcile tick: sense the host, plan, carry the plan out, append a history record.
 //! `reconcile --once` and every daemon tick run exactly this, under the state lock.
-use crate::ballast;
-use crate::desired::Resolved;
+use crate::worker::ballast;
+use crate::control::desired::Resolved;
 use crate::error::{Error, Result};
-use crate::fsutil;
-use crate::history::{self, Record, Sample};
+use crate::state::fsutil;
+use crate::state::history::{self, Record, Sample};
 use crate::observe::{self, CpuTimes, DiskObservation, Observation};
-use crate::plan::{self, Action, Plan};
-use crate::policy::{self, Decision};
-use crate::procs;
-use crate::queue::{Job, JobFound, JobSpec, Queue};
+use crate::control::plan::{self, Action, Plan};
+use crate::control::policy::{self, Decision};
+use crate::observe::procs;
+use crate::state::queue::{Job, JobFound, JobSpec, Queue};
 use crate::timefmt;
-use crate::window::Windows;
+use crate::control::window::Windows;
 use crate::worker::LOCK_FD_ENV;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -208,7 +208,7 @@ pub fn record(obs: &Observation, desired: &Resolved, jobs: &[Job]) -> Record {
                     Sample::new(
                         o.usage.used_percent(),
                         syn,
-                        level(&crate::queue::disk_job_id(m)),
+                        level(&crate::state::queue::disk_job_id(m)),
                         d.target_percent,
                     ),
                 );
@@ -292,7 +292,7 @@ pub fn removal_mount(f: &JobFound) -> Option<std::path::PathBuf> {
             ..
         }) => Some(mount.clone()),
         Some(_) => None,
-        None => crate::queue::disk_job_mount(&f.id),
+        None => crate::state::queue::disk_job_mount(&f.id),
     }
 }
 
@@ -408,9 +408,9 @@ pub fn decide_levels(
     let mut decide = |id: String,
                       key: String,
                       rule: &policy::Rule,
-                      series: Option<&crate::window::Series>,
+                      series: Option<&crate::control::window::Series>,
                       organic_now: f64| {
-        let empty = crate::window::Series::default();
+        let empty = crate::control::window::Series::default();
         let prev_level = prev(&id, rule.target);
         let d = policy::decide(&policy::Input {
             now: obs.at,
@@ -454,7 +454,7 @@ pub fn decide_levels(
                 observe::pct(o.synthetic_bytes, o.usage.capacity_bytes()),
             );
             decide(
-                crate::queue::disk_job_id(m),
+                crate::state::queue::disk_job_id(m),
                 format!("disk:{key}"),
                 r,
                 windows.disk.get(&key),
@@ -474,7 +474,7 @@ pub fn prepare(
 ) -> Result<(Observation, Windows, BTreeMap<String, Decision>, Plan)> {
     let obs = sense(q, desired, found, persist)?;
     let (windows, warnings) =
-        crate::window::load(&q.state_dir, obs.at, desired.window_days as f64 * 86_400.0);
+        crate::control::window::load(&q.state_dir, obs.at, desired.window_days as f64 * 86_400.0);
     for w in warnings {
         tracing::warn!("{w}");
     }
@@ -525,7 +525,7 @@ impl World for Host<'_> {
         Ok(obs)
     }
     fn windows(&mut self, now: f64, window_s: f64) -> std::borrow::Cow<'_, Windows> {
-        let (windows, warnings) = crate::window::load(&self.q.state_dir, now, window_s);
+        let (windows, warnings) = crate::control::window::load(&self.q.state_dir, now, window_s);
         for w in warnings {
             tracing::warn!("{w}");
         }
@@ -534,7 +534,7 @@ impl World for Host<'_> {
     fn write_job(&mut self, job: &Job) -> Result<()> {
         if let JobSpec::Disk { mount, .. } = &job.spec {
             // Owned before any worker can put ballast there.
-            crate::owned::add(&self.q.state_dir, mount)?;
+            crate::state::owned::add(&self.q.state_dir, mount)?;
         }
         self.q.write_job(job)?;
         crate::fault::point("after-write-job");
@@ -558,7 +558,7 @@ impl World for Host<'_> {
         keep: &[std::path::PathBuf],
     ) -> Vec<(std::path::PathBuf, u64)> {
         let state_dir = &self.q.state_dir;
-        let mut owned = crate::owned::load(state_dir);
+        let mut owned = crate::state::owned::load(state_dir);
         let before = owned.len();
         let mut gone = vec![];
         for m in owned.clone() {
@@ -584,7 +584,7 @@ impl World for Host<'_> {
             }
         }
         if owned.len() != before {
-            if let Err(e) = crate::owned::save(state_dir, &owned) {
+            if let Err(e) = crate::state::owned::save(state_dir, &owned) {
                 tracing::warn!("{e}");
             }
         }

@@ -5,8 +5,8 @@
 //! and the policy can ask "what is known of the window that will end at time X".
 //! Time without records (downtime, gaps) counts as 0 %: a provider that sees a stopped
 //! VM sees it idle, so gaps are never silently counted as compliant.
-use crate::desired::{BeforeFirstRecord, Statistic};
-use crate::history::{Record, Sample};
+use crate::control::desired::{BeforeFirstRecord, Statistic};
+use crate::state::history::{Record, Sample};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -465,7 +465,7 @@ const CACHE_VERSION: u32 = 1;
 /// The series of the last `window_s` (plus a day) of history, read incrementally.
 /// Warnings name skipped lines. The cache is derived data: failing to save it is harmless.
 pub fn load(state_dir: &std::path::Path, now: f64, window_s: f64) -> (Windows, Vec<String>) {
-    let dir = crate::history::history_dir(state_dir);
+    let dir = crate::state::history::history_dir(state_dir);
     let cache_path = state_dir.join("window-cache.json");
     let mut cache: Cache = std::fs::read(&cache_path)
         .ok()
@@ -516,7 +516,7 @@ pub fn load(state_dir: &std::path::Path, now: f64, window_s: f64) -> (Windows, V
         // Only complete lines: a torn tail is left for later (or for the warning below).
         let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let text = String::from_utf8_lossy(&bytes[..end]);
-        for r in crate::history::parse_lines(&text, &path, &mut warnings) {
+        for r in crate::state::history::parse_lines(&text, &path, &mut warnings) {
             cache.windows.add(&r);
         }
         cache.offsets.insert(name.clone(), off + end as u64);
@@ -529,7 +529,7 @@ pub fn load(state_dir: &std::path::Path, now: f64, window_s: f64) -> (Windows, V
     if changed || before != cache.offsets.len() {
         cache.windows.forget_before(from);
         if let Ok(b) = serde_json::to_vec(&cache) {
-            let _ = crate::fsutil::write_atomic(&cache_path, &b, 0o600, false);
+            let _ = crate::state::fsutil::write_atomic(&cache_path, &b, 0o600, false);
         }
     }
     cache.windows.older_history = older;

@@ -2,11 +2,11 @@
 //! holders), delete every ballast file (only inside `.cro-ballast/`, no links followed)
 //! and every file in the jobs directory. The history and the desired file are kept.
 //! Running it twice gives the same result.
-use crate::ballast;
+use crate::worker::ballast;
 use crate::error::{Error, Result};
 use crate::observe;
-use crate::procs::{self, WorkerProc};
-use crate::queue::{JobSpec, Queue};
+use crate::observe::procs::{self, WorkerProc};
+use crate::state::queue::{JobSpec, Queue};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -47,12 +47,12 @@ pub struct Report {
     pub problems: Vec<String>,
 }
 
-/// Mounts that may hold our ballast: those this state directory owns (src/owned.rs), named
+/// Mounts that may hold our ballast: those this state directory owns (src/state/owned.rs), named
 /// by job files or by the desired state (a mount may be unreadable or gone), and with
 /// `all_mounts` every mount of the host that has a `.cro-ballast` directory (after the
 /// state directory was lost; it also takes another cro instance's ballast).
 fn candidate_mounts(q: &Queue, extra: &[PathBuf], all_mounts: bool) -> Vec<PathBuf> {
-    let mut set: BTreeSet<PathBuf> = crate::owned::load(&q.state_dir);
+    let mut set: BTreeSet<PathBuf> = crate::state::owned::load(&q.state_dir);
     if all_mounts {
         set.extend(ballast::mounts_with_ballast());
     }
@@ -222,21 +222,21 @@ pub fn run(
     crate::fault::point("recover-after-ballast");
     report.deleted_job_files = clear_jobs_dir(&q)?;
     // Still owned: only what may still hold ballast (left in place, or unmounted now).
-    let owned = crate::owned::load(state_dir);
+    let owned = crate::state::owned::load(state_dir);
     let still: BTreeSet<PathBuf> = owned
         .iter()
         .filter(|m| ballast::open(m, false).ok().flatten().is_some() || !ballast::is_mount_point(m))
         .cloned()
         .collect();
     if still != owned && state_dir.exists() {
-        crate::owned::save(state_dir, &still)?;
+        crate::state::owned::save(state_dir, &still)?;
     }
     // Temp files an interrupted write left (workers are stopped, we hold the state lock).
     for dir in [
         q.state_dir.clone(),
-        crate::history::history_dir(&q.state_dir),
+        crate::state::history::history_dir(&q.state_dir),
     ] {
-        for p in crate::fsutil::remove_stale_temps(&dir, Duration::ZERO) {
+        for p in crate::state::fsutil::remove_stale_temps(&dir, Duration::ZERO) {
             eprintln!(
                 "cro: deleted {} (left by an interrupted write)",
                 p.display()

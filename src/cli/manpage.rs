@@ -145,7 +145,7 @@ the README and docs/OPERATIONS.md in the source or /usr/share/doc/cro.
 
 /// Write the page.
 pub fn render(out: &mut dyn Write) -> std::io::Result<()> {
-    let cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+    let cmd = <crate::cli::args::Cli as clap::CommandFactory>::command();
     let man = clap_mangen::Man::new(cmd.clone());
     man.render_title(out)?;
     man.render_name_section(out)?;

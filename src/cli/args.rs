@@ -173,7 +173,7 @@ pub enum Command {
         trace: PathBuf,
         /// The policy to replay: cro's own, or a naive one to compare with.
         #[arg(long, value_enum, default_value = "cro")]
-        policy: crate::simulate::Policy,
+        policy: crate::control::simulate::Policy,
         /// Host memory for the tiers [default: this host's].
         #[arg(long, value_name = "GIB")]
         memory_gib: Option<f64>,

@@ -75,7 +75,7 @@ pub fn detect() -> Host {
         platform,
         os,
         memory_total_bytes: mem.total_bytes,
-        memory_tier_gib: crate::desired::nominal_gib(mem.total_bytes),
+        memory_tier_gib: crate::control::desired::nominal_gib(mem.total_bytes),
         memory_bounded_by_cgroup: mem.cgroup_bounded,
         cpus: crate::observe::host_cpus(),
         usable_cpus: crate::observe::usable_cpus(&cgroup),

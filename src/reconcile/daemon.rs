@@ -2,11 +2,11 @@
 //! `interval_seconds`. Editors and config management replace files by rename, so the
 //! watch is on the parent directory and events are filtered by file name. A bad edit is
 //! logged and the last good state stays in force.
-use crate::apply;
-use crate::desired::{self, Resolved, Source};
+use crate::reconcile::tick;
+use crate::control::desired::{self, Resolved, Source};
 use crate::error::{Error, Result};
-use crate::procs;
-use crate::queue::{Queue, StateLock};
+use crate::observe::procs;
+use crate::state::queue::{Queue, StateLock};
 use notify::{RecursiveMode, Watcher};
 use std::path::Path;
 use std::sync::Arc;
@@ -19,12 +19,12 @@ pub fn run(
     desired_path: &Path,
     named: bool,
     memory_total: u64,
-    mut on_tick: impl FnMut(&Queue, std::result::Result<&apply::TickReport, &Error>, bool),
+    mut on_tick: impl FnMut(&Queue, std::result::Result<&tick::TickReport, &Error>, bool),
 ) -> Result<()> {
     let q = Queue::new(state_dir);
     q.ensure()?;
     // One daemon per state directory.
-    let daemon_lock = crate::fsutil::open_lock_file(&state_dir.join("daemon.lock"))?;
+    let daemon_lock = crate::state::fsutil::open_lock_file(&state_dir.join("daemon.lock"))?;
     if daemon_lock.try_lock().is_err() {
         return Err(Error::Runtime(format!(
             "another cro daemon is running for {}",
@@ -32,7 +32,7 @@ pub fn run(
         )));
     }
     // One cro per host: refuse to start beside another state directory's (exit 1).
-    crate::claim::take(state_dir)?;
+    crate::state::claim::take(state_dir)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
@@ -91,10 +91,10 @@ pub fn run(
             let started = Instant::now();
             match StateLock::acquire(state_dir, Duration::from_secs(10)) {
                 // Claimed again each tick: a `recover` of this state directory releases it.
-                Ok(_lock) => match crate::claim::take(state_dir) {
+                Ok(_lock) => match crate::state::claim::take(state_dir) {
                     Err(e) => tracing::error!("{e}; skipping this tick"),
                     Ok(()) => {
-                        let r = apply::tick(&q, &good);
+                        let r = tick::tick(&q, &good);
                         match &r {
                             Ok(r) => {
                                 for a in &r.plan.actions {

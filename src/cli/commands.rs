@@ -1,9 +1,13 @@
 //! The commands: validated configuration in, effects out. Each returns an exit code.
-use crate::cli::{Cli, Command};
-use crate::desired::{self, Resolved, Source};
+use crate::cli::args::{Cli, Command};
+use crate::control::desired::{self, Resolved, Source};
 use crate::error::{Error, Result, exit};
-use crate::queue::{Queue, StateLock};
-use crate::{apply, daemon, fsutil, history, observe, recover, report, timefmt};
+use crate::state::queue::{Queue, StateLock};
+use crate::observe;
+use crate::output::status;
+use crate::reconcile::{daemon, recover, tick};
+use crate::state::{fsutil, history};
+use crate::timefmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -94,11 +98,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         ),
         Command::Plan { json } => {
             let (d, _) = load_resolved(&desired_path)?;
-            let (p, obs) = report::plan_now(&state_dir, &d)?;
+            let (p, obs) = status::plan_now(&state_dir, &d)?;
             if json {
                 print_json(&p)
             } else {
-                print!("{}", report::render_plan(&p, &obs))
+                print!("{}", status::render_plan(&p, &obs))
             }
             Ok(exit::OK)
         }
@@ -111,8 +115,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             let q = Queue::new(&state_dir);
             q.ensure()?;
             let _lock = StateLock::acquire(&state_dir, Duration::ZERO)?;
-            crate::claim::take(&state_dir)?;
-            let r = apply::tick(&q, &d);
+            crate::state::claim::take(&state_dir)?;
+            let r = tick::tick(&q, &d);
             after_tick(
                 &state_dir,
                 &desired_path,
@@ -155,11 +159,11 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Status { json } => {
-            let s = report::status(&state_dir, &desired_path)?;
+            let s = status::status(&state_dir, &desired_path)?;
             if json {
                 print_json(&s)
             } else {
-                print!("{}", report::render_status(&s))
+                print!("{}", status::render_status(&s))
             }
             Ok(exit::OK)
         }
@@ -176,9 +180,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             if json {
                 print_json(&rs)
             } else if csv {
-                print!("{}", report::history_csv(&rs))
+                print!("{}", status::history_csv(&rs))
             } else {
-                print!("{}", report::history_text(&rs))
+                print!("{}", status::history_text(&rs))
             }
             Ok(exit::OK)
         }
@@ -215,7 +219,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let r = recover::run(&state_dir, &mounts, dry_run, all_mounts)?;
             // Nothing of this state directory runs any more: the host is free for another.
             if !dry_run && r.problems.is_empty() {
-                if let Err(e) = crate::claim::release(&state_dir) {
+                if let Err(e) = crate::state::claim::release(&state_dir) {
                     eprintln!("cro: warning: {e}");
                 }
             }
@@ -264,12 +268,12 @@ pub fn run(cli: Cli) -> Result<i32> {
             };
             let r = d.resolve(&desired_path, mem, false)?;
             let text = std::fs::read_to_string(&trace).map_err(|e| Error::io(&trace, "read", e))?;
-            let t = crate::simulate::parse_trace(&text, &trace)?;
-            let rep = crate::simulate::simulate(&t, &r, policy);
+            let t = crate::control::simulate::parse_trace(&text, &trace)?;
+            let rep = crate::control::simulate::simulate(&t, &r, policy);
             if json {
                 println!("{}", serde_json::to_string(&rep).expect("serializes"))
             } else {
-                print!("{}", crate::simulate::render(&rep))
+                print!("{}", crate::control::simulate::render(&rep))
             }
             Ok(exit::OK)
         }
@@ -283,7 +287,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 eprintln!("cro: warning: {w}");
             }
             // When the history began (None: before the window), as status judges it.
-            let (w, _) = crate::window::load(&state_dir, now, r.window_days as f64 * 86_400.0);
+            let (w, _) = crate::control::window::load(&state_dir, now, r.window_days as f64 * 86_400.0);
             let first = if w.older_history {
                 None
             } else {
@@ -299,7 +303,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 .unwrap_or_else(|_| "this host".into());
             fsutil::write_atomic(
                 &html,
-                crate::audit::render(&host, &r, &records, first, now).as_bytes(),
+                crate::output::report::render(&host, &r, &records, first, now).as_bytes(),
                 0o644,
                 true,
             )?;
@@ -312,7 +316,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Serve { listen } => {
-            crate::serve::run(&state_dir, &desired_path, &listen)?;
+            crate::output::serve::run(&state_dir, &desired_path, &listen)?;
             Ok(exit::OK)
         }
         Command::Schema => {
@@ -325,7 +329,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Man => {
-            crate::manpage::render(&mut std::io::stdout())
+            crate::cli::manpage::render(&mut std::io::stdout())
                 .map_err(|e| Error::Runtime(format!("cannot write the man page: {e}")))?;
             Ok(exit::OK)
         }
@@ -357,16 +361,16 @@ fn public_command() -> clap::Command {
 /// Count the pass and, when asked, publish the metrics. Failures here are logged, never
 /// fatal: metrics must not stop the load from being held.
 fn after_tick(state_dir: &Path, desired_path: &Path, ok: bool, textfile_dir: Option<&Path>) {
-    let counters = match crate::metrics::count(state_dir, ok, timefmt::now_unix()) {
+    let counters = match crate::output::metrics::count(state_dir, ok, timefmt::now_unix()) {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!("cannot count the reconcile: {e}");
-            crate::metrics::load_counters(state_dir)
+            crate::output::metrics::load_counters(state_dir)
         }
     };
     let Some(dir) = textfile_dir else { return };
-    let r = report::status(state_dir, desired_path)
-        .and_then(|s| crate::metrics::write_textfile(dir, &crate::metrics::render(&s, &counters)));
+    let r = status::status(state_dir, desired_path)
+        .and_then(|s| crate::output::metrics::write_textfile(dir, &crate::output::metrics::render(&s, &counters)));
     if let Err(e) = r {
         tracing::warn!("cannot write metrics: {e}");
     }
@@ -431,7 +435,7 @@ fn validate(path: &Path, json: bool, check_mounts: bool) -> Result<i32> {
         for m in d
             .mounts
             .iter()
-            .filter(|m| !crate::ballast::is_mount_point(m))
+            .filter(|m| !crate::worker::ballast::is_mount_point(m))
         {
             eprintln!(
                 "cro: warning: {}: {} is not a mount point now; it is padded only once a \

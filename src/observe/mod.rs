@@ -1,6 +1,8 @@
 //! Reading the host: CPU counters, memory, filesystems, cgroup limits, PSI. Plain functions
 //! over /proc and /sys (parsers take text so they are tested on fixtures), and the
 //! `Observation` the planner sees.
+pub mod host;
+pub mod procs;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

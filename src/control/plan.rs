@@ -2,8 +2,8 @@
 //! disk it returns what should change. It never learns why it was called (timer, file
 //! event, cron), so the same state always gives the same plan, and a second run right
 //! after the first plans nothing.
-use crate::desired::Resolved;
-use crate::queue::{JOB_VERSION, Job, JobFound, JobSpec, disk_job_id};
+use crate::control::desired::Resolved;
+use crate::state::queue::{JOB_VERSION, Job, JobFound, JobSpec, disk_job_id};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -43,7 +43,7 @@ pub struct Plan {
     pub actions: Vec<Action>,
 }
 
-/// Levels by job id, decided by the policy (src/policy.rs). A job without one holds its
+/// Levels by job id, decided by the policy (src/control/policy.rs). A job without one holds its
 /// target (fill the gap up to the target).
 pub type Levels = std::collections::BTreeMap<String, f64>;
 
@@ -194,7 +194,7 @@ fn change_summary(old: &JobSpec, new: &JobSpec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::{Resolved, parse};
+    use crate::control::desired::{Resolved, parse};
     use std::path::Path;
 
     fn resolved(json: &str) -> Resolved {

@@ -6,7 +6,7 @@
 //! written and dropped once its ballast is known to be gone, so a job removed while its
 //! filesystem was unmounted is still cleaned when the filesystem comes back.
 use crate::error::Result;
-use crate::fsutil;
+use crate::state::fsutil;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

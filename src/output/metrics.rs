@@ -1,7 +1,7 @@
 //! Prometheus metrics in the classic text format (not OpenMetrics), for node_exporter's
 //! textfile collector (`reconcile --textfile-dir DIR` writes DIR/cro.prom). Ratios are 0-1.
 use crate::error::{Error, Result};
-use crate::report::{Status, Usage};
+use crate::output::status::{Status, Usage};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use std::path::Path;
@@ -30,7 +30,7 @@ pub fn count(state_dir: &Path, ok: bool, at: f64) -> Result<Counters> {
         c.error += 1
     }
     c.last_reconcile = at;
-    crate::fsutil::write_atomic(
+    crate::state::fsutil::write_atomic(
         &state_dir.join("metrics.json"),
         &serde_json::to_vec(&c).expect("serializes"),
         0o600,
@@ -172,7 +172,7 @@ pub fn render(s: &Status, c: &Counters) -> String {
             .resources
             .disk
             .keys()
-            .find(|m| crate::queue::disk_job_id(Path::new(m)) == j.id)
+            .find(|m| crate::state::queue::disk_job_id(Path::new(m)) == j.id)
             .cloned()
             .unwrap_or_default();
         if res == "disk" || res == "memory" {
@@ -241,7 +241,7 @@ pub fn write_textfile(dir: &Path, text: &str) -> Result<()> {
             dir.display()
         )));
     }
-    crate::fsutil::write_atomic(&dir.join("cro.prom"), text.as_bytes(), 0o644, true)
+    crate::state::fsutil::write_atomic(&dir.join("cro.prom"), text.as_bytes(), 0o644, true)
 }
 
 #[cfg(test)]
@@ -311,7 +311,7 @@ mod tests {
     #[test]
     fn renders_valid_exposition() {
         let d = tempfile::tempdir().unwrap();
-        let s = crate::report::status(d.path(), &d.path().join("desired.json")).unwrap();
+        let s = crate::output::status::status(d.path(), &d.path().join("desired.json")).unwrap();
         let text = render(
             &s,
             &Counters {

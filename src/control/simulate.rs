@@ -7,11 +7,11 @@
 //!
 //! The worker model is the ideal inner loop: total = max(organic, min(level, organic +
 //! max_synthetic)). Deterministic: same input, same output, byte for byte.
-use crate::desired::{BeforeFirstRecord, Resolved, Statistic};
+use crate::control::desired::{BeforeFirstRecord, Resolved, Statistic};
 use crate::error::{Error, Result};
-use crate::history::Sample;
-use crate::policy::{self, Rule, rules};
-use crate::window::Series;
+use crate::state::history::Sample;
+use crate::control::policy::{self, Rule, rules};
+use crate::control::window::Series;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -187,8 +187,8 @@ fn run(
                     prev_level,
                     organic_now: prev_organic,
                 });
-                // The same hold on small changes as a real tick (apply::decide_levels).
-                let level = crate::apply::small_change(prev_level, d.wanted, written_at, start)
+                // The same hold on small changes as a real tick (reconcile::tick::decide_levels).
+                let level = crate::reconcile::tick::small_change(prev_level, d.wanted, written_at, start)
                     .unwrap_or(d.level);
                 if prev_level != Some(level) {
                     written_at = Some(start);
@@ -268,7 +268,7 @@ fn judged_slots(
     rule: BeforeFirstRecord,
 ) -> usize {
     let first = values.first().map(|(t, _)| t - dt);
-    (crate::window::judged_span(first, end, window_s, rule) / dt)
+    (crate::control::window::judged_span(first, end, window_s, rule) / dt)
         .round()
         .max(1.0) as usize
 }
@@ -415,7 +415,7 @@ mod tests {
         );
         assert!((i.0 - 30.0).abs() < 1e-9 && i.1 == 10, "{i:?}");
     }
-    use crate::desired::parse;
+    use crate::control::desired::parse;
 
     fn resolved(json: &str) -> Resolved {
         parse(json.as_bytes(), Path::new("d"))

@@ -1,0 +1,9 @@
+//! Decisions, with no I/O: the desired state and its validation, the window statistics,
+//! the policy that turns a window into a level, the plan that turns levels into jobs, and
+//! the simulator's model of a host. Nothing here reads a file, a clock or /proc; callers
+//! pass observations and the time in.
+pub mod desired;
+pub mod plan;
+pub mod policy;
+pub mod simulate;
+pub mod window;
