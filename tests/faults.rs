@@ -857,7 +857,11 @@ fn a_daemon_killed_at_a_crash_point_is_restarted_and_converges() {
     let e = Env::new();
     let m = e.plain_mount();
     let idle = idle_desired(&m);
-    let all: Vec<String> = vec!["cpu".into(), cro::state::queue::disk_job_id(&m), "memory".into()];
+    let all: Vec<String> = vec![
+        "cpu".into(),
+        cro::state::queue::disk_job_id(&m),
+        "memory".into(),
+    ];
     let paused = idle.replace(r#"{"version":1,"#, r#"{"version":1,"paused":true,"#);
     for (i, point) in [
         "after-spawn",

@@ -10,13 +10,13 @@
 //! replays exactly that run. `CRO_SIM_SEEDS=<n>` and `CRO_SIM_STEPS=<n>` run longer.
 mod common;
 use common::Rng;
-use cro::reconcile::tick::{World, tick_in};
 use cro::control::desired::Resolved;
-use cro::error::{Error, Result};
-use cro::state::history::Record;
-use cro::observe::{CgroupLimits, DiskObservation, FsUsage, Memory, Observation};
-use cro::state::queue::{Job, JobFound, JobSpec, WorkerStatus};
 use cro::control::window::Windows;
+use cro::error::{Error, Result};
+use cro::observe::{CgroupLimits, DiskObservation, FsUsage, Memory, Observation};
+use cro::reconcile::tick::{World, tick_in};
+use cro::state::history::Record;
+use cro::state::queue::{Job, JobFound, JobSpec, WorkerStatus};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

@@ -2,10 +2,10 @@
 use crate::cli::args::{Cli, Command};
 use crate::control::desired::{self, Resolved, Source};
 use crate::error::{Error, Result, exit};
-use crate::state::queue::{Queue, StateLock};
 use crate::observe;
 use crate::output::status;
 use crate::reconcile::{daemon, recover, tick};
+use crate::state::queue::{Queue, StateLock};
 use crate::state::{fsutil, history};
 use crate::timefmt;
 use std::path::{Path, PathBuf};
@@ -287,7 +287,8 @@ pub fn run(cli: Cli) -> Result<i32> {
                 eprintln!("cro: warning: {w}");
             }
             // When the history began (None: before the window), as status judges it.
-            let (w, _) = crate::control::window::load(&state_dir, now, r.window_days as f64 * 86_400.0);
+            let (w, _) =
+                crate::control::window::load(&state_dir, now, r.window_days as f64 * 86_400.0);
             let first = if w.older_history {
                 None
             } else {
@@ -369,8 +370,9 @@ fn after_tick(state_dir: &Path, desired_path: &Path, ok: bool, textfile_dir: Opt
         }
     };
     let Some(dir) = textfile_dir else { return };
-    let r = status::status(state_dir, desired_path)
-        .and_then(|s| crate::output::metrics::write_textfile(dir, &crate::output::metrics::render(&s, &counters)));
+    let r = status::status(state_dir, desired_path).and_then(|s| {
+        crate::output::metrics::write_textfile(dir, &crate::output::metrics::render(&s, &counters))
+    });
     if let Err(e) = r {
         tracing::warn!("cannot write metrics: {e}");
     }

@@ -8,10 +8,10 @@
 //! The worker model is the ideal inner loop: total = max(organic, min(level, organic +
 //! max_synthetic)). Deterministic: same input, same output, byte for byte.
 use crate::control::desired::{BeforeFirstRecord, Resolved, Statistic};
-use crate::error::{Error, Result};
-use crate::state::history::Sample;
 use crate::control::policy::{self, Rule, rules};
 use crate::control::window::Series;
+use crate::error::{Error, Result};
+use crate::state::history::Sample;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -188,8 +188,9 @@ fn run(
                     organic_now: prev_organic,
                 });
                 // The same hold on small changes as a real tick (reconcile::tick::decide_levels).
-                let level = crate::reconcile::tick::small_change(prev_level, d.wanted, written_at, start)
-                    .unwrap_or(d.level);
+                let level =
+                    crate::reconcile::tick::small_change(prev_level, d.wanted, written_at, start)
+                        .unwrap_or(d.level);
                 if prev_level != Some(level) {
                     written_at = Some(start);
                 }

@@ -142,7 +142,8 @@ pub fn render(
                     a.3 + x.at_target,
                 )
             });
-        let span = crate::control::window::judged_span(first_record, now, window_s, d.before_first_record);
+        let span =
+            crate::control::window::judged_span(first_record, now, window_s, d.before_first_record);
         let (value, ok) = match stat {
             Statistic::Mean => (
                 if dt > 0.0 { total / dt } else { 0.0 },

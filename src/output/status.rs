@@ -1,14 +1,14 @@
 //! Rendering what cro sees: `status`, `plan` and `history` output, text and JSON.
-use crate::reconcile::tick;
 use crate::control::desired::{self, Resolved, Source};
-use crate::error::{Error, Result};
-use crate::state::history::{self, Record};
-use crate::observe::{self, Observation};
 use crate::control::plan::Plan;
 use crate::control::policy::Decision;
-use crate::state::queue::{JobFound, Queue, disk_job_id};
-use crate::reconcile::recover::human_bytes;
 use crate::control::window::{self, WindowStat};
+use crate::error::{Error, Result};
+use crate::observe::{self, Observation};
+use crate::reconcile::recover::human_bytes;
+use crate::reconcile::tick;
+use crate::state::history::{self, Record};
+use crate::state::queue::{JobFound, Queue, disk_job_id};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

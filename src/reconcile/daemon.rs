@@ -2,10 +2,10 @@
 //! `interval_seconds`. Editors and config management replace files by rename, so the
 //! watch is on the parent directory and events are filtered by file name. A bad edit is
 //! logged and the last good state stays in force.
-use crate::reconcile::tick;
 use crate::control::desired::{self, Resolved, Source};
 use crate::error::{Error, Result};
 use crate::observe::procs;
+use crate::reconcile::tick;
 use crate::state::queue::{Queue, StateLock};
 use notify::{RecursiveMode, Watcher};
 use std::path::Path;

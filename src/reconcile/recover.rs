@@ -2,11 +2,11 @@
 //! holders), delete every ballast file (only inside `.cro-ballast/`, no links followed)
 //! and every file in the jobs directory. The history and the desired file are kept.
 //! Running it twice gives the same result.
-use crate::worker::ballast;
 use crate::error::{Error, Result};
 use crate::observe;
 use crate::observe::procs::{self, WorkerProc};
 use crate::state::queue::{JobSpec, Queue};
+use crate::worker::ballast;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

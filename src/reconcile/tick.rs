@@ -1,18 +1,18 @@
 //! One reconcile tick: sense the host, plan, carry the plan out, append a history record.
 //! `reconcile --once` and every daemon tick run exactly this, under the state lock.
-use crate::worker::ballast;
 use crate::control::desired::Resolved;
-use crate::error::{Error, Result};
-use crate::state::fsutil;
-use crate::state::history::{self, Record, Sample};
-use crate::observe::{self, CpuTimes, DiskObservation, Observation};
 use crate::control::plan::{self, Action, Plan};
 use crate::control::policy::{self, Decision};
+use crate::control::window::Windows;
+use crate::error::{Error, Result};
 use crate::observe::procs;
+use crate::observe::{self, CpuTimes, DiskObservation, Observation};
+use crate::state::fsutil;
+use crate::state::history::{self, Record, Sample};
 use crate::state::queue::{Job, JobFound, JobSpec, Queue};
 use crate::timefmt;
-use crate::control::window::Windows;
 use crate::worker::LOCK_FD_ENV;
+use crate::worker::ballast;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -3,11 +3,11 @@
 //! the floor. It polls five times a second (statvfs is cheap) and keeps extra headroom in
 //! proportion to how fast organic data is growing, so a real writer never meets ENOSPC.
 use super::{Ctx, End, Noise};
-use crate::worker::ballast;
 use crate::control::desired::Fill;
 use crate::error::Result;
 use crate::observe::{self, FsUsage};
 use crate::state::queue::JobSpec;
+use crate::worker::ballast;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};

@@ -76,9 +76,9 @@ fn cgroup_mounts(mountinfo: &str) -> Vec<(PathBuf, String, String)> {
             let opts = r.nth(1).unwrap_or("");
             fstype.starts_with("cgroup").then(|| {
                 (
-                    PathBuf::from(std::ffi::OsStr::from_bytes(&crate::worker::ballast::unescape(
-                        mount_point,
-                    ))),
+                    PathBuf::from(std::ffi::OsStr::from_bytes(
+                        &crate::worker::ballast::unescape(mount_point),
+                    )),
                     fstype.to_string(),
                     opts.to_string(),
                 )
