@@ -163,6 +163,7 @@ fn stress_ng() -> Option<String> {
 }
 
 fn kill(mut c: Child) {
+    // SAFETY: a plain signal to a PID this test started; no memory is passed.
     unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
     let _ = c.wait();
 }
@@ -254,10 +255,10 @@ fn memory_section() {
     c.reconcile();
     let t = Instant::now();
     let pid = loop {
-        if let Some(p) = c.worker_pid("memory") {
-            if proc_status_kib(p, "VmRSS:") * 1024 >= GIB - 64 * MIB {
-                break p;
-            }
+        if let Some(p) = c.worker_pid("memory")
+            && proc_status_kib(p, "VmRSS:") * 1024 >= GIB - 64 * MIB
+        {
+            break p;
         }
         assert!(t.elapsed() < Duration::from_secs(60), "ballast not reached");
         std::thread::sleep(Duration::from_millis(20));
@@ -294,7 +295,7 @@ fn memory_section() {
         "| a real 1.5 GiB allocation crosses the floor: 1 GiB of ballast given back after | {released:.2} s (the allocation itself took {alloc_done:.2} s) | never: holds until killed |"
     );
     // (b) the level is lowered: time from the job change to the memory being back
-    c.desired(&format!(r#"{{"version":1,"cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":0}}}}"#));
+    c.desired(r#"{"version":1,"cpu":{"enabled":false},"disk":{"enabled":false},"memory":{"target_percent":0}}"#);
     std::thread::sleep(Duration::from_secs(3));
     c.desired(&format!(r#"{{"version":1,"cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":{level:.4}}}}}"#));
     c.reconcile();
@@ -452,6 +453,7 @@ fn daemon_section() {
     let wcpu = wpid
         .map(|p| (proc_cpu_secs(p) - w0) / 5.0 * 100.0)
         .unwrap_or(0.0);
+    // SAFETY: a plain signal to a PID this test started; no memory is passed.
     unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
     let _ = d.wait();
     println!("| what | figure |\n|---|---:|");
@@ -493,7 +495,7 @@ fn window_section() {
         let line = format!(
             "{{\"ts\":\"{}\",\"interval_s\":1.0,\"cpu\":{{\"total\":{:.2},\"synthetic\":{:.2},\"level\":25.0,\"target\":25.0}},\"memory\":{{\"total\":40.1,\"synthetic\":20.0,\"level\":40.0,\"target\":40.0}}}}\n",
             cro::timefmt::rfc3339(ts as f64),
-            25.0 + 20.0 * (x * 6.283).sin().max(0.0),
+            25.0 + 20.0 * (x * std::f64::consts::TAU).sin().max(0.0),
             20.0 - 10.0 * x
         );
         bytes += line.len() as u64;

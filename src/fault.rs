@@ -77,9 +77,5 @@ pub fn point(point: &str) {
 }
 
 pub fn crash() -> ! {
-    // SAFETY: signalling ourselves; SIGKILL cannot be caught, so this does not return.
-    unsafe {
-        libc::kill(libc::getpid(), libc::SIGKILL);
-    }
-    std::process::abort()
+    crate::sys::process::kill_self()
 }

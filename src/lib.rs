@@ -10,5 +10,6 @@ pub mod observe;
 pub mod output;
 pub mod reconcile;
 pub mod state;
+pub mod sys;
 pub mod timefmt;
 pub mod worker;

@@ -207,6 +207,7 @@ fn killed_worker_is_restarted_exactly_once() {
         "the memory worker's first status",
         || e.job_status("memory"),
     );
+    // SAFETY: a plain signal to a PID this test started; no memory is passed.
     unsafe { libc::kill(mem_pid, libc::SIGKILL) };
     wait_for(Duration::from_secs(5), "the killed worker to die", || {
         (!pid_alive(mem_pid)).then_some(())
@@ -362,6 +363,7 @@ fn recover_from_normal_killed_deleted_and_garbage_states() {
         match scenario {
             "killed" => {
                 for (_, pid) in &ws {
+                    // SAFETY: a plain signal to a PID this test started; no memory is passed.
                     unsafe { libc::kill(*pid, libc::SIGKILL) };
                 }
                 wait_for(Duration::from_secs(5), "workers to die", || {
@@ -381,6 +383,7 @@ fn recover_from_normal_killed_deleted_and_garbage_states() {
             }
             "orphan-ballast" => {
                 for (_, pid) in &ws {
+                    // SAFETY: a plain signal to a PID this test started; no memory is passed.
                     unsafe { libc::kill(*pid, libc::SIGKILL) };
                 }
                 wait_for(Duration::from_secs(5), "workers to die", || {
@@ -421,6 +424,7 @@ fn recover_never_signals_a_process_named_in_a_stale_status() {
     let e = Env::new();
     let (_, ws) = e.start_idle();
     for (_, pid) in &ws {
+        // SAFETY: a plain signal to a PID this test started; no memory is passed.
         unsafe { libc::kill(*pid, libc::SIGKILL) };
     }
     wait_for(Duration::from_secs(5), "workers to die", || {
@@ -591,6 +595,7 @@ fn daemon_follows_edits_keeps_last_good_state_and_stops_on_sigterm() {
         cpu_job()
     );
     assert_eq!(e.workers(), ws);
+    // SAFETY: a plain signal to a PID this test started; no memory is passed.
     unsafe { libc::kill(d.0.id() as i32, libc::SIGTERM) };
     let out = wait_for(Duration::from_secs(5), "the daemon to exit", || {
         d.0.try_wait().unwrap()
@@ -1210,6 +1215,7 @@ fn daemon_ticks_at_its_interval_whoever_reads_its_files() {
         "one edit must make exactly one tick"
     );
     // SIGHUP (systemctl reload) reads the file again: nothing changed, no tick
+    // SAFETY: a plain signal to a PID this test started; no memory is passed.
     unsafe { libc::kill(d.0.id() as i32, libc::SIGHUP) };
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
@@ -1487,6 +1493,7 @@ fn workers_yield_by_the_kernel_mechanisms_they_claim() {
     assert_eq!(oom.trim(), "1000");
     let disk = ws.iter().find(|(i, _)| i.starts_with("disk")).unwrap().1;
     // ioprio_get(IOPRIO_WHO_PROCESS, pid): class in the top bits; 3 = idle
+    // SAFETY: ioprio_get takes two integers; no memory is passed.
     let prio = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, disk) };
     assert_eq!(
         prio >> 13,
@@ -1819,11 +1826,14 @@ fn planted_ballast_directories_and_files_are_refused() {
     std::os::unix::fs::chown(&bdir, Some(0), Some(0)).unwrap();
     std::fs::set_permissions(&bdir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let fifo = std::ffi::CString::new(bdir.join("ballast-000000.bin").to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
     // a level that wants ballast: the worker must try, and not block
     let used = {
         let c = std::ffi::CString::new(m.to_str().unwrap()).unwrap();
+        // SAFETY: statvfs is plain data; all zeros is a valid value.
         let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: a NUL-terminated path and a valid out-pointer.
         unsafe { libc::statvfs(c.as_ptr(), &mut s) };
         let (u, a) = ((s.f_blocks - s.f_bfree) as f64, s.f_bavail as f64);
         u / (u + a) * 100.0

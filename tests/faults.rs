@@ -263,6 +263,7 @@ fn disk_workers_killed_while_growing_or_trimming_are_replaced_and_recover_cleans
             std::thread::sleep(Duration::from_millis(rng.below(400)));
         }
         let mid = used_percent(&m);
+        // SAFETY: a plain signal to a PID this test started; no memory is passed.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         wait_for(Duration::from_secs(5), "the killed worker to go", || {
             (!pid_alive(pid)).then_some(())

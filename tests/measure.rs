@@ -68,7 +68,9 @@ fn rss(pid: i32) -> u64 {
 fn statvfs(p: &std::path::Path) -> (u64, u64) {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    // SAFETY: statvfs is plain data; all zeros is a valid value.
     let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a valid out-pointer.
     assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut s) }, 0);
     let f = s.f_frsize as u64;
     (
@@ -400,6 +402,7 @@ fn memory_worker_killed_while_growing_is_replaced_once_and_nothing_is_left() {
             || (rss(pid) >= 40 * MIB).then_some(()),
         );
         let at = rss(pid) / MIB;
+        // SAFETY: a plain signal to a PID this test started; no memory is passed.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         wait_for(Duration::from_secs(5), "the killed worker to go", || {
             (!pid_alive(pid)).then_some(())
@@ -453,6 +456,7 @@ fn cpu_burned_by_the_memory_worker_is_recorded_as_synthetic() {
     let pid = e.job_status("memory").unwrap()["pid"].as_i64().unwrap();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    // SAFETY: sysconf takes an integer name; no memory is passed.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let worker_s = (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / hz;
     e.ok(&["reconcile", "--once"]);
@@ -617,6 +621,7 @@ fn the_memory_worker_backs_off_when_it_cannot_map() {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
         let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
         (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap())
+            // SAFETY: sysconf takes an integer name; no memory is passed.
             / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
     };
     let log = e.state().join("logs/memory.log");
@@ -759,6 +764,8 @@ fn strict_overcommit_leaves_commit_for_real_allocations() {
     };
     let ok = p != libc::MAP_FAILED;
     if ok {
+        // SAFETY: p is a fresh 200 MiB read-write mapping; it is written, then unmapped,
+        // and never used again.
         unsafe {
             std::ptr::write_bytes(p as *mut u8, 1, (200 * MIB) as usize);
             libc::munmap(p, (200 * MIB) as usize);

@@ -238,17 +238,17 @@ impl Sim {
     /// Job removed or SIGTERM: give everything back, say "exited", release the lock.
     fn exit_cleanly(&mut self, pid: u32) {
         let p = self.procs.remove(&pid).unwrap();
-        if let JobSpec::Disk { mount, .. } = &p.spec {
-            if !self.unmounted.contains(mount) {
-                self.ballast.remove(mount);
-            }
+        if let JobSpec::Disk { mount, .. } = &p.spec
+            && !self.unmounted.contains(mount)
+        {
+            self.ballast.remove(mount);
         }
-        if let Some(st) = self.statuses.get_mut(&p.id) {
-            if st.pid == pid {
-                st.state = "exited".into();
-                st.synthetic_percent = 0.0;
-                st.ballast_bytes = 0;
-            }
+        if let Some(st) = self.statuses.get_mut(&p.id)
+            && st.pid == pid
+        {
+            st.state = "exited".into();
+            st.synthetic_percent = 0.0;
+            st.ballast_bytes = 0;
         }
     }
 
@@ -479,10 +479,10 @@ impl World for Sim {
         for pid in holders {
             self.exit_cleanly(pid);
         }
-        if let Some(mount) = cro::reconcile::tick::removal_mount(f) {
-            if !self.unmounted.contains(&mount) {
-                self.ballast.remove(&mount);
-            }
+        if let Some(mount) = cro::reconcile::tick::removal_mount(f)
+            && !self.unmounted.contains(&mount)
+        {
+            self.ballast.remove(&mount);
         }
         if !self.alive(&f.id) {
             self.locks.remove(&f.id);

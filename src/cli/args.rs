@@ -193,6 +193,10 @@ pub enum Command {
         /// The job file, <state-dir>/jobs/<id>.json.
         #[arg(long, value_name = "FILE")]
         job: PathBuf,
+        /// The slot lock the reconciler already took and handed over as this descriptor
+        /// (without it the worker takes the lock itself).
+        #[arg(long, value_name = "FD")]
+        lock_fd: Option<i32>,
     },
 }
 

@@ -209,19 +209,19 @@ pub fn run(cli: Cli) -> Result<i32> {
             };
             if let Ok(f) = fsutil::open_lock_file(&state_dir.join("daemon.lock"))
                 .map(|f| f.try_lock().is_err())
+                && f
             {
-                if f {
-                    eprintln!(
-                        "cro: warning: a cro daemon is running for this state directory and will start workers again at its next tick; stop it first (systemctl stop cro) or set \"paused\": true"
-                    );
-                }
+                eprintln!(
+                    "cro: warning: a cro daemon is running for this state directory and will start workers again at its next tick; stop it first (systemctl stop cro) or set \"paused\": true"
+                );
             }
             let r = recover::run(&state_dir, &mounts, dry_run, all_mounts)?;
             // Nothing of this state directory runs any more: the host is free for another.
-            if !dry_run && r.problems.is_empty() {
-                if let Err(e) = crate::state::claim::release(&state_dir) {
-                    eprintln!("cro: warning: {e}");
-                }
+            if !dry_run
+                && r.problems.is_empty()
+                && let Err(e) = crate::state::claim::release(&state_dir)
+            {
+                eprintln!("cro: warning: {e}");
             }
             if json {
                 print_json(&r);
@@ -334,8 +334,8 @@ pub fn run(cli: Cli) -> Result<i32> {
                 .map_err(|e| Error::Runtime(format!("cannot write the man page: {e}")))?;
             Ok(exit::OK)
         }
-        Command::Worker { job } => {
-            crate::worker::run(&job)?;
+        Command::Worker { job, lock_fd } => {
+            crate::worker::run(&job, lock_fd)?;
             Ok(exit::OK)
         }
     }

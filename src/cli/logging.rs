@@ -7,19 +7,18 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 /// True when stderr is the journal stream systemd gave us (JOURNAL_STREAM=dev:inode).
 pub fn stderr_is_journal() -> bool {
-    let Ok(v) = std::env::var("JOURNAL_STREAM") else {
-        return false;
-    };
-    let Some((dev, ino)) = v.split_once(':') else {
+    std::env::var("JOURNAL_STREAM").is_ok_and(|v| stream_is(&v, &std::io::stderr()))
+}
+
+/// Does a `JOURNAL_STREAM` value ("device:inode") name the file open as `fd`?
+fn stream_is(value: &str, fd: &impl std::os::fd::AsFd) -> bool {
+    let Some((dev, ino)) = value.split_once(':') else {
         return false;
     };
     let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
         return false;
     };
-    // SAFETY: fstat on fd 2 into a zeroed struct.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::fstat(2, &mut st) };
-    r == 0 && st.st_dev as u64 == dev && st.st_ino as u64 == ino
+    crate::sys::fs::meta(fd).is_ok_and(|m| m.dev == dev && m.ino == ino)
 }
 
 /// Keeps the file writer flushing until the program ends.
@@ -82,16 +81,14 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     #[test]
-    fn journal_stream_must_match_stderr() {
-        // SAFETY: test-only environment changes; this test alone touches JOURNAL_STREAM.
-        unsafe { std::env::set_var("JOURNAL_STREAM", "1:2") };
+    fn journal_stream_must_match_the_descriptor() {
+        let f = tempfile::tempfile().unwrap();
+        let md = f.metadata().unwrap();
         assert!(
-            !super::stderr_is_journal(),
-            "a stream that is not our stderr"
+            !super::stream_is("1:2", &f),
+            "a stream that is not this file"
         );
-        let md = std::fs::metadata("/proc/self/fd/2").unwrap();
-        unsafe { std::env::set_var("JOURNAL_STREAM", format!("{}:{}", md.dev(), md.ino())) };
-        assert!(super::stderr_is_journal(), "our own stderr");
-        unsafe { std::env::remove_var("JOURNAL_STREAM") };
+        assert!(!super::stream_is("garbage", &f));
+        assert!(super::stream_is(&format!("{}:{}", md.dev(), md.ino()), &f));
     }
 }

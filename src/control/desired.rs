@@ -440,18 +440,18 @@ fn explain_serde(msg: &str) -> String {
         return "missing field `version`; add \"version\": 1".into();
     }
     // "invalid type: string \"25%\", expected f64": say it in the file's terms.
-    if let Some(rest) = base.strip_prefix("invalid type: ") {
-        if let Some((found, expected)) = rest.split_once(", expected ") {
-            let want = match expected {
-                "f64" | "f32" => "a number such as 25 (no quotes, no % sign)",
-                "u64" | "u32" | "u8" | "usize" => "a whole number such as 60",
-                "a boolean" => "true or false",
-                "a string" => "a string in double quotes",
-                "a sequence" => "a list in [brackets]",
-                other => other,
-            };
-            return format!("expected {want}, found {found}");
-        }
+    if let Some(rest) = base.strip_prefix("invalid type: ")
+        && let Some((found, expected)) = rest.split_once(", expected ")
+    {
+        let want = match expected {
+            "f64" | "f32" => "a number such as 25 (no quotes, no % sign)",
+            "u64" | "u32" | "u8" | "usize" => "a whole number such as 60",
+            "a boolean" => "true or false",
+            "a string" => "a string in double quotes",
+            "a sequence" => "a list in [brackets]",
+            other => other,
+        };
+        return format!("expected {want}, found {found}");
     }
     base.to_string()
 }
@@ -539,20 +539,20 @@ fn find_duplicate_key(text: &str) -> Option<(String, usize, usize)> {
                         c => s.push(c),
                     }
                 }
-                if let Some(Frame::Obj(o)) = stack.last_mut() {
-                    if o.expect_key {
-                        o.expect_key = false;
-                        if o.keys.contains(&s) {
-                            let path = if o.path.is_empty() {
-                                s.clone()
-                            } else {
-                                format!("{}.{s}", o.path)
-                            };
-                            return Some((path, start_line, start_col));
-                        }
-                        o.keys.insert(s.clone());
-                        pending_key = Some(s);
+                if let Some(Frame::Obj(o)) = stack.last_mut()
+                    && o.expect_key
+                {
+                    o.expect_key = false;
+                    if o.keys.contains(&s) {
+                        let path = if o.path.is_empty() {
+                            s.clone()
+                        } else {
+                            format!("{}.{s}", o.path)
+                        };
+                        return Some((path, start_line, start_col));
                     }
+                    o.keys.insert(s.clone());
+                    pending_key = Some(s);
                 }
             }
             _ => {}

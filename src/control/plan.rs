@@ -118,10 +118,11 @@ pub fn plan(desired: &Resolved, levels: &Levels, found: &[JobFound]) -> Plan {
             .find(|f| &f.id == id)
             .and_then(|f| f.job.as_ref())
             .map(|j| j.spec.level_percent());
-        if let Some(old) = old {
-            if (old - *level).abs() < LEVEL_DEADBAND && (old == 0.0) == (*level == 0.0) {
-                *level = old;
-            }
+        if let Some(old) = old
+            && (old - *level).abs() < LEVEL_DEADBAND
+            && (old == 0.0) == (*level == 0.0)
+        {
+            *level = old;
         }
     }
     let jobs = desired_jobs(desired, &levels);

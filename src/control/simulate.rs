@@ -93,10 +93,10 @@ pub fn parse_trace(text: &str, path: &Path) -> Result<Trace> {
                 v[k] = Some(x);
             }
         }
-        if let Some((prev, _)) = rows.last() {
-            if t <= *prev {
-                return Err(bad(n + 1, format!("t={t} does not increase")));
-            }
+        if let Some((prev, _)) = rows.last()
+            && t <= *prev
+        {
+            return Err(bad(n + 1, format!("t={t} does not increase")));
         }
         rows.push((t, v));
     }

@@ -79,11 +79,7 @@ pub fn parse_btime(text: &str) -> Option<f64> {
 
 /// CPU time of these processes now; those that are gone are left out.
 pub fn read_proc_cpu(pids: &[u32]) -> Vec<ProcCpu> {
-    // SAFETY: sysconf has no preconditions.
-    let hz = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
-        n if n > 0 => n as f64,
-        _ => 100.0,
-    };
+    let hz = crate::sys::clock_ticks_per_second().max(1) as f64;
     let Some(btime) = std::fs::read_to_string("/proc/stat")
         .ok()
         .and_then(|t| parse_btime(&t))
@@ -128,13 +124,7 @@ pub fn host_cpus() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .max(online_cpus())
-}
-
-fn online_cpus() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    if n > 0 { n as usize } else { 1 }
+        .max(crate::sys::online_cpus())
 }
 
 /// CPUs this process may use: its affinity mask, further bounded by a cgroup CPU quota.
@@ -203,12 +193,12 @@ pub fn read_memory(cg: &CgroupLimits) -> std::io::Result<Memory> {
         available_bytes: avail,
         cgroup_bounded: false,
     };
-    if let (Some(limit), Some(usage)) = (cg.memory_limit_bytes, cg.memory_usage_bytes) {
-        if limit < total {
-            m.total_bytes = limit;
-            m.available_bytes = avail.min(limit.saturating_sub(usage));
-            m.cgroup_bounded = true;
-        }
+    if let (Some(limit), Some(usage)) = (cg.memory_limit_bytes, cg.memory_usage_bytes)
+        && limit < total
+    {
+        m.total_bytes = limit;
+        m.available_bytes = avail.min(limit.saturating_sub(usage));
+        m.cgroup_bounded = true;
     }
     Ok(m)
 }
@@ -250,17 +240,10 @@ impl FsUsage {
 }
 
 pub fn fs_usage(path: &Path) -> std::io::Result<FsUsage> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c is a valid NUL-terminated string and s a valid out-pointer.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let f = s.f_frsize as u64;
+    let s = crate::sys::fs::space(path)?;
     Ok(FsUsage {
-        used_bytes: (s.f_blocks as u64).saturating_sub(s.f_bfree as u64) * f,
-        avail_bytes: s.f_bavail as u64 * f,
+        used_bytes: s.total.saturating_sub(s.free),
+        avail_bytes: s.available,
     })
 }
 
@@ -373,12 +356,13 @@ pub fn read_cgroup_limits_at(root: &Path, proc_cgroup: &str) -> CgroupLimits {
             for d in ancestors(&root.join(ctrl), path) {
                 let q = read_trim(&d.join("cpu.cfs_quota_us")).and_then(|s| s.parse::<i64>().ok());
                 let p = read_trim(&d.join("cpu.cfs_period_us")).and_then(|s| s.parse::<i64>().ok());
-                if let (Some(q), Some(p)) = (q, p) {
-                    if q > 0 && p > 0 {
-                        let cpus = q as f64 / p as f64;
-                        out.cpu_quota_cpus =
-                            Some(out.cpu_quota_cpus.map_or(cpus, |c: f64| c.min(cpus)));
-                    }
+                if let (Some(q), Some(p)) = (q, p)
+                    && q > 0
+                    && p > 0
+                {
+                    let cpus = q as f64 / p as f64;
+                    out.cpu_quota_cpus =
+                        Some(out.cpu_quota_cpus.map_or(cpus, |c: f64| c.min(cpus)));
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! runs `cro worker` *and* holds open a `.lock` file of that state's jobs directory (the
 //! lock it holds for its whole life). A PID from a status file is never trusted alone:
 //! it may have been reused by an unrelated process.
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use crate::sys::process::{self, Sig};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -76,10 +76,10 @@ fn held_lock(pid: i32, jobs_dir: &Path) -> Option<(String, bool)> {
             Some(n) => (n, true),
             None => (name, false),
         };
-        if let Some(id) = name.strip_suffix(".lock") {
-            if !id.contains('/') {
-                return Some((id.to_string(), deleted));
-            }
+        if let Some(id) = name.strip_suffix(".lock")
+            && !id.contains('/')
+        {
+            return Some((id.to_string(), deleted));
         }
     }
     None
@@ -118,38 +118,20 @@ pub fn workers(state_dir: &Path) -> Vec<WorkerProc> {
     out
 }
 
-fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: plain syscall; the result is checked.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    // SAFETY: a fresh descriptor we own.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
 /// Send `sig` to `w` only if it is still that worker. With a pidfd (Linux >= 5.3) the check
 /// and the signal refer to the same process even if the PID is reused in between; older
 /// kernels fall back to kill(2) right after the check.
-pub fn signal(w: &WorkerProc, state_dir: &Path, sig: i32) -> bool {
+pub fn signal(w: &WorkerProc, state_dir: &Path, sig: Sig) -> bool {
     let jobs_dir = canonical_jobs_dir(state_dir);
-    let pidfd = pidfd_open(w.pid);
+    let pidfd = process::pidfd(w.pid);
     let still =
         is_worker_cmdline(w.pid) && held_lock(w.pid, &jobs_dir).is_some_and(|(id, _)| id == w.id);
     if !still {
         return false;
     }
-    // SAFETY: plain syscalls with valid arguments.
-    unsafe {
-        match pidfd {
-            Some(fd) => {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    fd.as_raw_fd(),
-                    sig,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                ) == 0
-            }
-            None => libc::kill(w.pid, sig) == 0,
-        }
+    match pidfd {
+        Some(fd) => process::signal_pidfd(&fd, sig),
+        None => process::signal_pid(w.pid, sig),
     }
 }
 
@@ -161,7 +143,7 @@ pub fn stop(
     grace: Duration,
 ) -> (usize, usize, Vec<WorkerProc>) {
     for w in which {
-        signal(w, state_dir, libc::SIGTERM);
+        signal(w, state_dir, Sig::Term);
     }
     let alive = |ws: &[WorkerProc]| -> Vec<WorkerProc> {
         let now = workers(state_dir);
@@ -194,7 +176,7 @@ pub fn stop(
     let after_term = wait(which, grace);
     for w in &after_term {
         tracing::warn!(pid = w.pid, id = %w.id, "worker ignored SIGTERM; sending SIGKILL");
-        signal(w, state_dir, libc::SIGKILL);
+        signal(w, state_dir, Sig::Kill);
     }
     let after_kill = wait(&after_term, Duration::from_secs(5));
     (
@@ -206,14 +188,7 @@ pub fn stop(
 
 /// Reap exited children (the daemon starts workers and must not collect zombies).
 pub fn reap_children() {
-    loop {
-        let mut status = 0;
-        // SAFETY: plain waitpid on any child, non-blocking.
-        let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if r <= 0 {
-            break;
-        }
-    }
+    while process::reap_one() {}
 }
 
 #[cfg(test)]

@@ -271,10 +271,10 @@ mod tests {
                 "{l}"
             );
             assert!(typed.contains(name), "sample before TYPE: {l}");
-            if let Some(labels) = series.strip_prefix(name) {
-                if !labels.is_empty() {
-                    assert!(labels.starts_with('{') && labels.ends_with('}'), "{l}");
-                }
+            if let Some(labels) = series.strip_prefix(name)
+                && !labels.is_empty()
+            {
+                assert!(labels.starts_with('{') && labels.ends_with('}'), "{l}");
             }
             out.push((
                 series.to_string(),

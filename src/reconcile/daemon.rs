@@ -155,12 +155,15 @@ pub fn run(
     Ok(())
 }
 
+/// Loads desired-state bytes (None: the built-in default) into a resolved state.
+type Loader<'a> = &'a dyn Fn(Option<&[u8]>) -> Result<(Resolved, Source)>;
+
 /// Read the desired file again; when its content changed, load it (or, if it is invalid,
 /// keep the last good state and say so). Whether it changed. A touch or a rewrite with the
 /// same bytes is not a change.
 fn reconsider(
     read: &dyn Fn() -> Result<Option<Vec<u8>>>,
-    load: &dyn Fn(Option<&[u8]>) -> Result<(Resolved, Source)>,
+    load: Loader,
     seen: &mut Option<Vec<u8>>,
     good: &mut Resolved,
     config_ok: &mut bool,

@@ -58,10 +58,10 @@ fn candidate_mounts(q: &Queue, extra: &[PathBuf], all_mounts: bool) -> Vec<PathB
     }
     set.extend(extra.iter().cloned());
     for id in q.ids().unwrap_or_default() {
-        if let Ok(Some(Ok(j))) = q.read_job(&id) {
-            if let JobSpec::Disk { mount, .. } = j.spec {
-                set.insert(mount);
-            }
+        if let Ok(Some(Ok(j))) = q.read_job(&id)
+            && let JobSpec::Disk { mount, .. } = j.spec
+        {
+            set.insert(mount);
         }
     }
     set.into_iter().collect()

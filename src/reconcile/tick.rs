@@ -11,13 +11,10 @@ use crate::state::fsutil;
 use crate::state::history::{self, Record, Sample};
 use crate::state::queue::{Job, JobFound, JobSpec, Queue};
 use crate::timefmt;
-use crate::worker::LOCK_FD_ENV;
 use crate::worker::ballast;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -244,38 +241,21 @@ pub fn spawn_worker(q: &Queue, id: &str, lock: File) -> Result<u32> {
         .map_err(|e| Error::io(&log_path, "open worker log", e))?;
     let job_path =
         std::path::absolute(q.job_path(id)).map_err(|e| Error::io(q.job_path(id), "resolve", e))?;
-    let fd = lock.as_raw_fd();
     let mut cmd = Command::new(exe);
     cmd.arg("worker")
         .arg("--job")
         .arg(&job_path)
+        // the locked slot, handed over as descriptor 3 by spawn_detached_with_lock
+        .arg("--lock-fd")
+        .arg("3")
         // Crash points are for this process only: a worker must not inherit them.
         .env_remove(crate::fault::ENV)
         .stdin(Stdio::null())
         .stdout(log)
-        .stderr(log2)
-        .env(LOCK_FD_ENV, "3");
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            // Its own session: the worker outlives a cron run and is not killed with the
-            // reconciler's terminal.
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // Hand over the locked slot as fd 3 (dup2 clears close-on-exec).
-            if fd == 3 {
-                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(fd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd
-        .spawn()
+        .stderr(log2);
+    // Its own session: the worker outlives a cron run and is not killed with the
+    // reconciler's terminal.
+    let child = crate::sys::spawn_detached_with_lock(&mut cmd, &lock)
         .map_err(|e| Error::Runtime(format!("cannot start worker {id}: {e}")))?;
     crate::fault::point("after-spawn");
     // Our copy of the lock goes; the child's keeps the lock held.
@@ -318,18 +298,18 @@ pub fn remove_job(q: &Queue, f: &JobFound) -> Result<()> {
     if f.id == "cpu" {
         crate::worker::placement::remove(&q.state_dir);
     }
-    if let Some(mount) = removal_mount(f) {
-        if let Err(e) = ballast::remove_all(&mount) {
-            tracing::warn!(mount = %mount.display(), "cannot remove ballast: {e}");
-        }
+    if let Some(mount) = removal_mount(f)
+        && let Err(e) = ballast::remove_all(&mount)
+    {
+        tracing::warn!(mount = %mount.display(), "cannot remove ballast: {e}");
     }
     // Only with the slot lock in hand may its files go (a worker could be holding it).
     if let Some(lock) = q.try_lock_slot(&f.id)? {
         for path in [q.lock_path(&f.id), q.status_path(&f.id)] {
-            if let Err(e) = std::fs::remove_file(&path) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    return Err(Error::io(&path, "delete", e));
-                }
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(Error::io(&path, "delete", e));
             }
         }
         drop(lock);
@@ -583,10 +563,10 @@ impl World for Host<'_> {
                 }
             }
         }
-        if owned.len() != before {
-            if let Err(e) = crate::state::owned::save(state_dir, &owned) {
-                tracing::warn!("{e}");
-            }
+        if owned.len() != before
+            && let Err(e) = crate::state::owned::save(state_dir, &owned)
+        {
+            tracing::warn!("{e}");
         }
         gone
     }

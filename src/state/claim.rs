@@ -29,8 +29,7 @@ pub fn run_dir() -> PathBuf {
     if let Some(d) = std::env::var_os(ENV).filter(|v| !v.is_empty()) {
         return PathBuf::from(d);
     }
-    // SAFETY: geteuid cannot fail.
-    let uid = unsafe { libc::geteuid() };
+    let uid = crate::sys::euid();
     if uid == 0 {
         return PathBuf::from("/run/cro");
     }
@@ -40,32 +39,63 @@ pub fn run_dir() -> PathBuf {
     }
 }
 
-fn claim_path() -> PathBuf {
-    run_dir().join("host.json")
+/// The host claim, kept in a run directory (`run_dir()` on a host; tests pass their own).
+pub struct Claims {
+    dir: PathBuf,
+}
+
+/// The host's claims, in `run_dir()`.
+pub fn host() -> Claims {
+    Claims::at(run_dir())
 }
 
 /// Who holds the host now, if anyone.
 pub fn holder() -> Option<Claim> {
-    let bytes = fsutil::read_optional(&claim_path()).ok()??;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// Run `f` with the claim file's lock held, so two passes never both take the host.
-fn locked<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let dir = run_dir();
-    fsutil::ensure_dir(&dir, 0o700)?;
-    fsutil::check_trusted_dir(&dir, true)?;
-    let lock = fsutil::open_lock_file(&dir.join("host.lock"))?;
-    lock.lock()
-        .map_err(|e| Error::io(dir.join("host.lock"), "lock", e))?;
-    f()
+    host().holder()
 }
 
 /// Claim the host for `state_dir` (which must exist), or fail naming the holder.
 pub fn take(state_dir: &Path) -> Result<()> {
-    let me = std::fs::canonicalize(state_dir).map_err(|e| Error::io(state_dir, "resolve", e))?;
-    locked(|| {
-        match holder() {
+    host().take(state_dir)
+}
+
+/// Give the host up if `state_dir` holds it (after a recover). Whether it did.
+pub fn release(state_dir: &Path) -> Result<bool> {
+    host().release(state_dir)
+}
+
+impl Claims {
+    pub fn at(dir: PathBuf) -> Claims {
+        Claims { dir }
+    }
+
+    fn claim_path(&self) -> PathBuf {
+        self.dir.join("host.json")
+    }
+
+    /// Who holds the host now, if anyone.
+    pub fn holder(&self) -> Option<Claim> {
+        let bytes = fsutil::read_optional(&self.claim_path()).ok()??;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Run `f` with the claim file's lock held, so two passes never both take the host.
+    fn locked<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let dir = &self.dir;
+        fsutil::ensure_dir(dir, 0o700)?;
+        fsutil::check_trusted_dir(dir, true)?;
+        let lock = fsutil::open_lock_file(&dir.join("host.lock"))?;
+        lock.lock()
+            .map_err(|e| Error::io(dir.join("host.lock"), "lock", e))?;
+        f()
+    }
+
+    /// Claim the host for `state_dir` (which must exist), or fail naming the holder.
+    pub fn take(&self, state_dir: &Path) -> Result<()> {
+        let me =
+            std::fs::canonicalize(state_dir).map_err(|e| Error::io(state_dir, "resolve", e))?;
+        self.locked(|| {
+        match self.holder() {
             Some(c) if c.state_dir == me => return Ok(()),
             // A holder whose directory is gone cannot be recovered: nothing of it runs
             // that a `recover --all-mounts` would not also find. Take over, and say so.
@@ -93,31 +123,32 @@ pub fn take(state_dir: &Path) -> Result<()> {
             since: crate::timefmt::rfc3339(crate::timefmt::now_unix()),
         };
         fsutil::write_atomic(
-            &claim_path(),
+            &self.claim_path(),
             &serde_json::to_vec(&c).expect("serializes"),
             0o600,
             true,
         )
     })
-}
-
-/// Give the host up if `state_dir` holds it (after a recover). Whether it did.
-pub fn release(state_dir: &Path) -> Result<bool> {
-    let Ok(me) = std::fs::canonicalize(state_dir) else {
-        return Ok(false);
-    };
-    if !run_dir().is_dir() {
-        return Ok(false);
     }
-    locked(|| match holder() {
-        Some(c) if c.state_dir == me => {
-            let p = claim_path();
-            std::fs::remove_file(&p).map_err(|e| Error::io(&p, "delete", e))?;
-            fsutil::sync_dir(&run_dir())?;
-            Ok(true)
+
+    /// Give the host up if `state_dir` holds it (after a recover). Whether it did.
+    pub fn release(&self, state_dir: &Path) -> Result<bool> {
+        let Ok(me) = std::fs::canonicalize(state_dir) else {
+            return Ok(false);
+        };
+        if !self.dir.is_dir() {
+            return Ok(false);
         }
-        _ => Ok(false),
-    })
+        self.locked(|| match self.holder() {
+            Some(c) if c.state_dir == me => {
+                let p = self.claim_path();
+                std::fs::remove_file(&p).map_err(|e| Error::io(&p, "delete", e))?;
+                fsutil::sync_dir(&self.dir)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -127,8 +158,12 @@ mod tests {
     #[test]
     fn one_state_dir_holds_the_host_until_released() {
         let t = tempfile::tempdir().unwrap();
-        // SAFETY (test): no other test in this binary reads CRO_RUN_DIR.
-        unsafe { std::env::set_var(ENV, t.path().join("run")) };
+        let claims = Claims::at(t.path().join("run"));
+        let (take, release, holder) = (
+            |d: &Path| claims.take(d),
+            |d: &Path| claims.release(d),
+            || claims.holder(),
+        );
         let (a, b) = (t.path().join("a"), t.path().join("b"));
         for d in [&a, &b] {
             std::fs::create_dir_all(d.join("jobs")).unwrap();

@@ -73,8 +73,7 @@ pub fn check_trusted_dir(dir: &Path, follow: bool) -> Result<()> {
         fs::symlink_metadata(dir)
     }
     .map_err(|e| Error::io(dir, "inspect", e))?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = crate::sys::euid();
     let why = if md.file_type().is_symlink() {
         Some("is a symbolic link".to_string())
     } else if !md.is_dir() {

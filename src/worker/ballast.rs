@@ -1,50 +1,21 @@
 //! Disk ballast lives only in `<mount>/.cro-ballast/`. Everything here works relative to
 //! directory descriptors opened with O_NOFOLLOW, so a symlink planted as `.cro-ballast`
 //! or inside it is never followed: links are removed as links, their targets untouched.
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use crate::sys::fs::{self as sysfs, Kind};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 pub const DIR: &str = ".cro-ballast";
 
-fn cstr(s: &[u8]) -> std::io::Result<CString> {
-    CString::new(s).map_err(std::io::Error::other)
-}
-
-fn open_dir_at(base: Option<&OwnedFd>, name: &[u8]) -> std::io::Result<OwnedFd> {
-    let c = cstr(name)?;
-    let at = base.map_or(libc::AT_FDCWD, |b| b.as_raw_fd());
-    // SAFETY: valid C string and directory fd; the result is checked.
-    let fd = unsafe {
-        libc::openat(
-            at,
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 /// Open `<mount>/.cro-ballast`, creating it (0700) when asked. `Ok(None)` when it does not
 /// exist and `create` is false. An error when it is a symlink or not a directory.
 pub fn open(mount: &Path, create: bool) -> std::io::Result<Option<OwnedFd>> {
-    let m = open_dir_at(None, mount.as_os_str().as_bytes())?;
+    let m = sysfs::open_dir_at(None, mount)?;
     if create {
-        let c = cstr(DIR.as_bytes())?;
-        // SAFETY: valid fd and C string.
-        if unsafe { libc::mkdirat(m.as_raw_fd(), c.as_ptr(), 0o700) } != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::AlreadyExists {
-                return Err(e);
-            }
-        }
+        sysfs::mkdir_at(&m, DIR, 0o700)?;
     }
-    match open_dir_at(Some(&m), DIR.as_bytes()) {
+    match sysfs::open_dir_at(Some(&m), DIR) {
         Ok(d) => {
             check_ours(&d, 0o077).map_err(|why| {
                 std::io::Error::new(
@@ -73,28 +44,19 @@ pub fn open(mount: &Path, create: bool) -> std::io::Result<Option<OwnedFd>> {
 /// Is this open file ours: owned by the effective user, with none of `forbidden` mode
 /// bits (0o077 for a directory: 0700 or tighter), and, for a regular file, one link only
 /// (a hard link planted next to ballast would let root write someone else's file)?
-pub fn check_ours(fd: &impl AsRawFd, forbidden: u32) -> std::result::Result<(), String> {
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid fd and out-pointer; checked.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(format!(
-            "cannot be inspected: {}",
-            std::io::Error::last_os_error()
-        ));
+pub fn check_ours(fd: &impl AsFd, forbidden: u32) -> std::result::Result<(), String> {
+    let st = sysfs::meta(fd).map_err(|e| format!("cannot be inspected: {e}"))?;
+    let me = crate::sys::euid();
+    if st.uid != me {
+        return Err(format!("is owned by uid {}, not {me}", st.uid));
     }
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
-    let fmt = st.st_mode & libc::S_IFMT;
-    if st.st_uid != me {
-        return Err(format!("is owned by uid {}, not {me}", st.st_uid));
+    if st.mode & forbidden != 0 {
+        return Err(format!("has mode {:o}", st.mode));
     }
-    if st.st_mode & forbidden != 0 {
-        return Err(format!("has mode {:o}", st.st_mode & 0o7777));
+    if st.kind == Kind::File && st.nlink != 1 {
+        return Err(format!("has {} hard links", st.nlink));
     }
-    if fmt == libc::S_IFREG && st.st_nlink != 1 {
-        return Err(format!("has {} hard links", st.st_nlink));
-    }
-    if fmt != libc::S_IFREG && fmt != libc::S_IFDIR {
+    if st.kind != Kind::File && st.kind != Kind::Dir {
         return Err("is neither a regular file nor a directory".into());
     }
     Ok(())
@@ -110,54 +72,32 @@ pub struct Entry {
     pub is_dir: bool,
 }
 
-fn stat_at(dir: &OwnedFd, name: &[u8]) -> std::io::Result<libc::stat> {
-    let c = cstr(name)?;
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid fd, C string and out-pointer.
-    if unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    } != 0
-    {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(st)
-}
-
 /// Entries of an open ballast directory, by name.
 pub fn list(dir: &OwnedFd) -> std::io::Result<Vec<Entry>> {
     // /proc/self/fd/N names exactly the directory we opened, whatever happens to the path.
     let mut out = vec![];
+    use std::os::fd::AsRawFd;
     for e in std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))? {
         let e = e?;
         let name = e.file_name();
-        let Ok(st) = stat_at(dir, name.as_bytes()) else {
+        let Ok(st) = sysfs::meta_at(dir, &name) else {
             continue;
         };
-        let fmt = st.st_mode & libc::S_IFMT;
         out.push(Entry {
             name: name.to_string_lossy().to_string(),
-            allocated: st.st_blocks as u64 * 512,
-            is_file: fmt == libc::S_IFREG,
-            is_symlink: fmt == libc::S_IFLNK,
-            is_dir: fmt == libc::S_IFDIR,
+            allocated: st.allocated,
+            is_file: st.kind == Kind::File,
+            is_symlink: st.kind == Kind::Symlink,
+            is_dir: st.kind == Kind::Dir,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
 
+/// Remove `name` from an open ballast directory (a link as a link: unlinkat opens nothing).
 pub fn unlink_at(dir: &OwnedFd, name: &str) -> std::io::Result<()> {
-    let c = cstr(name.as_bytes())?;
-    // SAFETY: valid fd and C string; unlinkat never follows a final symlink.
-    if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    sysfs::unlink_at(dir, name)
 }
 
 /// Bytes of ballast under a mount (0 when there is none).
@@ -210,10 +150,9 @@ pub fn remove_all(mount: &Path) -> std::io::Result<Removed> {
     }
     drop(dir);
     if r.left.is_empty() {
-        let m = open_dir_at(None, mount.as_os_str().as_bytes())?;
-        let c = cstr(DIR.as_bytes())?;
-        // SAFETY: valid fd and C string. Fails harmlessly if something was added meanwhile.
-        unsafe { libc::unlinkat(m.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) };
+        let m = sysfs::open_dir_at(None, mount)?;
+        // Fails harmlessly if something was added meanwhile.
+        let _ = sysfs::rmdir_at(&m, DIR);
     }
     Ok(r)
 }

@@ -72,22 +72,6 @@ impl CpuControl {
     }
 }
 
-fn clock_secs(clock: libc::clockid_t) -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out-pointer; the clocks used here always exist on Linux.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
-
-fn set_sched_idle() -> bool {
-    let p = libc::sched_param { sched_priority: 0 };
-    // SAFETY: pid 0 is the calling thread; p is valid.
-    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &p) == 0 }
-}
-
 struct Shared {
     duty_ppm: AtomicU32,
     stop: AtomicBool,
@@ -98,7 +82,7 @@ struct Shared {
 }
 
 fn burner(shared: Arc<Shared>) {
-    if !set_sched_idle() {
+    if crate::sys::sched_idle().is_err() {
         tracing::error!(
             "cannot enter SCHED_IDLE; this burner will not run (it must never compete with real work)"
         );
@@ -116,15 +100,13 @@ fn burner(shared: Arc<Shared>) {
             // Spin until this thread has had duty x PERIOD of CPU (or the period is over:
             // a SCHED_IDLE thread gets nothing while real work runs, by design).
             let budget = duty * PERIOD.as_secs_f64();
-            let t0 = clock_secs(libc::CLOCK_THREAD_CPUTIME_ID);
+            let t0 = crate::sys::cpu_seconds(true);
             'spin: loop {
                 for _ in 0..2000 {
                     x = x.rotate_left(5) ^ x.wrapping_mul(0x2545_F491_4F6C_DD1D);
                 }
                 std::hint::black_box(x);
-                if clock_secs(libc::CLOCK_THREAD_CPUTIME_ID) - t0 >= budget
-                    || start.elapsed() >= PERIOD
-                {
+                if crate::sys::cpu_seconds(true) - t0 >= budget || start.elapsed() >= PERIOD {
                     break 'spin;
                 }
             }
@@ -183,7 +165,7 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
 
     let mut ctl = CpuControl::default();
     let mut prev_host = observe::read_cpu_times().ok();
-    let mut prev_own = clock_secs(libc::CLOCK_PROCESS_CPUTIME_ID);
+    let mut prev_own = crate::sys::cpu_seconds(false);
     let mut prev_at = Instant::now();
     let end = loop {
         if let Err(end) = ctx.poll() {
@@ -194,7 +176,7 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
             continue;
         }
         let host = observe::read_cpu_times().ok();
-        let own_now = clock_secs(libc::CLOCK_PROCESS_CPUTIME_ID);
+        let own_now = crate::sys::cpu_seconds(false);
         let dt = prev_at.elapsed().as_secs_f64();
         let own = ((own_now - prev_own) / (dt * host_cpus) * 100.0).clamp(0.0, 100.0);
         let total = match (host, prev_host) {
@@ -243,7 +225,7 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
     if let placement::Target::V1 { dir } = &target {
         let _ = std::fs::remove_dir(dir);
     }
-    ctx.status.cpu_seconds_total = clock_secs(libc::CLOCK_PROCESS_CPUTIME_ID);
+    ctx.status.cpu_seconds_total = crate::sys::cpu_seconds(false);
     Ok(end)
 }
 

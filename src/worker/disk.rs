@@ -8,8 +8,7 @@ use crate::error::Result;
 use crate::observe::{self, FsUsage};
 use crate::state::queue::JobSpec;
 use crate::worker::ballast;
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 const FILE_MAX: u64 = 1 << 30;
@@ -87,14 +86,8 @@ pub fn target(
 }
 
 fn ioprio_idle() {
-    // IOPRIO_WHO_PROCESS = 1, IOPRIO_CLASS_IDLE = 3 << 13
-    // SAFETY: plain syscall on ourselves.
-    let r = unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, 3 << 13) };
-    if r != 0 {
-        tracing::warn!(
-            "cannot set idle I/O priority: {}",
-            std::io::Error::last_os_error()
-        );
+    if let Err(e) = crate::sys::ioprio_idle() {
+        tracing::warn!("cannot set idle I/O priority: {e}");
     }
 }
 
@@ -116,10 +109,9 @@ impl Files {
                 .strip_prefix("ballast-")
                 .and_then(|s| s.strip_suffix(".bin"))
                 .and_then(|s| s.parse::<usize>().ok())
+                && e.is_file
             {
-                if e.is_file {
-                    files.push((i, e.allocated));
-                }
+                files.push((i, e.allocated));
             }
         }
         files.sort();
@@ -127,26 +119,7 @@ impl Files {
     }
 
     fn open(&self, i: usize) -> std::io::Result<std::fs::File> {
-        let c = CString::new(file_name(i)).map_err(std::io::Error::other)?;
-        // SAFETY: valid fd and C string; O_NOFOLLOW refuses a planted symlink, O_NONBLOCK
-        // a FIFO without a reader (which would block this open forever).
-        let fd = unsafe {
-            libc::openat(
-                self.dir.as_raw_fd(),
-                c.as_ptr(),
-                libc::O_WRONLY
-                    | libc::O_CREAT
-                    | libc::O_NOFOLLOW
-                    | libc::O_NONBLOCK
-                    | libc::O_CLOEXEC,
-                0o600,
-            )
-        };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: fresh fd we own.
-        let f = unsafe { std::fs::File::from_raw_fd(fd) };
+        let f = crate::sys::fs::create_at(&self.dir, &file_name(i), 0o600)?;
         // Only a regular file of ours with one link is written or truncated.
         ballast::check_ours(&f, 0o022).map_err(|why| {
             std::io::Error::new(
@@ -175,10 +148,7 @@ impl Files {
         let off = f.metadata()?.len().max(size) & !4095;
         match fill {
             Fill::Allocate => {
-                // SAFETY: valid fd; mode 0 extends the file.
-                if unsafe { libc::fallocate(f.as_raw_fd(), 0, off as i64, n as i64) } != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+                crate::sys::fs::allocate(&f, off, n)?;
             }
             Fill::Write => {
                 use std::os::unix::fs::FileExt;
@@ -298,9 +268,7 @@ fn unusable(mount: &std::path::Path, allow_plain: bool, held: Option<&Files>) ->
         Err(e) => return Some(format!("{}: {e}", mount.display())),
     };
     let f = held?;
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat on a descriptor we own, into a zeroed struct.
-    if unsafe { libc::fstat(f.dir.as_raw_fd(), &mut st) } == 0 && st.st_dev != here {
+    if crate::sys::fs::meta(&f.dir).is_ok_and(|st| st.dev != here) {
         return Some(format!(
             "the filesystem at {} changed under us (unmounted?); giving back what we held there",
             mount.display()

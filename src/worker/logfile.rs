@@ -4,7 +4,6 @@
 //! with how many were held back. Before this, a worker with a persistent error appended
 //! a line every 200 ms, forever.
 use std::collections::HashMap;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -56,15 +55,8 @@ pub fn rotate_own(path: &Path) {
     };
     match open(path) {
         Ok(f) => {
-            for target in [1, 2] {
-                // SAFETY: dup2 onto our own standard descriptors; f stays open across the
-                // call and the result is checked.
-                if unsafe { libc::dup2(f.as_raw_fd(), target) } < 0 {
-                    tracing::warn!(
-                        "cannot switch to the new log: {}",
-                        std::io::Error::last_os_error()
-                    );
-                }
+            if let Err(e) = crate::sys::redirect_output(&f) {
+                tracing::warn!("cannot switch to the new log: {e}");
             }
             tracing::info!("log rotated (kept {KEEP} older files of up to {CAP} bytes)");
         }

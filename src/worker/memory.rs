@@ -7,6 +7,7 @@ use super::{Ctx, End, Noise};
 use crate::error::Result;
 use crate::observe::{self, Memory};
 use crate::state::queue::JobSpec;
+use crate::sys::mem::Mapping;
 use std::time::{Duration, Instant};
 
 pub const CHUNK: usize = 64 << 20;
@@ -81,7 +82,7 @@ pub fn target(
 
 /// A mapping of CHUNK bytes of which the first `filled` are touched.
 struct Chunk {
-    ptr: *mut u8,
+    map: Mapping,
     filled: usize,
 }
 
@@ -112,30 +113,15 @@ impl Ballast {
     pub fn grow(&mut self, add: u64) -> std::io::Result<()> {
         let add = (add as usize).min(CHUNK);
         if self.chunks.last().is_none_or(|c| c.filled == CHUNK) {
-            // SAFETY: anonymous private mapping; checked for MAP_FAILED below.
-            let p = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    CHUNK,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                    -1,
-                    0,
-                )
-            };
-            if p == libc::MAP_FAILED {
-                return Err(std::io::Error::last_os_error());
-            }
             self.chunks.push(Chunk {
-                ptr: p as *mut u8,
+                map: Mapping::new(CHUNK)?,
                 filled: 0,
             });
         }
         let c = self.chunks.last_mut().expect("a chunk");
         let n = add.min(CHUNK - c.filled);
-        // SAFETY: [filled, filled+n) lies inside the CHUNK-long mapping we own.
-        let region = unsafe { std::slice::from_raw_parts_mut(c.ptr.add(c.filled), n) };
-        self.noise.fill(region);
+        self.noise
+            .fill(&mut c.map.bytes_mut()[c.filled..c.filled + n]);
         c.filled += n;
         Ok(())
     }
@@ -144,28 +130,24 @@ impl Ballast {
     pub fn shrink_to(&mut self, keep: u64) {
         // The system's page size: 64 KiB on many aarch64 kernels (Kylin, openEuler),
         // where a 4 KiB-aligned DONTNEED would be refused and free nothing.
-        let page = page_size();
+        let page = crate::sys::page_size();
         while self.bytes() > keep {
             let excess = (self.bytes() - keep) as usize;
             let c = self.chunks.last_mut().expect("a chunk");
             if excess >= c.filled {
-                // SAFETY: unmapping a whole mapping we created and no longer reference.
-                unsafe { libc::munmap(c.ptr as *mut libc::c_void, CHUNK) };
+                // Dropping the mapping unmaps it.
                 self.chunks.pop();
             } else {
                 // Drop the tail of this chunk, page-aligned (keep is a little generous).
                 let new_filled = (c.filled - excess).div_ceil(page) * page;
                 if new_filled < c.filled {
-                    // SAFETY: the range is inside our mapping; DONTNEED frees the pages now.
-                    unsafe {
-                        libc::madvise(
-                            c.ptr.add(new_filled) as *mut libc::c_void,
-                            c.filled - new_filled,
-                            libc::MADV_DONTNEED,
-                        )
-                    };
+                    if let Err(e) = c.map.discard_from(new_filled) {
+                        // Nothing was freed: say so, and count the chunk as still full.
+                        tracing::warn!("cannot give back memory (madvise): {e}");
+                        break;
+                    }
+                    c.filled = new_filled;
                 }
-                c.filled = new_filled;
                 break;
             }
         }
@@ -181,14 +163,6 @@ impl Default for Ballast {
 impl Drop for Ballast {
     fn drop(&mut self) {
         self.shrink_to(0);
-    }
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
-        n if n > 0 => n as usize,
-        _ => 4096,
     }
 }
 

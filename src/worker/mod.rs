@@ -2,7 +2,7 @@
 //! kind, or the worker is told to stop (SIGTERM/SIGINT).
 //!
 //! The worker takes its slot lock before anything else. Started by a reconciler it
-//! inherits the lock already taken (fd in `CRO_LOCK_FD`); started by hand it takes it
+//! inherits the lock already taken (the descriptor named by `--lock-fd`); started by hand it takes it
 //! itself and exits at once if another worker has it.
 pub mod ballast;
 pub mod cpu;
@@ -16,14 +16,11 @@ use crate::state::fsutil;
 use crate::state::queue::{Job, JobSpec, Queue, WorkerStatus};
 use crate::timefmt::now_unix;
 use std::fs::File;
-use std::os::fd::FromRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-pub const LOCK_FD_ENV: &str = "CRO_LOCK_FD";
 
 /// What a worker shares with its controller loop.
 pub struct Ctx {
@@ -152,18 +149,12 @@ impl Ctx {
 }
 
 /// Take the slot lock: the inherited one, or our own. `Ok(None)`: another worker has it.
-fn take_lock(queue: &Queue, id: &str) -> Result<Option<File>> {
+fn take_lock(queue: &Queue, id: &str, inherited: Option<i32>) -> Result<Option<File>> {
     let path = queue.lock_path(id);
-    let lock = match std::env::var(LOCK_FD_ENV)
-        .ok()
-        .and_then(|v| v.parse::<i32>().ok())
-    {
-        Some(fd) if fd >= 0 => {
-            // SAFETY: the reconciler passed this descriptor to us for exactly this purpose
-            // and nothing else in this process owns it.
-            let f = unsafe { File::from_raw_fd(fd) };
-            // SAFETY: setting FD_CLOEXEC on an fd we own.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let lock = match inherited {
+        Some(fd) => {
+            let f = crate::sys::take_inherited_fd(fd)
+                .map_err(|e| Error::Usage(format!("worker {id}: {e}")))?;
             // An inherited lock is already ours: flock locks belong to the open file
             // description, which we now share with nobody. Taking it again proves it (a
             // no-op on our own lock; a lock someone else holds is refused).
@@ -172,13 +163,11 @@ fn take_lock(queue: &Queue, id: &str) -> Result<Option<File>> {
             }
             f
         }
-        _ => match queue.try_lock_slot(id)? {
+        None => match queue.try_lock_slot(id)? {
             Some(f) => f,
             None => return Ok(None),
         },
     };
-    // SAFETY: removing a variable from our own environment before any thread starts.
-    unsafe { std::env::remove_var(LOCK_FD_ENV) };
     // The lock must be on the file that is at the path now: if recover removed the slot
     // between the reconciler opening it and us running, we hold a lock nobody can see.
     let held = lock
@@ -190,7 +179,7 @@ fn take_lock(queue: &Queue, id: &str) -> Result<Option<File>> {
     }
 }
 
-pub fn run(job_path: &Path) -> Result<()> {
+pub fn run(job_path: &Path, lock_fd: Option<i32>) -> Result<()> {
     let job_path = std::path::absolute(job_path).map_err(|e| Error::io(job_path, "resolve", e))?;
     let jobs_dir = job_path
         .parent()
@@ -211,7 +200,7 @@ pub fn run(job_path: &Path) -> Result<()> {
         })?
         .to_string();
     let queue = Queue::new(state_dir);
-    let Some(lock) = take_lock(&queue, &id)? else {
+    let Some(lock) = take_lock(&queue, &id, lock_fd)? else {
         tracing::info!(%id, "another worker holds this job; exiting");
         return Ok(());
     };
@@ -298,10 +287,10 @@ pub fn run(job_path: &Path) -> Result<()> {
 /// detached SCHED_IDLE burner slowed a saturating workload in another session by ~34 %,
 /// and ~2.6 % after this write (shared/FACTS.md).
 pub fn lower_autogroup() {
-    if let Err(e) = std::fs::write("/proc/self/autogroup", "19") {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!("cannot lower autogroup priority: {e}");
-        }
+    if let Err(e) = std::fs::write("/proc/self/autogroup", "19")
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("cannot lower autogroup priority: {e}");
     }
 }
 
@@ -315,7 +304,7 @@ impl Noise {
         Noise(seed)
     }
     #[inline]
-    pub fn next(&mut self) -> u64 {
+    pub fn next_word(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -326,10 +315,10 @@ impl Noise {
     pub fn fill(&mut self, buf: &mut [u8]) {
         let mut chunks = buf.chunks_exact_mut(8);
         for c in &mut chunks {
-            c.copy_from_slice(&self.next().to_ne_bytes());
+            c.copy_from_slice(&self.next_word().to_ne_bytes());
         }
         let rest = chunks.into_remainder();
-        let v = self.next().to_ne_bytes();
+        let v = self.next_word().to_ne_bytes();
         rest.copy_from_slice(&v[..rest.len()]);
     }
 }

@@ -203,9 +203,7 @@ pub fn prepare(t: &Target) -> std::result::Result<(), String> {
 pub fn enter(t: &Target, whole_process: bool) -> std::io::Result<()> {
     match t {
         Target::V1 { dir } if !whole_process => {
-            // SAFETY: gettid has no preconditions.
-            let tid = unsafe { libc::gettid() };
-            std::fs::write(dir.join("tasks"), tid.to_string())
+            std::fs::write(dir.join("tasks"), crate::sys::thread_id().to_string())
         }
         Target::V2 { dir, .. } if whole_process => {
             std::fs::write(dir.join("cgroup.procs"), std::process::id().to_string())

@@ -227,6 +227,7 @@ impl Env {
 impl Daemon {
     /// SIGTERM, wait (bounded) and return what it logged.
     pub fn stop(mut self) -> String {
+        // SAFETY: a plain signal to a PID this test started; no memory is passed.
         unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
         let out = wait_for(Duration::from_secs(10), "the daemon to exit", || {
             self.0.try_wait().unwrap()
@@ -408,6 +409,7 @@ impl Drop for Env {
             }
             // Belt and braces: nothing of ours may outlive the test.
             for (_, pid) in self.workers() {
+                // SAFETY: a plain signal to a PID this test started; no memory is passed.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
