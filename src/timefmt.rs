@@ -1,6 +1,9 @@
-//! UTC calendar formatting without a date crate: the history needs only RFC 3339 stamps
-//! and `YYYY-MM-DD` day-file names, and parsing them back.
+//! UTC time for the history and the command line: RFC 3339 stamps and `YYYY-MM-DD`
+//! day-file names, through the `time` crate (a real calendar: 2026-02-31 and NaN seconds
+//! are refused, which the hand-written parser before it accepted).
 use std::time::{SystemTime, UNIX_EPOCH};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 pub fn now_unix() -> f64 {
     SystemTime::now()
@@ -9,64 +12,41 @@ pub fn now_unix() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's `civil_from_days`.
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// (year, month, day) to days since 1970-01-01, Hinnant's `days_from_civil`.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = m as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// The UTC moment of whole second `unix` (clamped into the calendar's range).
+fn utc(unix: f64) -> OffsetDateTime {
+    let secs = if unix.is_finite() {
+        unix.floor() as i64
+    } else {
+        0
+    };
+    OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// `2026-11-27T03:40:00Z` (whole seconds; the history does not need more).
 pub fn rfc3339(unix: f64) -> String {
-    let secs = unix.floor() as i64;
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
+    let t = utc(unix);
     format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
     )
 }
 
 /// `2026-11-27`, the name of the day file a record at `unix` goes to.
 pub fn day(unix: f64) -> String {
-    let (y, mo, d) = civil_from_days((unix.floor() as i64).div_euclid(86_400));
-    format!("{y:04}-{mo:02}-{d:02}")
+    let t = utc(unix);
+    format!("{:04}-{:02}-{:02}", t.year(), t.month() as u8, t.day())
 }
 
-/// Parse `YYYY-MM-DDTHH:MM:SSZ` (also with fractional seconds) back to unix seconds.
+/// Parse an RFC 3339 time (`2026-11-27T03:40:00Z`, fractional seconds and offsets such as
+/// `+08:00` too) to unix seconds.
 pub fn parse_rfc3339(s: &str) -> Option<f64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || !s.ends_with('Z') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi) = (num(11..13)?, num(14..16)?);
-    let sec: f64 = s.get(17..s.len() - 1)?.parse().ok()?;
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 {
-        return None;
-    }
-    Some((days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60) as f64 + sec)
+    let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+    Some(t.unix_timestamp() as f64 + t.nanosecond() as f64 / 1e9)
 }
 
 /// `30d`, `12h`, `90m`, `45s`, `1w` to seconds.
@@ -103,6 +83,13 @@ mod tests {
             Some("2024-02-29T23:59:59Z")
         );
         assert_eq!(parse_rfc3339("garbage"), None);
+        // the calendar and the clock are checked, not only the shape
+        assert_eq!(parse_rfc3339("2026-02-31T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2025-02-29T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2026-11-27T03:40:NaNZ"), None);
+        assert_eq!(parse_rfc3339("2026-11-27T24:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2026-11-27T03:40:00.5Z"), Some(t + 0.5));
+        assert_eq!(parse_rfc3339("2026-11-27T11:40:00+08:00"), Some(t));
     }
 
     #[test]
