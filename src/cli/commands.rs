@@ -215,7 +215,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                     "cro: warning: a cro daemon is running for this state directory and will start workers again at its next tick; stop it first (systemctl stop cro) or set \"paused\": true"
                 );
             }
-            let r = recover::run(&state_dir, &mounts, dry_run, all_mounts)?;
+            let r = recover::run(&state_dir, &mounts, dry_run, all_mounts, &mut |m| {
+                eprintln!("cro: {m}")
+            })?;
             // Nothing of this state directory runs any more: the host is free for another.
             if !dry_run
                 && r.problems.is_empty()

@@ -137,10 +137,13 @@ pub fn signal(w: &WorkerProc, state_dir: &Path, sig: Sig) -> bool {
 
 /// Stop these workers: SIGTERM, wait up to `grace`, then SIGKILL and wait again. Returns
 /// (stopped by SIGTERM, stopped by SIGKILL, still running).
+/// `progress` hears, once a second, who is still being waited for (the command prints it
+/// for a person watching; the daemon logs it).
 pub fn stop(
     state_dir: &Path,
     which: &[WorkerProc],
     grace: Duration,
+    progress: &mut dyn FnMut(&str),
 ) -> (usize, usize, Vec<WorkerProc>) {
     for w in which {
         signal(w, state_dir, Sig::Term);
@@ -149,7 +152,7 @@ pub fn stop(
         let now = workers(state_dir);
         ws.iter().filter(|w| now.contains(w)).cloned().collect()
     };
-    let wait = |ws: &[WorkerProc], d: Duration| -> Vec<WorkerProc> {
+    let mut wait = |ws: &[WorkerProc], d: Duration| -> Vec<WorkerProc> {
         let start = Instant::now();
         let mut said = 0;
         loop {
@@ -161,14 +164,14 @@ pub fn stop(
             let secs = start.elapsed().as_secs();
             if secs > said {
                 said = secs;
-                eprintln!(
-                    "cro: waiting for {} worker(s) to stop ({secs} s): {}",
+                progress(&format!(
+                    "waiting for {} worker(s) to stop ({secs} s): {}",
                     left.len(),
                     left.iter()
                         .map(|w| w.id.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
-                );
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -156,11 +156,14 @@ fn clear_jobs_dir(q: &Queue) -> Result<usize> {
     Ok(n)
 }
 
+/// `progress` hears each step as it happens (the command prints it; it is not part of
+/// the report).
 pub fn run(
     state_dir: &Path,
     desired_mounts: &[PathBuf],
     dry_run: bool,
     all_mounts: bool,
+    progress: &mut dyn FnMut(&str),
 ) -> Result<Report> {
     let q = Queue::new(state_dir);
     let mounts = candidate_mounts(&q, desired_mounts, all_mounts);
@@ -180,9 +183,9 @@ pub fn run(
     }
     let ws: Vec<WorkerProc> = procs::workers(state_dir);
     if !ws.is_empty() {
-        eprintln!("cro: stopping {} worker(s)...", ws.len());
+        progress(&format!("stopping {} worker(s)...", ws.len()));
     }
-    let (term, kill, left) = procs::stop(state_dir, &ws, Duration::from_secs(10));
+    let (term, kill, left) = procs::stop(state_dir, &ws, Duration::from_secs(10), progress);
     report.stopped_by_sigterm = term;
     report.stopped_by_sigkill = kill;
     for w in left {
@@ -194,18 +197,18 @@ pub fn run(
     crate::fault::point("recover-after-stop");
     // The CPU burners' idle cgroup, empty now.
     if crate::worker::placement::remove(state_dir) {
-        eprintln!("cro: removed the burners' idle cgroup");
+        progress("removed the burners' idle cgroup");
     }
     for m in &mounts {
         match ballast::remove_all(m) {
             Ok(r) => {
                 report.deleted_ballast_bytes += r.bytes;
                 if r.bytes > 0 {
-                    eprintln!(
-                        "cro: deleted {} of ballast in {}",
+                    progress(&format!(
+                        "deleted {} of ballast in {}",
                         human_bytes(r.bytes),
                         m.display()
-                    );
+                    ));
                 }
                 for l in r.left {
                     report.problems.push(format!(
@@ -237,10 +240,10 @@ pub fn run(
         crate::state::history::history_dir(&q.state_dir),
     ] {
         for p in crate::state::fsutil::remove_stale_temps(&dir, Duration::ZERO) {
-            eprintln!(
-                "cro: deleted {} (left by an interrupted write)",
+            progress(&format!(
+                "deleted {} (left by an interrupted write)",
                 p.display()
-            );
+            ));
         }
     }
     report.after = snapshot(&q, &mounts);

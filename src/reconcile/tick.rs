@@ -292,7 +292,9 @@ pub fn remove_job(q: &Queue, f: &JobFound) -> Result<()> {
             .into_iter()
             .filter(|w| w.id == f.id)
             .collect();
-        procs::stop(&q.state_dir, &ws, Duration::from_secs(5));
+        procs::stop(&q.state_dir, &ws, Duration::from_secs(5), &mut |m| {
+            tracing::info!("{m}")
+        });
     }
     crate::fault::point("remove-before-ballast");
     if f.id == "cpu" {
