@@ -119,6 +119,26 @@ pub fn own_cpu_seconds(before: &[ProcCpu], now: &[ProcCpu], since: f64) -> f64 {
         .sum()
 }
 
+/// cro's own share of the host's CPU over an interval, in percent of all the host's CPUs
+/// (the unit of /proc/stat's total): the CPU seconds its processes used since `since`
+/// over the interval's capacity, never more than the `total_percent` measured for the
+/// same interval (both are sampled a moment apart; cro cannot have used more than all).
+pub fn synthetic_cpu_percent(
+    own_before: &[ProcCpu],
+    own_now: &[ProcCpu],
+    since: f64,
+    interval_s: f64,
+    host_cpus: usize,
+    total_percent: f64,
+) -> f64 {
+    let capacity = interval_s * host_cpus.max(1) as f64;
+    if capacity <= 0.0 {
+        return 0.0;
+    }
+    (own_cpu_seconds(own_before, own_now, since) / capacity * 100.0)
+        .clamp(0.0, total_percent.max(0.0))
+}
+
 /// Online CPUs of the host (what /proc/stat's percent is relative to).
 pub fn host_cpus() -> usize {
     std::thread::available_parallelism()
@@ -471,6 +491,41 @@ pub fn organic(total: f64, synthetic: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn proc_cpu(pid: u32, started: f64, cpu_seconds: f64) -> ProcCpu {
+        ProcCpu {
+            pid,
+            started,
+            cpu_seconds,
+        }
+    }
+
+    #[test]
+    fn synthetic_cpu_is_cro_seconds_over_the_intervals_capacity() {
+        let before = [proc_cpu(10, 100.0, 50.0), proc_cpu(11, 100.0, 5.0)];
+        // 10 s on 2 CPUs = 20 CPU-seconds; worker 10 used 5, worker 11 used 1: 30 %
+        let now = [proc_cpu(10, 100.0, 55.0), proc_cpu(11, 100.0, 6.0)];
+        let p = synthetic_cpu_percent(&before, &now, 1000.0, 10.0, 2, 80.0);
+        assert!((p - 30.0).abs() < 1e-9, "{p}");
+        // never more than the total measured for the interval
+        assert_eq!(
+            synthetic_cpu_percent(&before, &now, 1000.0, 10.0, 2, 20.0),
+            20.0
+        );
+        // a PID reused by another process (other start time) is not charged its past
+        let reused = [proc_cpu(10, 900.0, 70.0), proc_cpu(11, 100.0, 6.0)];
+        let p = synthetic_cpu_percent(&before, &reused, 1000.0, 10.0, 2, 80.0);
+        assert!((p - 5.0).abs() < 1e-9, "only worker 11's 1 s: {p}");
+        // a worker started during the interval counts whole
+        let fresh = [proc_cpu(12, 1001.0, 2.0)];
+        let p = synthetic_cpu_percent(&[], &fresh, 1000.0, 10.0, 2, 80.0);
+        assert!((p - 10.0).abs() < 1e-9, "{p}");
+        // a zero-length interval is no share, not a division by zero
+        assert_eq!(
+            synthetic_cpu_percent(&before, &now, 1000.0, 0.0, 2, 80.0),
+            0.0
+        );
+    }
 
     #[test]
     fn commit_figures() {

@@ -267,7 +267,12 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
             .resolve(desired_path, mem.total_bytes, false)
             .expect("default is valid")
     });
-    let (obs, windows, decisions, _) = tick::prepare(&q, &shown, &found, false)?;
+    let tick::Pass {
+        observation: obs,
+        windows,
+        decisions,
+        ..
+    } = tick::prepare(&q, &shown, &found)?;
     let cpu_placement = found
         .iter()
         .find(|f| f.id == "cpu" && f.alive)
@@ -538,7 +543,11 @@ fn level_in_host_terms(spec: &crate::state::queue::JobSpec, obs: &Observation) -
 pub fn plan_now(state_dir: &Path, d: &Resolved) -> Result<(Plan, Observation)> {
     let q = Queue::new(state_dir);
     let found = q.list()?;
-    let (obs, _, _, plan) = tick::prepare(&q, d, &found, false)?;
+    let tick::Pass {
+        observation: obs,
+        plan,
+        ..
+    } = tick::prepare(&q, d, &found)?;
     Ok((plan, obs))
 }
 

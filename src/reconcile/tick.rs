@@ -91,10 +91,8 @@ pub fn sense(
             )
         }
     };
-    let synthetic = (observe::own_cpu_seconds(&own_before, &own_now, base_at)
-        / (interval * host_cpus as f64)
-        * 100.0)
-        .min(total);
+    let synthetic =
+        observe::synthetic_cpu_percent(&own_before, &own_now, base_at, interval, host_cpus, total);
 
     if persist {
         let c = Counters {
@@ -447,22 +445,21 @@ pub fn decide_levels(
     (levels, decisions)
 }
 
-/// Observation, windows and the plan, as a reconcile would make them now.
-pub fn prepare(
-    q: &Queue,
-    desired: &Resolved,
-    found: &[JobFound],
-    persist: bool,
-) -> Result<(Observation, Windows, BTreeMap<String, Decision>, Plan)> {
-    let obs = sense(q, desired, found, persist)?;
-    let (windows, warnings) =
-        crate::control::window::load(&q.state_dir, obs.at, desired.window_days as f64 * 86_400.0);
-    for w in warnings {
-        tracing::warn!("{w}");
-    }
-    let (levels, decisions) = decide_levels(desired, &windows, &obs, found);
-    let plan = plan::plan(desired, &levels, found);
-    Ok((obs, windows, decisions, plan))
+/// One pass's view of the host: what was observed, the window it is judged on, what the
+/// policy decided for each resource, and the plan that follows. The tick, `status` and
+/// `plan` all make it with `prepare_in`; only the tick then carries the plan out.
+#[derive(Debug, Clone)]
+pub struct Pass {
+    pub observation: Observation,
+    pub windows: Windows,
+    pub decisions: BTreeMap<String, Decision>,
+    pub plan: Plan,
+}
+
+/// The pass a reconcile would make now on this host, persisting nothing (for `status`
+/// and `plan`, which only read).
+pub fn prepare(q: &Queue, desired: &Resolved, found: &[JobFound]) -> Result<Pass> {
+    prepare_in(&mut Host { q, persist: false }, desired, found)
 }
 
 /// What a tick does to the world. The tick's logic runs unchanged against the host
@@ -495,6 +492,9 @@ pub trait World {
 /// The real world: this host, its /proc and the state directory.
 pub struct Host<'a> {
     pub q: &'a Queue,
+    /// A reconcile keeps the CPU counters for the next pass and counts itself as cro's
+    /// own load; a read-only pass (`status`, `plan`) does neither.
+    pub persist: bool,
 }
 
 impl World for Host<'_> {
@@ -502,7 +502,7 @@ impl World for Host<'_> {
         self.q.list()
     }
     fn sense(&mut self, desired: &Resolved, found: &[JobFound]) -> Result<Observation> {
-        let obs = sense(self.q, desired, found, true)?;
+        let obs = sense(self.q, desired, found, self.persist)?;
         crate::fault::point("after-sense");
         Ok(obs)
     }
@@ -582,17 +582,20 @@ impl World for Host<'_> {
     }
 }
 
-/// Observation, decisions and the plan, from what `world` shows now.
-pub fn prepare_in(
-    world: &mut impl World,
-    desired: &Resolved,
-    found: &[JobFound],
-) -> Result<(Observation, BTreeMap<String, Decision>, Plan)> {
-    let obs = world.sense(desired, found)?;
-    let windows = world.windows(obs.at, desired.window_days as f64 * 86_400.0);
-    let (levels, decisions) = decide_levels(desired, &windows, &obs, found);
+/// The pass, from what `world` shows now: sense, load the window, decide, plan.
+pub fn prepare_in(world: &mut impl World, desired: &Resolved, found: &[JobFound]) -> Result<Pass> {
+    let observation = world.sense(desired, found)?;
+    let windows = world
+        .windows(observation.at, desired.window_days as f64 * 86_400.0)
+        .into_owned();
+    let (levels, decisions) = decide_levels(desired, &windows, &observation, found);
     let plan = plan::plan(desired, &levels, found);
-    Ok((obs, decisions, plan))
+    Ok(Pass {
+        observation,
+        windows,
+        decisions,
+        plan,
+    })
 }
 
 /// One tick on this host. The caller holds the state lock.
@@ -604,14 +607,19 @@ pub fn tick(q: &Queue, desired: &Resolved) -> Result<TickReport> {
     for p in fsutil::remove_stale_temps(&q.state_dir, Duration::from_secs(60)) {
         tracing::info!("deleted {} (left by an interrupted write)", p.display());
     }
-    tick_in(&mut Host { q }, desired)
+    tick_in(&mut Host { q, persist: true }, desired)
 }
 
 /// One tick in `world`: list, sense, plan, carry the plan out action by action (a failed
 /// action is reported and the rest still run), append the history record, prune.
 pub fn tick_in(world: &mut impl World, desired: &Resolved) -> Result<TickReport> {
     let found = world.list()?;
-    let (obs, decisions, plan) = prepare_in(world, desired, &found)?;
+    let Pass {
+        observation: obs,
+        decisions,
+        plan,
+        ..
+    } = prepare_in(world, desired, &found)?;
     let mut started = vec![];
     let mut errors = vec![];
     for a in &plan.actions {
