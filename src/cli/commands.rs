@@ -1,46 +1,78 @@
-//! The commands: validated configuration in, effects out. Each returns an exit code.
+//! One documented function per subcommand: raw arguments (`args`) become a validated
+//! `Paths`, the command does its work through the library, and what it shows is rendered
+//! in `output/` and printed here. Each returns an exit code (see `error::exit`).
 use crate::cli::args::{Cli, Command};
 use crate::control::desired::{self, Resolved, Source};
 use crate::error::{Error, Result, exit};
 use crate::observe;
-use crate::output::status;
+use crate::output::{status, summary};
 use crate::reconcile::{daemon, recover, tick};
 use crate::state::queue::{Queue, StateLock};
 use crate::state::{fsutil, history};
 use crate::timefmt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
+/// The host's memory (the cgroup's limit when that is lower), read once per process: it
+/// picks the memory tier every resolve uses.
 fn memory_total() -> Result<u64> {
+    static TOTAL: OnceLock<u64> = OnceLock::new();
+    if let Some(t) = TOTAL.get() {
+        return Ok(*t);
+    }
     let cg = observe::read_cgroup_limits();
-    Ok(observe::read_memory(&cg)
+    let t = observe::read_memory(&cg)
         .map_err(|e| Error::io("/proc/meminfo", "read", e))?
-        .total_bytes)
+        .total_bytes;
+    Ok(*TOTAL.get_or_init(|| t))
 }
 
-/// Load and resolve the desired state; say once when the built-in default is in force.
-fn load_resolved(path: &Path) -> Result<(Resolved, Source)> {
-    let (d, src) = desired::load(path)?;
-    if let Source::BuiltIn(p) = &src {
-        eprintln!(
-            "cro: no desired state at {}; using the built-in default (write one with `cro init`)",
-            p.display()
-        );
+/// Where this invocation keeps its state and finds its desired file.
+pub struct Paths {
+    pub state_dir: PathBuf,
+    pub desired: PathBuf,
+    /// Named by --desired or CRO_DESIRED (then it must exist), rather than the default
+    /// `<state-dir>/desired.json`.
+    pub named: bool,
+}
+
+impl Paths {
+    fn from(cli: &Cli) -> Paths {
+        Paths {
+            state_dir: cli.state_dir.clone(),
+            desired: cli
+                .desired
+                .clone()
+                .unwrap_or_else(|| cli.state_dir.join("desired.json")),
+            named: cli.desired.is_some(),
+        }
     }
-    Ok((d.resolve(path, memory_total()?, true)?, src))
+
+    /// Load and resolve the desired state; say once when the built-in default is in force.
+    fn load_resolved(&self) -> Result<Resolved> {
+        let (d, src) = desired::load(&self.desired)?;
+        if let Source::BuiltIn(p) = &src {
+            eprintln!(
+                "cro: no desired state at {}; using the built-in default (write one with `cro init`)",
+                p.display()
+            );
+        }
+        d.resolve(&self.desired, memory_total()?, true)
+    }
 }
 
 fn print_json<T: serde::Serialize>(v: &T) {
-    println!("{}", serde_json::to_string_pretty(v).expect("serializes"));
+    print!("{}", summary::json(v));
 }
 
 /// A desired file named by --desired or CRO_DESIRED must exist: the built-in default is
 /// only for a state directory without one (a typo in a cron line must not pad the host to
 /// the tier targets).
-fn require_named(named: bool, path: &Path) -> Result<()> {
-    if named && !path.exists() {
+fn require_named(paths: &Paths) -> Result<()> {
+    if paths.named && !paths.desired.exists() {
         return Err(Error::Invalid {
-            path: path.to_path_buf(),
+            path: paths.desired.clone(),
             problems: vec![crate::error::Problem::new(
                 "",
                 "the file named by --desired (or CRO_DESIRED) does not exist; check the \
@@ -63,18 +95,14 @@ fn check_state_dir(state_dir: &Path) -> Result<()> {
     }
 }
 
+/// Check the paths the command needs, then run it.
 pub fn run(cli: Cli) -> Result<i32> {
-    let state_dir = cli.state_dir.clone();
-    let named = cli.desired.is_some();
-    let desired_path = cli
-        .desired
-        .clone()
-        .unwrap_or_else(|| state_dir.join("desired.json"));
+    let paths = Paths::from(&cli);
     if !matches!(
         cli.command,
         Command::Schema | Command::Completions { .. } | Command::Man | Command::Validate { .. }
     ) {
-        check_state_dir(&state_dir)?;
+        check_state_dir(&paths.state_dir)?;
     }
     if matches!(
         cli.command,
@@ -83,243 +111,46 @@ pub fn run(cli: Cli) -> Result<i32> {
             | Command::Reconcile { .. }
             | Command::Serve { .. }
     ) {
-        require_named(named, &desired_path)?;
+        require_named(&paths)?;
     }
     match cli.command {
-        Command::Init { force } => init(&desired_path, force),
+        Command::Init { force } => init(&paths.desired, force),
         Command::Validate {
             file,
             json,
             no_mount_check,
         } => validate(
-            file.as_deref().unwrap_or(&desired_path),
+            file.as_deref().unwrap_or(&paths.desired),
             json,
             !no_mount_check,
         ),
-        Command::Plan { json } => {
-            let (d, _) = load_resolved(&desired_path)?;
-            let (p, obs) = status::plan_now(&state_dir, &d)?;
-            if json {
-                print_json(&p)
-            } else {
-                print!("{}", status::render_plan(&p, &obs))
-            }
-            Ok(exit::OK)
-        }
+        Command::Plan { json } => plan(&paths, json),
         Command::Reconcile {
             once: true,
             json,
             textfile_dir,
-        } => {
-            let (d, _) = load_resolved(&desired_path)?;
-            let q = Queue::new(&state_dir);
-            q.ensure()?;
-            let _lock = StateLock::acquire(&state_dir, Duration::ZERO)?;
-            crate::state::claim::take(&state_dir)?;
-            let r = tick::tick(&q, &d);
-            after_tick(
-                &state_dir,
-                &desired_path,
-                r.as_ref().map(|r| r.errors.is_empty()).unwrap_or(false),
-                textfile_dir.as_deref(),
-            );
-            let r = r?;
-            if json {
-                print_json(&r);
-            } else {
-                for a in &r.plan.actions {
-                    println!("{}", a.describe());
-                }
-            }
-            if r.errors.is_empty() {
-                Ok(exit::OK)
-            } else {
-                Err(Error::Runtime(r.errors.join("; ")))
-            }
-        }
+        } => reconcile_once(&paths, json, textfile_dir.as_deref()),
         Command::Reconcile {
             once: false,
             textfile_dir,
             ..
-        } => {
-            daemon::run(
-                &state_dir,
-                &desired_path,
-                named,
-                memory_total()?,
-                |_, r, _| {
-                    after_tick(
-                        &state_dir,
-                        &desired_path,
-                        r.map(|r| r.errors.is_empty()).unwrap_or(false),
-                        textfile_dir.as_deref(),
-                    );
-                },
-            )?;
-            Ok(exit::OK)
-        }
-        Command::Status { json } => {
-            let s = status::status(&state_dir, &desired_path)?;
-            if json {
-                print_json(&s)
-            } else {
-                print!("{}", status::render_status(&s))
-            }
-            Ok(exit::OK)
-        }
-        Command::History { since, json, csv } => {
-            let secs = timefmt::parse_duration(&since).ok_or_else(|| {
-                Error::Usage(format!(
-                    "--since {since:?}: give a duration like 90m, 12h, 7d or 4w"
-                ))
-            })?;
-            let (rs, warnings) = history::read_since(&state_dir, timefmt::now_unix() - secs)?;
-            for w in warnings {
-                eprintln!("cro: warning: {w}");
-            }
-            if json {
-                print_json(&rs)
-            } else if csv {
-                print!("{}", status::history_csv(&rs))
-            } else {
-                print!("{}", status::history_text(&rs))
-            }
-            Ok(exit::OK)
-        }
+        } => reconcile_daemon(&paths, textfile_dir.as_deref()),
+        Command::Status { json } => show_status(&paths, json),
+        Command::History { since, json, csv } => show_history(&paths, &since, json, csv),
         Command::Recover {
             dry_run,
             json,
             all_mounts,
-        } => {
-            let mounts: Vec<PathBuf> = desired::load(&desired_path)
-                .ok()
-                .map(|(d, _)| d.disk.mounts)
-                .unwrap_or_default();
-            let _lock = if state_dir.exists() {
-                // recover signals processes and deletes files named by what it finds
-                // here: only in a tree no other user can write
-                fsutil::check_trusted_dir(&state_dir, true)?;
-                let jobs = state_dir.join("jobs");
-                if jobs.exists() {
-                    fsutil::check_trusted_dir(&jobs, false)?;
-                }
-                Some(StateLock::acquire(&state_dir, Duration::from_secs(10))?)
-            } else {
-                None
-            };
-            if let Ok(f) = fsutil::open_lock_file(&state_dir.join("daemon.lock"))
-                .map(|f| f.try_lock().is_err())
-                && f
-            {
-                eprintln!(
-                    "cro: warning: a cro daemon is running for this state directory and will start workers again at its next tick; stop it first (systemctl stop cro) or set \"paused\": true"
-                );
-            }
-            let r = recover::run(&state_dir, &mounts, dry_run, all_mounts, &mut |m| {
-                eprintln!("cro: {m}")
-            })?;
-            // Nothing of this state directory runs any more: the host is free for another.
-            if !dry_run
-                && r.problems.is_empty()
-                && let Err(e) = crate::state::claim::release(&state_dir)
-            {
-                eprintln!("cro: warning: {e}");
-            }
-            if json {
-                print_json(&r);
-            } else {
-                println!("before: {}", recover::describe(&r.before));
-                if dry_run {
-                    println!("(dry run: nothing changed)");
-                } else {
-                    println!(
-                        "done:   stopped {} worker(s) ({} by SIGTERM, {} by SIGKILL), deleted {} of ballast and {} job file(s)",
-                        r.stopped_by_sigterm + r.stopped_by_sigkill,
-                        r.stopped_by_sigterm,
-                        r.stopped_by_sigkill,
-                        recover::human_bytes(r.deleted_ballast_bytes),
-                        r.deleted_job_files
-                    );
-                    println!("after:  {}", recover::describe(&r.after));
-                }
-                for p in &r.problems {
-                    eprintln!("cro: problem: {p}");
-                }
-            }
-            if r.problems.is_empty() || dry_run {
-                Ok(exit::OK)
-            } else {
-                Ok(exit::FAILURE)
-            }
-        }
+        } => recover(&paths, dry_run, json, all_mounts),
         Command::Simulate {
             trace,
             policy,
             memory_gib,
             json,
-        } => {
-            let (d, _) = desired::load(&desired_path)?;
-            let mem = match memory_gib {
-                Some(g) if g.is_finite() && g > 0.0 => (g * (1u64 << 30) as f64) as u64,
-                Some(g) => {
-                    return Err(Error::Usage(format!(
-                        "--memory-gib {g}: give a positive size"
-                    )));
-                }
-                None => memory_total()?,
-            };
-            let r = d.resolve(&desired_path, mem, false)?;
-            let text = std::fs::read_to_string(&trace).map_err(|e| Error::io(&trace, "read", e))?;
-            let t = crate::control::simulate::parse_trace(&text, &trace)?;
-            let rep = crate::control::simulate::simulate(&t, &r, policy);
-            if json {
-                println!("{}", serde_json::to_string(&rep).expect("serializes"))
-            } else {
-                print!("{}", crate::control::simulate::render(&rep))
-            }
-            Ok(exit::OK)
-        }
-        Command::Report { html } => {
-            let (d, _) = desired::load(&desired_path)?;
-            let r = d.resolve(&desired_path, memory_total()?, false)?;
-            let now = timefmt::now_unix();
-            let (records, warnings) =
-                history::read_since(&state_dir, now - r.window_days as f64 * 86_400.0)?;
-            for w in warnings {
-                eprintln!("cro: warning: {w}");
-            }
-            // When the history began (None: before the window), as status judges it.
-            let (w, _) =
-                crate::control::window::load(&state_dir, now, r.window_days as f64 * 86_400.0);
-            let first = if w.older_history {
-                None
-            } else {
-                [w.cpu.first_time(), w.memory.first_time()]
-                    .into_iter()
-                    .chain(w.disk.values().map(|s| s.first_time()))
-                    .chain([records.first().and_then(|r| timefmt::parse_rfc3339(&r.ts))])
-                    .flatten()
-                    .reduce(f64::min)
-            };
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_else(|_| "this host".into());
-            fsutil::write_atomic(
-                &html,
-                crate::output::report::render(&host, &r, &records, first, now).as_bytes(),
-                0o644,
-                true,
-            )?;
-            eprintln!(
-                "cro: wrote {} ({} records over {} days)",
-                html.display(),
-                records.len(),
-                r.window_days
-            );
-            Ok(exit::OK)
-        }
+        } => simulate(&paths, &trace, policy, memory_gib, json),
+        Command::Report { html } => report(&paths, &html),
         Command::Serve { listen } => {
-            crate::output::serve::run(&state_dir, &desired_path, &listen)?;
+            crate::output::serve::run(&paths.state_dir, &paths.desired, &listen)?;
             Ok(exit::OK)
         }
         Command::Schema => {
@@ -343,6 +174,218 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
 }
 
+/// `cro plan`: what a reconcile would do now, and why; changes nothing.
+fn plan(paths: &Paths, json: bool) -> Result<i32> {
+    let d = paths.load_resolved()?;
+    let (p, obs) = status::plan_now(&paths.state_dir, &d)?;
+    if json {
+        print_json(&p)
+    } else {
+        print!("{}", status::render_plan(&p, &obs))
+    }
+    Ok(exit::OK)
+}
+
+/// `cro reconcile --once` (cron): claim the host, run one tick under the state lock,
+/// count it, print its actions. Exit 1 when an action failed (the rest still ran).
+fn reconcile_once(paths: &Paths, json: bool, textfile_dir: Option<&Path>) -> Result<i32> {
+    let d = paths.load_resolved()?;
+    let q = Queue::new(&paths.state_dir);
+    q.ensure()?;
+    let _lock = StateLock::acquire(&paths.state_dir, Duration::ZERO)?;
+    crate::state::claim::take(&paths.state_dir)?;
+    let r = tick::tick(&q, &d);
+    after_tick(
+        paths,
+        r.as_ref().map(|r| r.errors.is_empty()).unwrap_or(false),
+        textfile_dir,
+    );
+    let r = r?;
+    if json {
+        print_json(&r);
+    } else {
+        print!("{}", summary::actions(&r.plan));
+    }
+    if r.errors.is_empty() {
+        Ok(exit::OK)
+    } else {
+        Err(Error::Runtime(r.errors.join("; ")))
+    }
+}
+
+/// `cro reconcile` (systemd): the daemon, until SIGTERM.
+fn reconcile_daemon(paths: &Paths, textfile_dir: Option<&Path>) -> Result<i32> {
+    daemon::run(
+        &paths.state_dir,
+        &paths.desired,
+        paths.named,
+        memory_total()?,
+        |_, r, _| {
+            after_tick(
+                paths,
+                r.map(|r| r.errors.is_empty()).unwrap_or(false),
+                textfile_dir,
+            )
+        },
+    )?;
+    Ok(exit::OK)
+}
+
+/// `cro status`: desired against observed, the window so far, the jobs.
+fn show_status(paths: &Paths, json: bool) -> Result<i32> {
+    let s = status::status(&paths.state_dir, &paths.desired)?;
+    if json {
+        print_json(&s)
+    } else {
+        print!("{}", status::render_status(&s))
+    }
+    Ok(exit::OK)
+}
+
+/// `cro history --since 7d`: the recorded passes, as text, CSV or JSON.
+fn show_history(paths: &Paths, since: &str, json: bool, csv: bool) -> Result<i32> {
+    let secs = timefmt::parse_duration(since).ok_or_else(|| {
+        Error::Usage(format!(
+            "--since {since:?}: give a duration like 90m, 12h, 7d or 4w"
+        ))
+    })?;
+    let (rs, warnings) = history::read_since(&paths.state_dir, timefmt::now_unix() - secs)?;
+    for w in warnings {
+        eprintln!("cro: warning: {w}");
+    }
+    if json {
+        print_json(&rs)
+    } else if csv {
+        print!("{}", status::history_csv(&rs))
+    } else {
+        print!("{}", status::history_text(&rs))
+    }
+    Ok(exit::OK)
+}
+
+/// `cro recover`: stop every worker of this state directory, delete its ballast and jobs,
+/// give the host claim up. Exit 1 when something could not be cleaned.
+fn recover(paths: &Paths, dry_run: bool, json: bool, all_mounts: bool) -> Result<i32> {
+    let state_dir = &paths.state_dir;
+    let mounts: Vec<PathBuf> = desired::load(&paths.desired)
+        .ok()
+        .map(|(d, _)| d.disk.mounts)
+        .unwrap_or_default();
+    let _lock = if state_dir.exists() {
+        // recover signals processes and deletes files named by what it finds
+        // here: only in a tree no other user can write
+        fsutil::check_trusted_dir(state_dir, true)?;
+        let jobs = state_dir.join("jobs");
+        if jobs.exists() {
+            fsutil::check_trusted_dir(&jobs, false)?;
+        }
+        Some(StateLock::acquire(state_dir, Duration::from_secs(10))?)
+    } else {
+        None
+    };
+    if let Ok(f) =
+        fsutil::open_lock_file(&state_dir.join("daemon.lock")).map(|f| f.try_lock().is_err())
+        && f
+    {
+        eprintln!(
+            "cro: warning: a cro daemon is running for this state directory and will start workers again at its next tick; stop it first (systemctl stop cro) or set \"paused\": true"
+        );
+    }
+    let r = recover::run(state_dir, &mounts, dry_run, all_mounts, &mut |m| {
+        eprintln!("cro: {m}")
+    })?;
+    // Nothing of this state directory runs any more: the host is free for another.
+    if !dry_run
+        && r.problems.is_empty()
+        && let Err(e) = crate::state::claim::release(state_dir)
+    {
+        eprintln!("cro: warning: {e}");
+    }
+    if json {
+        print_json(&r);
+    } else {
+        print!("{}", summary::recovered(&r, dry_run));
+        for p in &r.problems {
+            eprintln!("cro: problem: {p}");
+        }
+    }
+    if r.problems.is_empty() || dry_run {
+        Ok(exit::OK)
+    } else {
+        Ok(exit::FAILURE)
+    }
+}
+
+/// `cro simulate --trace FILE`: replay a recorded or made-up organic load through the
+/// policy; what cro would have added and how the window would have ended.
+fn simulate(
+    paths: &Paths,
+    trace: &Path,
+    policy: crate::control::simulate::Policy,
+    memory_gib: Option<f64>,
+    json: bool,
+) -> Result<i32> {
+    let (d, _) = desired::load(&paths.desired)?;
+    let mem = match memory_gib {
+        Some(g) if g.is_finite() && g > 0.0 => (g * (1u64 << 30) as f64) as u64,
+        Some(g) => {
+            return Err(Error::Usage(format!(
+                "--memory-gib {g}: give a positive size"
+            )));
+        }
+        None => memory_total()?,
+    };
+    let r = d.resolve(&paths.desired, mem, false)?;
+    let text = std::fs::read_to_string(trace).map_err(|e| Error::io(trace, "read", e))?;
+    let t = crate::control::simulate::parse_trace(&text, trace)?;
+    let rep = crate::control::simulate::simulate(&t, &r, policy);
+    if json {
+        println!("{}", serde_json::to_string(&rep).expect("serializes"))
+    } else {
+        print!("{}", crate::control::simulate::render(&rep))
+    }
+    Ok(exit::OK)
+}
+
+/// `cro report --html FILE`: the window's history as one self-contained page for an
+/// auditor.
+fn report(paths: &Paths, html: &Path) -> Result<i32> {
+    let (d, _) = desired::load(&paths.desired)?;
+    let r = d.resolve(&paths.desired, memory_total()?, false)?;
+    let now = timefmt::now_unix();
+    let window_s = r.window_days as f64 * 86_400.0;
+    let (records, warnings) = history::read_since(&paths.state_dir, now - window_s)?;
+    for w in warnings {
+        eprintln!("cro: warning: {w}");
+    }
+    // When the history began (None: before the window), as status judges it.
+    let (w, _) = crate::control::window::load(&paths.state_dir, now, window_s);
+    let first = if w.older_history {
+        None
+    } else {
+        [w.cpu.first_time(), w.memory.first_time()]
+            .into_iter()
+            .chain(w.disk.values().map(|s| s.first_time()))
+            .chain([records.first().and_then(|r| timefmt::parse_rfc3339(&r.ts))])
+            .flatten()
+            .reduce(f64::min)
+    };
+    let host = crate::observe::host::hostname();
+    fsutil::write_atomic(
+        html,
+        crate::output::report::render(&host, &r, &records, first, now).as_bytes(),
+        0o644,
+        true,
+    )?;
+    eprintln!(
+        "cro: wrote {} ({} records over {} days)",
+        html.display(),
+        records.len(),
+        r.window_days
+    );
+    Ok(exit::OK)
+}
+
 /// The command line as people use it: without the hidden internal `worker` subcommand,
 /// which clap_complete would otherwise offer in completions.
 fn public_command() -> clap::Command {
@@ -363,7 +406,8 @@ fn public_command() -> clap::Command {
 
 /// Count the pass and, when asked, publish the metrics. Failures here are logged, never
 /// fatal: metrics must not stop the load from being held.
-fn after_tick(state_dir: &Path, desired_path: &Path, ok: bool, textfile_dir: Option<&Path>) {
+fn after_tick(paths: &Paths, ok: bool, textfile_dir: Option<&Path>) {
+    let (state_dir, desired_path) = (&paths.state_dir, &paths.desired);
     let counters = match crate::output::metrics::count(state_dir, ok, timefmt::now_unix()) {
         Ok(c) => c,
         Err(e) => {
@@ -380,6 +424,8 @@ fn after_tick(state_dir: &Path, desired_path: &Path, ok: bool, textfile_dir: Opt
     }
 }
 
+/// `cro init`: write a desired state for this host (and its JSON schema beside it);
+/// an existing file is kept unless --force, and then kept as a .bak.
 fn init(path: &Path, force: bool) -> Result<i32> {
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fsutil::ensure_dir(dir, 0o755)?;
@@ -391,6 +437,9 @@ fn init(path: &Path, force: bool) -> Result<i32> {
             path.display()
         )));
     }
+    // Check before writing anything: what init writes must be valid here.
+    let doc = desired::init_document("desired-state.schema.json");
+    let r = desired::parse(doc.as_bytes(), path)?.resolve(path, memory_total()?, true)?;
     if let Some(old) = existing {
         let bak = PathBuf::from(format!(
             "{}.bak-{}",
@@ -403,11 +452,7 @@ fn init(path: &Path, force: bool) -> Result<i32> {
     // The schema beside the file, so editors validate it offline.
     let schema_path = path.with_file_name("desired-state.schema.json");
     fsutil::write_atomic(&schema_path, desired::schema_json().as_bytes(), 0o644, true)?;
-    let doc = desired::init_document("desired-state.schema.json");
-    // Check before writing: what init writes must be valid here.
-    desired::parse(doc.as_bytes(), path)?.resolve(path, memory_total()?, true)?;
     fsutil::write_atomic(path, doc.as_bytes(), 0o644, true)?;
-    let r = desired::parse(doc.as_bytes(), path)?.resolve(path, memory_total()?, true)?;
     eprintln!(
         "cro: wrote {} (host tier {} GiB: cpu {} %, memory {} %; no disk mounts padded until you list them in disk.mounts)",
         path.display(),
@@ -418,6 +463,8 @@ fn init(path: &Path, force: bool) -> Result<i32> {
     Ok(exit::OK)
 }
 
+/// `cro validate [FILE]`: check a desired state and show what it resolves to here; exit
+/// 2 with every problem named (file, field, fix) when it is invalid.
 fn validate(path: &Path, json: bool, check_mounts: bool) -> Result<i32> {
     let Some(bytes) = desired::read(path)? else {
         return Err(Error::Invalid {
@@ -451,52 +498,8 @@ fn validate(path: &Path, json: bool, check_mounts: bool) -> Result<i32> {
     }
     if json {
         print_json(&r);
-        return Ok(exit::OK);
-    }
-    println!("{}: valid", path.display());
-    println!(
-        "host memory tier: {} GiB; window {} days; interval {} s{}",
-        r.memory_tier_gib,
-        r.window_days,
-        r.interval_seconds,
-        if r.paused { "; PAUSED" } else { "" }
-    );
-    match &r.cpu {
-        Some(c) => println!(
-            "cpu:    target {} % ({}), at most {} % synthetic",
-            c.target_percent,
-            c.statistic.name(),
-            c.max_synthetic_percent
-        ),
-        None => println!("cpu:    disabled"),
-    }
-    match &r.memory {
-        Some(m) => println!(
-            "memory: target {} % ({}), keep at least {} % available",
-            m.target_percent,
-            m.statistic.name(),
-            m.min_available_percent
-        ),
-        None => println!("memory: disabled"),
-    }
-    match &r.disk {
-        Some(d) if d.mounts.is_empty() => {
-            println!("disk:   enabled, but no mounts listed: nothing is padded")
-        }
-        Some(d) => println!(
-            "disk:   target {} % ({}) on {}; keep at least {} % and {} free; fill by {}",
-            d.target_percent,
-            d.statistic.name(),
-            d.mounts
-                .iter()
-                .map(|m| m.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            d.min_free_percent,
-            recover::human_bytes(d.min_free_bytes),
-            d.fill.name()
-        ),
-        None => println!("disk:   disabled"),
+    } else {
+        print!("{}", summary::validated(path, &r));
     }
     Ok(exit::OK)
 }

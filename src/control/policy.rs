@@ -24,6 +24,7 @@
 //! moments when organic is closest to the target, the cheapest ones to lift.
 use crate::control::desired::{Resolved, Statistic};
 use crate::control::window::{self, Agg, BINS, Series};
+use crate::format::round2;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -201,7 +202,7 @@ pub fn decide(inp: &Input) -> Decision {
             level: 0.0,
             wanted: 0.0,
             on_track: true,
-            horizon_hours: round(h / 3600.0),
+            horizon_hours: round2(h / 3600.0),
             hours_needed: 0.0,
             note: "target 0: nothing to hold".into(),
         };
@@ -256,11 +257,11 @@ pub fn decide(inp: &Input) -> Decision {
                 )
             };
             Decision {
-                level: round(level),
-                wanted: round(raw.clamp(0.0, lim.max_level)),
+                level: round2(level),
+                wanted: round2(raw.clamp(0.0, lim.max_level)),
                 on_track,
-                horizon_hours: round(h / 3600.0),
-                hours_needed: round(hours_needed),
+                horizon_hours: round2(h / 3600.0),
+                hours_needed: round2(hours_needed),
                 note,
             }
         }
@@ -283,7 +284,7 @@ pub fn decide(inp: &Input) -> Decision {
                     level: 0.0,
                     wanted: 0.0,
                     on_track: true,
-                    horizon_hours: round(h / 3600.0),
+                    horizon_hours: round2(h / 3600.0),
                     hours_needed: 0.0,
                     note: "enough samples reach the target without padding".into(),
                 };
@@ -304,19 +305,15 @@ pub fn decide(inp: &Input) -> Decision {
                 )
             };
             Decision {
-                level: round(level),
-                wanted: round(level),
+                level: round2(level),
+                wanted: round2(level),
                 on_track: feasible,
-                horizon_hours: round(h / 3600.0),
-                hours_needed: round(hours_needed),
+                horizon_hours: round2(h / 3600.0),
+                hours_needed: round2(hours_needed),
                 note,
             }
         }
     }
-}
-
-fn round(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 #[cfg(test)]

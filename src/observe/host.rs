@@ -85,6 +85,13 @@ pub fn detect() -> Host {
     }
 }
 
+/// The host's name, as the kernel has it ("this host" when it cannot be read).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "this host".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

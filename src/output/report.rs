@@ -3,6 +3,7 @@
 //! target line and the running window statistic, a per-day table and the verdict. No
 //! scripts, no fonts or images from elsewhere.
 use crate::control::desired::{Resolved, Statistic};
+use crate::format::html_escape;
 use crate::state::history::{Record, Sample};
 use crate::timefmt;
 use std::collections::BTreeMap;
@@ -16,13 +17,6 @@ struct Day {
     synthetic: f64,
     at_target: f64,
     target: f64,
-}
-
-fn esc(t: &str) -> String {
-    t.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// Per-day aggregates of one resource's samples.
@@ -166,8 +160,8 @@ pub fn render(
         let _ = write!(
             body,
             "<section id=\"{}\"><h2>{}: <span class=\"{}\">{verdict}</span></h2><p>Target {target} % ({}), window {} days; {what}; coverage {:.1} % of the window; synthetic {:.1} %·h.</p>{}",
-            esc(&name.replace(' ', "-")),
-            esc(name),
+            html_escape(&name.replace(' ', "-")),
+            html_escape(name),
             if ok { "ok" } else { "bad" },
             stat.name(),
             d.window_days,
@@ -218,8 +212,8 @@ pub fn render(
         env!("CARGO_PKG_VERSION"),
         verdicts
             .iter()
-            .map(|v| format!("<li>{}</li>", esc(v)))
+            .map(|v| format!("<li>{}</li>", html_escape(v)))
             .collect::<String>(),
-        h = esc(host),
+        h = html_escape(host),
     )
 }

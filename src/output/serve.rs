@@ -20,12 +20,7 @@ use std::time::{Duration, Instant};
 /// Dashboard HTML for a status view: one bar per resource (organic and synthetic stacked,
 /// the target as a line), the window and the jobs. Self-contained: no scripts, no network.
 pub fn dashboard(s: &Status) -> String {
-    let esc = |t: &str| {
-        t.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
+    let esc = crate::format::html_escape;
     let mut rows = String::new();
     let mut bar = |name: &str, u: &status::Usage| {
         let (o, y, t) = (
@@ -93,7 +88,7 @@ pub fn dashboard(s: &Status) -> String {
 <table id=\"resources\"><tr><th>resource</th><th>organic / synthetic / target</th><th>total</th><th>synthetic</th><th>level</th><th>target</th><th>window</th><th>forecast</th></tr>\n{rows}</table>\
 <h2>Jobs</h2><table id=\"jobs\"><tr><th>job</th><th>pid</th><th>state</th><th>holds</th></tr>\n{jobs}</table>\
 <p><a href=\"/api/status\">/api/status</a> · <a href=\"/metrics\">/metrics</a></p></body></html>\n",
-        esc(&hostname()),
+        esc(&crate::observe::host::hostname()),
         esc(s.host.os.as_deref().unwrap_or("Linux")),
         esc(&s.host.platform),
         s.host.memory_tier_gib,
@@ -101,12 +96,6 @@ pub fn dashboard(s: &Status) -> String {
         esc(s.last_reconcile.as_deref().unwrap_or("never")),
         if s.desired.paused { " — PAUSED" } else { "" },
     )
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "this host".into())
 }
 
 const MAX_CONNECTIONS: usize = 128;

@@ -4,8 +4,8 @@ use crate::control::plan::Plan;
 use crate::control::policy::Decision;
 use crate::control::window::{self, WindowStat};
 use crate::error::{Error, Result};
+use crate::format::{human_bytes, round2};
 use crate::observe::{self, Observation};
-use crate::reconcile::recover::human_bytes;
 use crate::reconcile::tick;
 use crate::state::history::{self, Record};
 use crate::state::queue::{JobFound, Queue, disk_job_id};
@@ -81,19 +81,15 @@ pub struct JobInfo {
     pub message: Option<String>,
 }
 
-fn r2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
 fn usage(target: f64, statistic: String, total: f64, synthetic: f64, level: f64) -> Usage {
     Usage {
-        target_percent: r2(target),
+        target_percent: round2(target),
         statistic,
-        total_percent: r2(total),
-        organic_percent: r2(observe::organic(total, synthetic)),
+        total_percent: round2(total),
+        organic_percent: round2(observe::organic(total, synthetic)),
         // + 0.0: never print "-0.0"
-        synthetic_percent: r2(synthetic.min(total)) + 0.0,
-        level_percent: r2(level),
+        synthetic_percent: round2(synthetic.min(total)) + 0.0,
+        level_percent: round2(level),
         state: "running".into(),
         state_note: None,
         error: None,
@@ -561,7 +557,7 @@ pub fn history_csv(rs: &[Record]) -> String {
                 r.interval_s,
                 csv_field(name),
                 s.total,
-                r2(s.organic()),
+                round2(s.organic()),
                 s.synthetic,
                 s.level,
                 s.target

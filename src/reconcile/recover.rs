@@ -3,6 +3,7 @@
 //! and every file in the jobs directory. The history and the desired file are kept.
 //! Running it twice gives the same result.
 use crate::error::{Error, Result};
+use crate::format::{human_bytes, round2};
 use crate::observe;
 use crate::observe::procs::{self, WorkerProc};
 use crate::state::queue::{JobSpec, Queue};
@@ -115,10 +116,6 @@ pub fn snapshot(q: &Queue, mounts: &[PathBuf]) -> Snapshot {
         memory_percent,
         disk_percent,
     }
-}
-
-pub fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 pub fn cpu_sample(d: Duration) -> f64 {
@@ -248,21 +245,6 @@ pub fn run(
     }
     report.after = snapshot(&q, &mounts);
     Ok(report)
-}
-
-pub fn human_bytes(b: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < units.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", units[i])
-    }
 }
 
 pub fn describe(s: &Snapshot) -> String {
