@@ -505,7 +505,7 @@ fn window_section() {
     drop(day_file);
     let written = t.elapsed().as_secs_f64();
     c.desired(r#"{"version":1,"cpu":{"target_percent":25},"memory":{"target_percent":40},"disk":{"enabled":false}}"#);
-    // Counters as a reconcile would have left them, so status needs no CPU sample of its own.
+    // CPU counters as a reconcile would have left them, so status needs no CPU sample of its own.
     std::fs::write(
         c.state().join("counters.json"),
         format!(r#"{{"at":{},"cpu":{{"busy":0,"total":0}}}}"#, now - 60),

@@ -20,7 +20,7 @@ fn disk_desired(m: &Path, target: u32, extra: &str) -> String {
 /// The states the crash test moves between: every worker at level 0 plus a disk ballast,
 /// a changed disk target (job rewrites), only CPU (two removals), paused (all removed).
 fn crash_states(m: &Path) -> Vec<(String, Vec<String>)> {
-    let disk_id = cro::state::queue::disk_job_id(m);
+    let disk_id = cro::control::slot::Slot::disk(m).id();
     let all = r#""cpu":{"target_percent":0},"memory":{"target_percent":0},"#;
     vec![
         (
@@ -234,7 +234,7 @@ fn used_percent(m: &Path) -> f64 {
 fn disk_workers_killed_while_growing_or_trimming_are_replaced_and_recover_cleans() {
     let mut e = Env::new();
     let m = e.tmpfs(64);
-    let id = cro::state::queue::disk_job_id(&m);
+    let id = cro::control::slot::Slot::disk(&m).id();
     let mut rng = Rng::from_env();
     let mut killed_growing = 0;
     let mut killed_trimming = 0;
@@ -488,7 +488,7 @@ fn a_worker_whose_lock_file_vanished_leaves_to_its_successor() {
 fn an_unmounted_filesystem_is_never_padded_in_its_place() {
     let mut e = Env::new();
     let m = e.tmpfs(64);
-    let id = cro::state::queue::disk_job_id(&m);
+    let id = cro::control::slot::Slot::disk(&m).id();
     e.desired(&disk_desired(&m, 50, DISK_ONLY));
     e.ok(&["reconcile", "--once"]);
     wait_for(Duration::from_secs(10), "50 % on the tmpfs", || {
@@ -536,7 +536,7 @@ fn an_unmounted_filesystem_is_never_padded_in_its_place() {
 fn enospc_while_writing_ballast_gives_space_back_and_the_worker_carries_on() {
     let mut e = Env::new();
     let m = e.tmpfs(64);
-    let id = cro::state::queue::disk_job_id(&m);
+    let id = cro::control::slot::Slot::disk(&m).id();
     e.desired(&disk_desired(&m, 80, DISK_ONLY));
     e.ok(&["reconcile", "--once"]);
     let pid = wait_for(Duration::from_secs(10), "the disk worker", || {
@@ -860,7 +860,7 @@ fn a_daemon_killed_at_a_crash_point_is_restarted_and_converges() {
     let idle = idle_desired(&m);
     let all: Vec<String> = vec![
         "cpu".into(),
-        cro::state::queue::disk_job_id(&m),
+        cro::control::slot::Slot::disk(&m).id(),
         "memory".into(),
     ];
     let paused = idle.replace(r#"{"version":1,"#, r#"{"version":1,"paused":true,"#);

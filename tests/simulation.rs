@@ -600,7 +600,7 @@ fn check(
         }
     }
     for (m, b) in &sim.ballast {
-        let id = cro::state::queue::disk_job_id(m);
+        let id = cro::control::slot::Slot::disk(m).id();
         if *b > 0 && !planned.contains_key(id.as_str()) && !sim.unmounted.contains(m) {
             return Err(format!(
                 "{b} B of ballast left on {} without a job",

@@ -3,7 +3,9 @@
 //! the simulator's model of a host. Nothing here reads a file, a clock or /proc; callers
 //! pass observations and the time in.
 pub mod desired;
+pub mod job;
 pub mod plan;
 pub mod policy;
 pub mod simulate;
+pub mod slot;
 pub mod window;

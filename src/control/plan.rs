@@ -3,7 +3,9 @@
 //! event, cron), so the same state always gives the same plan, and a second run right
 //! after the first plans nothing.
 use crate::control::desired::Resolved;
-use crate::state::queue::{JOB_VERSION, Job, JobFound, JobSpec, disk_job_id};
+use crate::control::job::{JOB_VERSION, Job, JobSpec};
+use crate::control::slot::Slot;
+use crate::state::queue::JobFound;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -49,58 +51,39 @@ pub type Levels = std::collections::BTreeMap<String, f64>;
 
 /// The jobs the desired state asks for, at the levels given.
 pub fn desired_jobs(d: &Resolved, levels: &Levels) -> Vec<Job> {
-    if d.paused {
-        return vec![];
-    }
-    let mut jobs = vec![];
-    let job = |id: String, spec: JobSpec| Job {
-        version: JOB_VERSION,
-        id,
-        spec,
-    };
-    if let Some(c) = &d.cpu {
-        let level = levels
-            .get("cpu")
-            .copied()
-            .unwrap_or(c.target_percent)
-            .min(100.0);
-        jobs.push(job(
-            "cpu".into(),
-            JobSpec::Cpu {
-                level_percent: level,
-                target_percent: c.target_percent,
-                max_synthetic_percent: c.max_synthetic_percent,
-            },
-        ));
-    }
-    if let Some(m) = &d.memory {
-        jobs.push(job(
-            "memory".into(),
-            JobSpec::Memory {
-                level_percent: levels.get("memory").copied().unwrap_or(m.target_percent),
-                target_percent: m.target_percent,
-                min_available_percent: m.min_available_percent,
-            },
-        ));
-    }
-    if let Some(k) = &d.disk {
-        for mount in &k.mounts {
-            let id = disk_job_id(mount);
-            let level = levels.get(&id).copied().unwrap_or(k.target_percent);
-            jobs.push(job(
-                id,
-                JobSpec::Disk {
+    let mut jobs: Vec<Job> = Slot::wanted(d)
+        .into_iter()
+        .filter_map(|slot| {
+            let id = slot.id();
+            let level = |target: f64| levels.get(&id).copied().unwrap_or(target);
+            let spec = match &slot {
+                Slot::Cpu => d.cpu.as_ref().map(|c| JobSpec::Cpu {
+                    level_percent: level(c.target_percent).min(100.0),
+                    target_percent: c.target_percent,
+                    max_synthetic_percent: c.max_synthetic_percent,
+                }),
+                Slot::Memory => d.memory.as_ref().map(|m| JobSpec::Memory {
+                    level_percent: level(m.target_percent),
+                    target_percent: m.target_percent,
+                    min_available_percent: m.min_available_percent,
+                }),
+                Slot::Disk(mount) => d.disk.as_ref().map(|k| JobSpec::Disk {
                     mount: mount.clone(),
-                    level_percent: level,
+                    level_percent: level(k.target_percent),
                     target_percent: k.target_percent,
                     min_free_percent: k.min_free_percent,
                     min_free_bytes: k.min_free_bytes,
                     fill: k.fill,
                     allow_plain_directory: k.allow_plain_directory,
-                },
-            ));
-        }
-    }
+                }),
+            }?;
+            Some(Job {
+                version: JOB_VERSION,
+                id,
+                spec,
+            })
+        })
+        .collect();
     jobs.sort_by(|a, b| a.id.cmp(&b.id));
     jobs
 }

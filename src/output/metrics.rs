@@ -8,13 +8,13 @@ use std::path::Path;
 
 /// Reconcile outcomes, counted across runs (state/metrics.json).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Counters {
+pub struct ReconcileCounts {
     pub ok: u64,
     pub error: u64,
     pub last_reconcile: f64,
 }
 
-pub fn load_counters(state_dir: &Path) -> Counters {
+pub fn load_counters(state_dir: &Path) -> ReconcileCounts {
     std::fs::read(state_dir.join("metrics.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -22,7 +22,7 @@ pub fn load_counters(state_dir: &Path) -> Counters {
 }
 
 /// Count one reconcile (the caller holds the state lock).
-pub fn count(state_dir: &Path, ok: bool, at: f64) -> Result<Counters> {
+pub fn count(state_dir: &Path, ok: bool, at: f64) -> Result<ReconcileCounts> {
     let mut c = load_counters(state_dir);
     if ok {
         c.ok += 1
@@ -93,7 +93,7 @@ fn num(v: f64) -> String {
 }
 
 /// The metrics text for a status view and the reconcile counters.
-pub fn render(s: &Status, c: &Counters) -> String {
+pub fn render(s: &Status, c: &ReconcileCounts) -> String {
     let mut target = Family::new(
         "cro_target_ratio",
         "gauge",
@@ -163,17 +163,12 @@ pub fn render(s: &Status, c: &Counters) -> String {
         resource("disk", Some(m), u);
     }
     for j in &s.jobs {
-        let res = if j.id.starts_with("disk-") {
-            "disk"
-        } else {
-            j.id.as_str()
-        };
-        let mount = s
-            .resources
-            .disk
-            .keys()
-            .find(|m| crate::state::queue::disk_job_id(Path::new(m)) == j.id)
-            .cloned()
+        let slot = crate::control::slot::Slot::from_id(&j.id);
+        let res = slot.as_ref().map_or(j.id.as_str(), |s| s.resource());
+        let mount = slot
+            .as_ref()
+            .and_then(|s| s.mount())
+            .map(|m| m.display().to_string())
             .unwrap_or_default();
         if res == "disk" || res == "memory" {
             let l: Vec<(&str, &str)> = vec![("resource", res), ("mount", &mount)];
@@ -300,7 +295,7 @@ mod tests {
         let c = count(d.path(), false, 2.0).unwrap();
         assert_eq!(
             c,
-            Counters {
+            ReconcileCounts {
                 ok: 1,
                 error: 1,
                 last_reconcile: 2.0
@@ -314,7 +309,7 @@ mod tests {
         let s = crate::output::status::status(d.path(), &d.path().join("desired.json")).unwrap();
         let text = render(
             &s,
-            &Counters {
+            &ReconcileCounts {
                 ok: 3,
                 error: 1,
                 last_reconcile: 1.7e9,

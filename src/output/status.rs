@@ -2,13 +2,14 @@
 use crate::control::desired::{self, Resolved, Source};
 use crate::control::plan::Plan;
 use crate::control::policy::Decision;
+use crate::control::slot::Slot;
 use crate::control::window::{self, WindowStat};
 use crate::error::{Error, Result};
 use crate::format::{human_bytes, round2};
 use crate::observe::{self, Observation};
 use crate::reconcile::tick;
 use crate::state::history::{self, Record};
-use crate::state::queue::{JobFound, Queue, disk_job_id};
+use crate::state::queue::{JobFound, Queue};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -132,10 +133,10 @@ pub fn resources(obs: &Observation, d: &Resolved, found: &[JobFound]) -> Resourc
                 k.statistic.name(),
                 o.usage.used_percent(),
                 observe::pct(o.synthetic_bytes, o.usage.capacity_bytes()),
-                level(&disk_job_id(m)),
+                level(&Slot::disk(m).id()),
             );
             u.error = o.error.clone();
-            set_state(&mut u, &disk_job_id(m), d, found);
+            set_state(&mut u, &Slot::disk(m).id(), d, found);
             r.disk.insert(m.display().to_string(), u);
         }
     }
@@ -309,7 +310,7 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
         attach(u, Some(&windows.memory), "memory");
     }
     for (m, u) in res.disk.iter_mut() {
-        attach(u, windows.disk.get(m), &format!("disk:{m}"));
+        attach(u, windows.disk.get(m), &Slot::disk(m).label());
     }
     Ok(Status {
         resources: res,

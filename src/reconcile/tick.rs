@@ -3,6 +3,7 @@
 use crate::control::desired::Resolved;
 use crate::control::plan::{self, Action, Plan};
 use crate::control::policy::{self, Decision};
+use crate::control::slot::Slot;
 use crate::control::window::Windows;
 use crate::error::{Error, Result};
 use crate::observe::procs;
@@ -22,7 +23,7 @@ use std::time::Duration;
 /// Cumulative counters kept between runs, so a `--once` every 5 minutes still averages
 /// CPU over the whole 5 minutes rather than over a point sample.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Counters {
+pub struct CpuCounters {
     pub at: f64,
     pub cpu: CpuTimes,
     /// CPU time of cro's own processes (workers, the reconciler) at `at`.
@@ -45,7 +46,7 @@ pub fn sense(
     let state_dir = &q.state_dir;
     let cg = observe::read_cgroup_limits();
     let host_cpus = observe::host_cpus();
-    let prev: Option<Counters> = fsutil::read_optional(&counters_path(state_dir))?
+    let prev: Option<CpuCounters> = fsutil::read_optional(&counters_path(state_dir))?
         .and_then(|b| serde_json::from_slice(&b).ok());
     let mut now_cpu = observe::read_cpu_times().map_err(|e| Error::io("/proc/stat", "read", e))?;
     let mut at = timefmt::now_unix();
@@ -95,7 +96,7 @@ pub fn sense(
         observe::synthetic_cpu_percent(&own_before, &own_now, base_at, interval, host_cpus, total);
 
     if persist {
-        let c = Counters {
+        let c = CpuCounters {
             at,
             cpu: now_cpu,
             own: own_now,
@@ -203,7 +204,7 @@ pub fn record(obs: &Observation, desired: &Resolved, jobs: &[Job]) -> Record {
                     Sample::new(
                         o.usage.used_percent(),
                         syn,
-                        level(&crate::state::queue::disk_job_id(m)),
+                        level(&Slot::disk(m).id()),
                         d.target_percent,
                     ),
                 );
@@ -270,7 +271,7 @@ pub fn removal_mount(f: &JobFound) -> Option<std::path::PathBuf> {
             ..
         }) => Some(mount.clone()),
         Some(_) => None,
-        None => crate::state::queue::disk_job_mount(&f.id),
+        None => Slot::from_id(&f.id).and_then(|s| s.mount().map(Path::to_path_buf)),
     }
 }
 
@@ -385,11 +386,11 @@ pub fn decide_levels(
     };
     let mut levels = plan::Levels::new();
     let mut decisions = BTreeMap::new();
-    let mut decide = |id: String,
-                      key: String,
+    let mut decide = |slot: Slot,
                       rule: &policy::Rule,
                       series: Option<&crate::control::window::Series>,
                       organic_now: f64| {
+        let id = slot.id();
         let empty = crate::control::window::Series::default();
         let prev_level = prev(&id, rule.target);
         let d = policy::decide(&policy::Input {
@@ -406,12 +407,11 @@ pub fn decide_levels(
         let written_at = found.iter().find(|f| f.id == id).and_then(|f| f.written_at);
         let level = small_change(prev_level, d.wanted, written_at, obs.at).unwrap_or(d.level);
         levels.insert(id, level);
-        decisions.insert(key, d);
+        decisions.insert(slot.label(), d);
     };
     if let Some(r) = &cpu {
         decide(
-            "cpu".into(),
-            "cpu".into(),
+            Slot::Cpu,
             r,
             Some(&windows.cpu),
             observe::organic(obs.cpu_total_percent, obs.cpu_synthetic_percent),
@@ -419,8 +419,7 @@ pub fn decide_levels(
     }
     if let Some(r) = &memory {
         decide(
-            "memory".into(),
-            "memory".into(),
+            Slot::Memory,
             r,
             Some(&windows.memory),
             observe::organic(obs.memory.used_percent(), obs.memory_synthetic_percent()),
@@ -428,18 +427,12 @@ pub fn decide_levels(
     }
     if let Some(r) = &disk {
         for (m, o) in &obs.disks {
-            let key = m.display().to_string();
             let organic = observe::organic(
                 o.usage.used_percent(),
                 observe::pct(o.synthetic_bytes, o.usage.capacity_bytes()),
             );
-            decide(
-                crate::state::queue::disk_job_id(m),
-                format!("disk:{key}"),
-                r,
-                windows.disk.get(&key),
-                organic,
-            );
+            let series = windows.disk.get(&m.display().to_string());
+            decide(Slot::disk(m), r, series, organic);
         }
     }
     (levels, decisions)
@@ -459,11 +452,11 @@ pub struct Pass {
 /// The pass a reconcile would make now on this host, persisting nothing (for `status`
 /// and `plan`, which only read).
 pub fn prepare(q: &Queue, desired: &Resolved, found: &[JobFound]) -> Result<Pass> {
-    prepare_in(&mut Host { q, persist: false }, desired, found)
+    prepare_in(&mut ThisHost { q, persist: false }, desired, found)
 }
 
 /// What a tick does to the world. The tick's logic runs unchanged against the host
-/// (`Host`) or against a simulated world (tests/simulation.rs), where clock, observations,
+/// (`ThisHost`) or against a simulated world (tests/simulation.rs), where clock, observations,
 /// process table and files are a seeded model and faults are injected at will.
 pub trait World {
     /// The job slots as they are now (job file, lock, status).
@@ -490,14 +483,14 @@ pub trait World {
 }
 
 /// The real world: this host, its /proc and the state directory.
-pub struct Host<'a> {
+pub struct ThisHost<'a> {
     pub q: &'a Queue,
     /// A reconcile keeps the CPU counters for the next pass and counts itself as cro's
     /// own load; a read-only pass (`status`, `plan`) does neither.
     pub persist: bool,
 }
 
-impl World for Host<'_> {
+impl World for ThisHost<'_> {
     fn list(&mut self) -> Result<Vec<JobFound>> {
         self.q.list()
     }
@@ -607,7 +600,7 @@ pub fn tick(q: &Queue, desired: &Resolved) -> Result<TickReport> {
     for p in fsutil::remove_stale_temps(&q.state_dir, Duration::from_secs(60)) {
         tracing::info!("deleted {} (left by an interrupted write)", p.display());
     }
-    tick_in(&mut Host { q, persist: true }, desired)
+    tick_in(&mut ThisHost { q, persist: true }, desired)
 }
 
 /// One tick in `world`: list, sense, plan, carry the plan out action by action (a failed

@@ -7,123 +7,13 @@
 //!   to the child (nq's "lock before visible"), so there is no moment at which a second
 //!   reconciler could see the slot free while a worker is starting.
 //! - `<id>.status.json`: what the worker holds now; written only by the worker.
-use crate::control::desired::Fill;
+pub use crate::control::job::{JOB_VERSION, Job, JobSpec};
 use crate::error::{Error, Result};
 use crate::state::fsutil;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-pub const JOB_VERSION: u32 = 1;
-
-/// One job file.
-// No deny_unknown_fields: serde does not support it together with `flatten` and an
-// internally tagged enum. Job files are written by cro alone; the desired state (written
-// by people) is the strict one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Job {
-    pub version: u32,
-    pub id: String,
-    #[serde(flatten)]
-    pub spec: JobSpec,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum JobSpec {
-    Cpu {
-        /// Total host CPU (organic + synthetic) to hold, percent.
-        level_percent: f64,
-        /// The target the level was planned for (the level moves gently only while the
-        /// target stays the same).
-        #[serde(default)]
-        target_percent: f64,
-        /// Never add more than this, percent of the host.
-        max_synthetic_percent: f64,
-    },
-    Memory {
-        level_percent: f64,
-        #[serde(default)]
-        target_percent: f64,
-        min_available_percent: f64,
-    },
-    Disk {
-        mount: PathBuf,
-        level_percent: f64,
-        #[serde(default)]
-        target_percent: f64,
-        min_free_percent: f64,
-        min_free_bytes: u64,
-        fill: Fill,
-        /// Pad even when `mount` is not a mount point (see the desired state's field).
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        allow_plain_directory: bool,
-    },
-}
-
-impl JobSpec {
-    pub fn level_percent(&self) -> f64 {
-        match self {
-            JobSpec::Cpu { level_percent, .. }
-            | JobSpec::Memory { level_percent, .. }
-            | JobSpec::Disk { level_percent, .. } => *level_percent,
-        }
-    }
-    pub fn target_percent(&self) -> f64 {
-        match self {
-            JobSpec::Cpu { target_percent, .. }
-            | JobSpec::Memory { target_percent, .. }
-            | JobSpec::Disk { target_percent, .. } => *target_percent,
-        }
-    }
-    pub fn resource(&self) -> &'static str {
-        match self {
-            JobSpec::Cpu { .. } => "cpu",
-            JobSpec::Memory { .. } => "memory",
-            JobSpec::Disk { .. } => "disk",
-        }
-    }
-
-    /// The ranges the planner keeps: a worker refuses a job file outside them (a hand
-    /// edit, a hostile file) rather than, say, holding 1e9 % of memory.
-    pub fn check(&self) -> std::result::Result<(), String> {
-        let pct = |name: &str, v: f64| {
-            if v.is_finite() && (0.0..=100.0).contains(&v) {
-                Ok(())
-            } else {
-                Err(format!("{name} {v} is not a percentage (0-100)"))
-            }
-        };
-        pct("level_percent", self.level_percent())?;
-        pct("target_percent", self.target_percent())?;
-        match self {
-            JobSpec::Cpu {
-                max_synthetic_percent,
-                ..
-            } => pct("max_synthetic_percent", *max_synthetic_percent),
-            JobSpec::Memory {
-                min_available_percent,
-                ..
-            } => pct("min_available_percent", *min_available_percent),
-            JobSpec::Disk {
-                mount,
-                min_free_percent,
-                ..
-            } => {
-                pct("min_free_percent", *min_free_percent)?;
-                if !mount.is_absolute()
-                    || mount
-                        .components()
-                        .any(|c| matches!(c, std::path::Component::ParentDir))
-                {
-                    return Err(format!("mount {} is not an absolute path", mount.display()));
-                }
-                Ok(())
-            }
-        }
-    }
-}
 
 /// Is there a FLOCK on (dev, ino) in /proc/locks text? Lines look like
 /// `3: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF` (device major:minor in hex);
@@ -138,55 +28,6 @@ pub fn flock_held(locks: &str, dev: u64, ino: u64) -> bool {
         let f: Vec<&str> = l.split_whitespace().collect();
         f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&want.as_str())
     })
-}
-
-/// Stable job id for a disk mount: `disk-` + the path with `/` as `-`, and anything but
-/// `[A-Za-z0-9.]` (including `-` and `_`) as `_xx` hex, so two mounts never share an id
-/// and the mount can be read back from the id (`disk_job_mount`). `/` itself is
-/// `disk-_2f`.
-pub fn disk_job_id(mount: &Path) -> String {
-    let s = mount.to_string_lossy();
-    let trimmed = s.trim_matches('/');
-    if trimmed.is_empty() {
-        return "disk-_2f".into();
-    }
-    let mut out = String::from("disk-");
-    for b in trimmed.bytes() {
-        match b {
-            b'/' => out.push('-'),
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' => out.push(b as char),
-            _ => out.push_str(&format!("_{b:02x}")),
-        }
-    }
-    out
-}
-
-/// The mount a disk job id stands for (the inverse of `disk_job_id`), so a job whose
-/// file is lost or corrupt still tells where its ballast is.
-pub fn disk_job_mount(id: &str) -> Option<PathBuf> {
-    let rest = id.strip_prefix("disk-")?;
-    if rest == "_2f" {
-        return Some(PathBuf::from("/"));
-    }
-    let mut out = vec![b'/'];
-    let b = rest.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'-' => out.push(b'/'),
-            b'_' => {
-                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            c if c.is_ascii_alphanumeric() || c == b'.' => out.push(c),
-            _ => return None,
-        }
-        i += 1;
-    }
-    use std::os::unix::ffi::OsStringExt;
-    let p = PathBuf::from(std::ffi::OsString::from_vec(out));
-    (disk_job_id(&p) == id).then_some(p)
 }
 
 /// What a worker reports about itself.
@@ -467,69 +308,6 @@ mod tests {
         assert!(q.is_alive("cpu"));
         drop(held);
         assert!(!q.is_alive("cpu"));
-    }
-
-    #[test]
-    fn job_values_are_checked_as_the_planner_keeps_them() {
-        let cpu = |l: f64| JobSpec::Cpu {
-            level_percent: l,
-            target_percent: 30.0,
-            max_synthetic_percent: 90.0,
-        };
-        assert!(cpu(40.0).check().is_ok());
-        for bad in [-1.0, 100.5, f64::NAN, 1e9] {
-            assert!(cpu(bad).check().is_err(), "{bad}");
-        }
-        let disk = JobSpec::Disk {
-            mount: "data/../x".into(),
-            level_percent: 10.0,
-            target_percent: 10.0,
-            min_free_percent: 10.0,
-            min_free_bytes: 0,
-            fill: Fill::Allocate,
-            allow_plain_directory: false,
-        };
-        assert!(disk.check().unwrap_err().contains("absolute"));
-    }
-
-    #[test]
-    fn disk_ids_are_distinct_and_safe() {
-        assert_eq!(disk_job_id(Path::new("/")), "disk-_2f");
-        assert_ne!(disk_job_id(Path::new("/")), disk_job_id(Path::new("/root")));
-        assert_eq!(disk_job_id(Path::new("/data")), "disk-data");
-        assert_eq!(disk_job_id(Path::new("/var/lib/x")), "disk-var-lib-x");
-        assert_ne!(
-            disk_job_id(Path::new("/a-b")),
-            disk_job_id(Path::new("/a/b"))
-        );
-        assert!(valid_id(&disk_job_id(Path::new("/mnt/my disk/ü"))));
-    }
-
-    #[test]
-    fn disk_ids_read_back_as_their_mount() {
-        for m in [
-            "/",
-            "/root",
-            "/data",
-            "/a-b",
-            "/a/b",
-            "/mnt/my disk/ü",
-            "/x_y",
-            "/v.1",
-        ] {
-            let id = disk_job_id(Path::new(m));
-            assert_eq!(disk_job_mount(&id), Some(PathBuf::from(m)), "{id}");
-        }
-        for bad in [
-            "cpu",
-            "disk-",
-            "disk-_zz",
-            "disk-a_2",
-            "disk-a b",
-            "disk-_2fx",
-        ] {
-            assert_eq!(disk_job_mount(bad), None, "{bad}");
-        }
     }
 
     #[test]

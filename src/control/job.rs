@@ -1,0 +1,162 @@
+//! A job: what one worker must hold (its resource, level and limits). Written by the
+//! reconciler as `<state-dir>/jobs/<id>.json`, read by the worker; the types and the
+//! ranges a worker accepts live here, the files in `state::queue`.
+use crate::control::desired::Fill;
+use crate::control::slot::Slot;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+pub const JOB_VERSION: u32 = 1;
+
+/// One job file.
+// No deny_unknown_fields: serde does not support it together with `flatten` and an
+// internally tagged enum. Job files are written by cro alone; the desired state (written
+// by people) is the strict one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub version: u32,
+    pub id: String,
+    #[serde(flatten)]
+    pub spec: JobSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum JobSpec {
+    Cpu {
+        /// Total host CPU (organic + synthetic) to hold, percent.
+        level_percent: f64,
+        /// The target the level was planned for (the level moves gently only while the
+        /// target stays the same).
+        #[serde(default)]
+        target_percent: f64,
+        /// Never add more than this, percent of the host.
+        max_synthetic_percent: f64,
+    },
+    Memory {
+        level_percent: f64,
+        #[serde(default)]
+        target_percent: f64,
+        min_available_percent: f64,
+    },
+    Disk {
+        mount: PathBuf,
+        level_percent: f64,
+        #[serde(default)]
+        target_percent: f64,
+        min_free_percent: f64,
+        min_free_bytes: u64,
+        fill: Fill,
+        /// Pad even when `mount` is not a mount point (see the desired state's field).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        allow_plain_directory: bool,
+    },
+}
+
+impl JobSpec {
+    pub fn level_percent(&self) -> f64 {
+        match self {
+            JobSpec::Cpu { level_percent, .. }
+            | JobSpec::Memory { level_percent, .. }
+            | JobSpec::Disk { level_percent, .. } => *level_percent,
+        }
+    }
+    pub fn target_percent(&self) -> f64 {
+        match self {
+            JobSpec::Cpu { target_percent, .. }
+            | JobSpec::Memory { target_percent, .. }
+            | JobSpec::Disk { target_percent, .. } => *target_percent,
+        }
+    }
+    pub fn resource(&self) -> &'static str {
+        match self {
+            JobSpec::Cpu { .. } => "cpu",
+            JobSpec::Memory { .. } => "memory",
+            JobSpec::Disk { .. } => "disk",
+        }
+    }
+
+    /// The ranges the planner keeps: a worker refuses a job file outside them (a hand
+    /// edit, a hostile file) rather than, say, holding 1e9 % of memory.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let pct = |name: &str, v: f64| {
+            if v.is_finite() && (0.0..=100.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{name} {v} is not a percentage (0-100)"))
+            }
+        };
+        pct("level_percent", self.level_percent())?;
+        pct("target_percent", self.target_percent())?;
+        match self {
+            JobSpec::Cpu {
+                max_synthetic_percent,
+                ..
+            } => pct("max_synthetic_percent", *max_synthetic_percent),
+            JobSpec::Memory {
+                min_available_percent,
+                ..
+            } => pct("min_available_percent", *min_available_percent),
+            JobSpec::Disk {
+                mount,
+                min_free_percent,
+                ..
+            } => {
+                pct("min_free_percent", *min_free_percent)?;
+                if !mount.is_absolute()
+                    || mount
+                        .components()
+                        .any(|c| matches!(c, std::path::Component::ParentDir))
+                {
+                    return Err(format!("mount {} is not an absolute path", mount.display()));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Job {
+    /// The slot this job fills, from its spec (a disk job's mount names its slot).
+    pub fn slot(&self) -> Slot {
+        self.spec.slot()
+    }
+}
+
+impl JobSpec {
+    pub fn slot(&self) -> Slot {
+        match self {
+            JobSpec::Cpu { .. } => Slot::Cpu,
+            JobSpec::Memory { .. } => Slot::Memory,
+            JobSpec::Disk { mount, .. } => Slot::Disk(mount.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_values_are_checked_as_the_planner_keeps_them() {
+        let cpu = |l: f64| JobSpec::Cpu {
+            level_percent: l,
+            target_percent: 30.0,
+            max_synthetic_percent: 90.0,
+        };
+        assert!(cpu(40.0).check().is_ok());
+        for bad in [-1.0, 100.5, f64::NAN, 1e9] {
+            assert!(cpu(bad).check().is_err(), "{bad}");
+        }
+        let disk = JobSpec::Disk {
+            mount: "data/../x".into(),
+            level_percent: 10.0,
+            target_percent: 10.0,
+            min_free_percent: 10.0,
+            min_free_bytes: 0,
+            fill: Fill::Allocate,
+            allow_plain_directory: false,
+        };
+        assert!(disk.check().unwrap_err().contains("absolute"));
+    }
+}
