@@ -27,6 +27,12 @@ pub enum Error {
         path: PathBuf,
         problems: Vec<Problem>,
     },
+    /// A system resource failed us (a signal handler, a thread, a socket, a child
+    /// process): what we were doing, and the OS error.
+    Os {
+        what: String,
+        source: std::io::Error,
+    },
     /// The state lock is held by another reconcile or recover.
     Locked { path: PathBuf },
     /// The command was used wrongly (a usage error that clap cannot see).
@@ -64,9 +70,17 @@ impl Error {
         }
     }
 
+    /// `cannot {what}: {source}`.
+    pub fn os(what: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Os {
+            what: what.into(),
+            source,
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Io { .. } | Error::Runtime(_) => exit::FAILURE,
+            Error::Io { .. } | Error::Os { .. } | Error::Runtime(_) => exit::FAILURE,
             Error::Invalid { .. } => exit::CONFIG,
             Error::Locked { .. } => exit::LOCKED,
             Error::Usage(_) => exit::USAGE,
@@ -97,6 +111,7 @@ impl fmt::Display for Error {
             } => {
                 write!(f, "cannot {action} {}: {source}", path.display())
             }
+            Error::Os { what, source } => write!(f, "cannot {what}: {source}"),
             Error::Invalid { path, problems } => {
                 write!(f, "invalid desired state in {}:", path.display())?;
                 for p in problems {
@@ -114,6 +129,13 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } | Error::Os { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

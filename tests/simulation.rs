@@ -209,7 +209,7 @@ impl Sim {
             let mut st = WorkerStatus {
                 id: p.id.clone(),
                 pid,
-                state: "running".into(),
+                state: cro::state::queue::WorkerState::Running,
                 started_at: p.started_at,
                 updated_at: self.now,
                 level_percent: spec.level_percent(),
@@ -246,7 +246,7 @@ impl Sim {
         if let Some(st) = self.statuses.get_mut(&p.id)
             && st.pid == pid
         {
-            st.state = "exited".into();
+            st.state = cro::state::queue::WorkerState::Exited;
             st.synthetic_percent = 0.0;
             st.ballast_bytes = 0;
         }

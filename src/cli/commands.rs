@@ -164,7 +164,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Man => {
             crate::cli::manpage::render(&mut std::io::stdout())
-                .map_err(|e| Error::Runtime(format!("cannot write the man page: {e}")))?;
+                .map_err(|e| Error::os("write the man page", e))?;
             Ok(exit::OK)
         }
         Command::Worker { job, lock_fd } => {

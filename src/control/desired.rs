@@ -63,71 +63,59 @@ pub struct Tier {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct CpuSpec {
-    #[serde(default = "yes")]
     pub enabled: bool,
     /// Overrides the tier target.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target_percent: Option<f64>,
     /// `mean` or a percentile `p1`..`p99`.
-    #[serde(default = "default_statistic")]
     #[schemars(regex(pattern = r"^(mean|p([1-9]|[1-9][0-9]))$"))]
     pub statistic: String,
     /// Never add more than this share of the host's CPU.
-    #[serde(default = "default_max_synthetic")]
     #[schemars(range(min = 0, max = 100))]
     pub max_synthetic_percent: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct MemorySpec {
-    #[serde(default = "yes")]
     pub enabled: bool,
     /// Overrides the tier target.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target_percent: Option<f64>,
     /// `mean` or a percentile `p1`..`p99`.
-    #[serde(default = "default_statistic")]
     #[schemars(regex(pattern = r"^(mean|p([1-9]|[1-9][0-9]))$"))]
     pub statistic: String,
     /// Ballast is given back before MemAvailable falls below this share of memory.
-    #[serde(default = "default_min_available")]
     #[schemars(range(min = 0, max = 100))]
     pub min_available_percent: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct DiskSpec {
-    #[serde(default = "yes")]
     pub enabled: bool,
     /// Overrides the tier target.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target_percent: Option<f64>,
     /// `mean` or a percentile `p1`..`p99`.
-    #[serde(default = "default_statistic")]
     #[schemars(regex(pattern = r"^(mean|p([1-9]|[1-9][0-9]))$"))]
     pub statistic: String,
     /// Absolute mount points to pad, each judged on its own. `/` is padded only when listed.
-    #[serde(default)]
     pub mounts: Vec<PathBuf>,
     /// Ballast is trimmed before free space falls below this share of the filesystem...
-    #[serde(default = "default_min_free_percent")]
     #[schemars(range(min = 0, max = 100))]
     pub min_free_percent: f64,
     /// ...or below this many GiB, whichever is larger.
-    #[serde(default = "default_min_free_gib")]
     #[schemars(range(min = 0))]
     pub min_free_gib: f64,
     /// `allocate` (fallocate, instant) or `write` (incompressible data, for compressing or deduplicating filesystems).
-    #[serde(default)]
     pub fill: Fill,
     /// Pad the mounts even where they are plain directories, not mount points. Off by
     /// default: a filesystem that failed to mount leaves an empty directory on `/`, and
     /// cro must not fill the root filesystem in its place.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub allow_plain_directory: bool,
 }
 
@@ -160,32 +148,27 @@ impl Fill {
     }
 }
 
-fn yes() -> bool {
-    true
+/// Every default of the desired state, written once: serde fills a missing field from
+/// these (through the `Default` impls below), `cro init` writes them, the schema shows them.
+pub mod defaults {
+    pub const INTERVAL_SECONDS: u64 = 60;
+    pub const WINDOW_DAYS: u32 = 30;
+    pub const HISTORY_GRACE_DAYS: u32 = 30;
+    pub const STATISTIC: &str = "mean";
+    pub const MAX_SYNTHETIC_PERCENT: f64 = 90.0;
+    pub const MIN_AVAILABLE_PERCENT: f64 = 10.0;
+    pub const MIN_FREE_PERCENT: f64 = 10.0;
+    pub const MIN_FREE_GIB: f64 = 1.0;
 }
+
 fn default_interval() -> u64 {
-    60
+    defaults::INTERVAL_SECONDS
 }
 fn default_window() -> u32 {
-    30
+    defaults::WINDOW_DAYS
 }
 fn default_history_grace() -> u32 {
-    30
-}
-fn default_statistic() -> String {
-    "mean".into()
-}
-fn default_max_synthetic() -> f64 {
-    90.0
-}
-fn default_min_available() -> f64 {
-    10.0
-}
-fn default_min_free_percent() -> f64 {
-    10.0
-}
-fn default_min_free_gib() -> f64 {
-    1.0
+    defaults::HISTORY_GRACE_DAYS
 }
 pub fn default_tiers() -> Vec<Tier> {
     vec![
@@ -205,8 +188,8 @@ impl Default for CpuSpec {
         CpuSpec {
             enabled: true,
             target_percent: None,
-            statistic: default_statistic(),
-            max_synthetic_percent: 90.0,
+            statistic: defaults::STATISTIC.into(),
+            max_synthetic_percent: defaults::MAX_SYNTHETIC_PERCENT,
         }
     }
 }
@@ -215,8 +198,8 @@ impl Default for MemorySpec {
         MemorySpec {
             enabled: true,
             target_percent: None,
-            statistic: default_statistic(),
-            min_available_percent: 10.0,
+            statistic: defaults::STATISTIC.into(),
+            min_available_percent: defaults::MIN_AVAILABLE_PERCENT,
         }
     }
 }
@@ -225,10 +208,10 @@ impl Default for DiskSpec {
         DiskSpec {
             enabled: true,
             target_percent: None,
-            statistic: default_statistic(),
+            statistic: defaults::STATISTIC.into(),
             mounts: vec![],
-            min_free_percent: 10.0,
-            min_free_gib: 1.0,
+            min_free_percent: defaults::MIN_FREE_PERCENT,
+            min_free_gib: defaults::MIN_FREE_GIB,
             fill: Fill::Allocate,
             allow_plain_directory: false,
         }
@@ -242,9 +225,9 @@ impl Default for DesiredState {
             schema: None,
             version: 1,
             paused: false,
-            interval_seconds: 60,
-            window_days: 30,
-            history_grace_days: 30,
+            interval_seconds: defaults::INTERVAL_SECONDS,
+            window_days: defaults::WINDOW_DAYS,
+            history_grace_days: defaults::HISTORY_GRACE_DAYS,
             before_first_record: BeforeFirstRecord::Zero,
             tiers: default_tiers(),
             cpu: CpuSpec::default(),
@@ -291,6 +274,12 @@ impl Statistic {
             Statistic::Mean => "mean".into(),
             Statistic::Percentile(p) => format!("p{p}"),
         }
+    }
+}
+
+impl std::fmt::Display for Statistic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(&self.name())
     }
 }
 

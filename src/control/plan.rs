@@ -5,7 +5,7 @@
 use crate::control::desired::Resolved;
 use crate::control::job::{JOB_VERSION, Job, JobSpec};
 use crate::control::slot::Slot;
-use crate::state::queue::JobFound;
+use crate::state::queue::{JobFound, WorkerState};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -127,11 +127,11 @@ pub fn plan(desired: &Resolved, levels: &Levels, found: &[JobFound]) -> Plan {
         }
         if !f.is_some_and(|f| f.alive) {
             let reason = match f.and_then(|f| f.status.as_ref()) {
-                Some(s) if s.state == "running" => format!(
+                Some(s) if s.state == WorkerState::Running => format!(
                     "worker {} died without saying why (crashed or killed)",
                     s.pid
                 ),
-                Some(s) => format!("worker {} ended ({})", s.pid, s.state),
+                Some(s) => format!("worker {} ended ({})", s.pid, s.state.name()),
                 None => "no worker".to_string(),
             };
             actions.push(Action::Start {

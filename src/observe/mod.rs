@@ -267,11 +267,34 @@ pub fn fs_usage(path: &Path) -> std::io::Result<FsUsage> {
     })
 }
 
+/// Which cgroup hierarchy the resource controllers (cpu, memory) are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupVersion {
+    /// No cgroup controllers found (or /proc/self/cgroup unreadable).
+    #[default]
+    None,
+    V1,
+    V2,
+    /// Some controllers on v1, some on v2 (systemd's hybrid layout).
+    Hybrid,
+}
+
+impl std::fmt::Display for CgroupVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            CgroupVersion::None => "none",
+            CgroupVersion::V1 => "v1",
+            CgroupVersion::V2 => "v2",
+            CgroupVersion::Hybrid => "hybrid",
+        })
+    }
+}
+
 /// Limits of the cgroup this process runs in (v1 or v2), the tightest along the path.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CgroupLimits {
-    /// "v1", "v2", "hybrid" or "none".
-    pub version: String,
+    pub version: CgroupVersion,
     pub memory_limit_bytes: Option<u64>,
     pub memory_usage_bytes: Option<u64>,
     /// CPU quota in CPUs (quota / period), None when unlimited.
@@ -345,7 +368,7 @@ pub fn read_cgroup_limits() -> CgroupLimits {
 pub fn read_cgroup_limits_at(root: &Path, proc_cgroup: &str) -> CgroupLimits {
     let (v2, v1) = parse_proc_cgroup(proc_cgroup);
     let mut out = CgroupLimits {
-        version: "none".into(),
+        version: CgroupVersion::None,
         ..Default::default()
     };
     let min_opt = |a: Option<u64>, b: Option<u64>| match (a, b) {
@@ -353,7 +376,7 @@ pub fn read_cgroup_limits_at(root: &Path, proc_cgroup: &str) -> CgroupLimits {
         (a, b) => a.or(b),
     };
     if let Some(path) = v1.get("memory") {
-        out.version = "v1".into();
+        out.version = CgroupVersion::V1;
         let dirs = ancestors(&root.join("memory"), path);
         for d in &dirs {
             out.memory_limit_bytes = min_opt(
@@ -400,10 +423,10 @@ pub fn read_cgroup_limits_at(root: &Path, proc_cgroup: &str) -> CgroupLimits {
             .split_whitespace()
             .any(|c| c == "memory" || c == "cpu")
         {
-            out.version = if out.version == "v1" {
-                "hybrid".into()
+            out.version = if out.version == CgroupVersion::V1 {
+                CgroupVersion::Hybrid
             } else {
-                "v2".into()
+                CgroupVersion::V2
             };
             let dirs = ancestors(&base, &path);
             for d in &dirs {
@@ -427,10 +450,10 @@ pub fn read_cgroup_limits_at(root: &Path, proc_cgroup: &str) -> CgroupLimits {
                     stat_field(&dirs[0].join("memory.stat"), "inactive_file").unwrap_or(0);
                 out.memory_usage_bytes = Some(u.saturating_sub(inactive));
             }
-        } else if out.version == "none" {
-            out.version = "v2".into();
+        } else if out.version == CgroupVersion::None {
+            out.version = CgroupVersion::V2;
         } else {
-            out.version = "hybrid".into();
+            out.version = CgroupVersion::Hybrid;
         }
     }
     out
@@ -648,7 +671,8 @@ mod tests {
         std::fs::write(cpu.join("cpu.cfs_period_us"), "100000\n").unwrap();
         let cg = read_cgroup_limits_at(root.path(), "4:memory:/app\n3:cpu,cpuacct:/app\n0::/\n");
         assert_eq!(
-            cg.version, "hybrid",
+            cg.version,
+            CgroupVersion::Hybrid,
             "v1 controllers with an empty cgroup2 line"
         );
         assert_eq!(cg.memory_limit_bytes, Some(1 << 30));
@@ -671,7 +695,7 @@ mod tests {
         std::fs::write(d.join("memory.current"), "300\n").unwrap();
         std::fs::write(d.join("cpu.max"), "50000 100000\n").unwrap();
         let cg = read_cgroup_limits_at(root.path(), "0::/system.slice/cro.service\n");
-        assert_eq!(cg.version, "v2");
+        assert_eq!(cg.version, CgroupVersion::V2);
         assert_eq!(
             cg.memory_limit_bytes,
             Some(2 << 30),

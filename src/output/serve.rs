@@ -219,8 +219,8 @@ pub fn run(state_dir: &Path, desired_path: &Path, listen: &str) -> Result<()> {
     if !addr.ip().is_loopback() {
         tracing::warn!(%addr, "serving beyond loopback: anyone who can reach this address can read the host's status (read-only)");
     }
-    let listener = TcpListener::bind(addr)
-        .map_err(|e| Error::Runtime(format!("cannot listen on {addr}: {e}")))?;
+    let listener =
+        TcpListener::bind(addr).map_err(|e| Error::os(format!("listen on {addr}"), e))?;
     tracing::info!(%addr, "serving / (dashboard), /api/status, /metrics");
     eprintln!("cro: serving http://{addr}/");
     let shared = Arc::new(Shared {

@@ -1,5 +1,5 @@
 //! Rendering what cro sees: `status`, `plan` and `history` output, text and JSON.
-use crate::control::desired::{self, Resolved, Source};
+use crate::control::desired::{self, Resolved, Source, Statistic};
 use crate::control::plan::Plan;
 use crate::control::policy::Decision;
 use crate::control::slot::Slot;
@@ -9,7 +9,7 @@ use crate::format::{human_bytes, round2};
 use crate::observe::{self, Observation};
 use crate::reconcile::tick;
 use crate::state::history::{self, Record};
-use crate::state::queue::{JobFound, Queue};
+use crate::state::queue::{JobFound, Queue, WorkerState};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,14 +46,13 @@ pub struct Resources {
 #[derive(Debug, Serialize, Clone)]
 pub struct Usage {
     pub target_percent: f64,
-    pub statistic: String,
+    pub statistic: Statistic,
     pub total_percent: f64,
     pub organic_percent: f64,
     pub synthetic_percent: f64,
     pub level_percent: f64,
-    /// What holds this resource now: `running` (a live worker), `not running` (no pass
-    /// yet, or its worker ended), `cannot pad` (e.g. not a mount point), or `paused`.
-    pub state: String,
+    /// What holds this resource now.
+    pub state: SlotState,
     /// Why, when not `running`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_note: Option<String>,
@@ -65,12 +64,64 @@ pub struct Usage {
     pub forecast: Option<Decision>,
 }
 
+/// What holds a resource now, as status says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SlotState {
+    /// A live worker holds it.
+    #[serde(rename = "running")]
+    Running,
+    /// No pass has run yet, or its worker ended (the next pass starts it again).
+    #[serde(rename = "not running")]
+    NotRunning,
+    /// It cannot be held here (e.g. a disk that is not a mount point).
+    #[serde(rename = "cannot pad")]
+    CannotPad,
+    /// `"paused": true` in the desired state.
+    #[serde(rename = "paused")]
+    Paused,
+}
+
+impl SlotState {
+    pub fn name(self) -> &'static str {
+        match self {
+            SlotState::Running => "running",
+            SlotState::NotRunning => "not running",
+            SlotState::CannotPad => "cannot pad",
+            SlotState::Paused => "paused",
+        }
+    }
+}
+
+/// A job's worker as status shows it: what its status file says, or `crashed` when it
+/// says running but no process holds the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Running,
+    Exited,
+    Failed,
+    Crashed,
+    Unknown,
+}
+
+impl JobState {
+    pub fn name(self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Exited => "exited",
+            JobState::Failed => "failed",
+            JobState::Crashed => "crashed",
+            JobState::Unknown => "unknown",
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct JobInfo {
     pub id: String,
     pub pid: Option<u32>,
     pub alive: bool,
-    pub state: Option<String>,
+    pub state: Option<JobState>,
     pub level_percent: Option<f64>,
     pub synthetic_percent: Option<f64>,
     pub ballast_bytes: Option<u64>,
@@ -82,7 +133,7 @@ pub struct JobInfo {
     pub message: Option<String>,
 }
 
-fn usage(target: f64, statistic: String, total: f64, synthetic: f64, level: f64) -> Usage {
+fn usage(target: f64, statistic: Statistic, total: f64, synthetic: f64, level: f64) -> Usage {
     Usage {
         target_percent: round2(target),
         statistic,
@@ -91,7 +142,7 @@ fn usage(target: f64, statistic: String, total: f64, synthetic: f64, level: f64)
         // + 0.0: never print "-0.0"
         synthetic_percent: round2(synthetic.min(total)) + 0.0,
         level_percent: round2(level),
-        state: "running".into(),
+        state: SlotState::Running,
         state_note: None,
         error: None,
         window: None,
@@ -111,7 +162,7 @@ pub fn resources(obs: &Observation, d: &Resolved, found: &[JobFound]) -> Resourc
     if let Some(c) = &d.cpu {
         r.cpu = Some(usage(
             c.target_percent,
-            c.statistic.name(),
+            c.statistic,
             obs.cpu_total_percent,
             obs.cpu_synthetic_percent,
             level("cpu"),
@@ -120,7 +171,7 @@ pub fn resources(obs: &Observation, d: &Resolved, found: &[JobFound]) -> Resourc
     if let Some(m) = &d.memory {
         r.memory = Some(usage(
             m.target_percent,
-            m.statistic.name(),
+            m.statistic,
             obs.memory.used_percent(),
             obs.memory_synthetic_percent(),
             level("memory"),
@@ -130,7 +181,7 @@ pub fn resources(obs: &Observation, d: &Resolved, found: &[JobFound]) -> Resourc
         for (m, o) in &obs.disks {
             let mut u = usage(
                 k.target_percent,
-                k.statistic.name(),
+                k.statistic,
                 o.usage.used_percent(),
                 observe::pct(o.synthetic_bytes, o.usage.capacity_bytes()),
                 level(&Slot::disk(m).id()),
@@ -155,28 +206,28 @@ fn set_state(u: &mut Usage, id: &str, d: &Resolved, found: &[JobFound]) {
     let f = found.iter().find(|f| f.id == id);
     let (state, note) = if d.paused {
         (
-            "paused",
+            SlotState::Paused,
             Some("\"paused\": true in the desired state".to_string()),
         )
     } else if let Some(e) = &u.error {
-        ("cannot pad", Some(e.clone()))
+        (SlotState::CannotPad, Some(e.clone()))
     } else {
         match f {
-            Some(f) if f.alive => ("running", None),
+            Some(f) if f.alive => (SlotState::Running, None),
             Some(f) => (
-                "not running",
+                SlotState::NotRunning,
                 Some(format!(
                     "its worker {}; the next pass starts it again",
-                    match f.status.as_ref().map(|s| s.state.as_str()) {
-                        Some("running") => "crashed",
-                        Some("failed") => "failed (see its log)",
+                    match f.status.as_ref().map(|s| s.state) {
+                        Some(WorkerState::Running) => "crashed",
+                        Some(WorkerState::Failed) => "failed (see its log)",
                         Some(_) => "exited",
                         None => "never started",
                     }
                 )),
             ),
             None => (
-                "not running",
+                SlotState::NotRunning,
                 Some(
                     "no pass has run yet: `cro reconcile --once`, or start the service or timer"
                         .to_string(),
@@ -184,7 +235,7 @@ fn set_state(u: &mut Usage, id: &str, d: &Resolved, found: &[JobFound]) {
             ),
         }
     };
-    u.state = state.into();
+    u.state = state;
     u.state_note = note;
 }
 
@@ -194,14 +245,12 @@ fn job_info(f: &JobFound) -> JobInfo {
         id: f.id.clone(),
         pid: s.map(|s| s.pid),
         alive: f.alive,
-        state: s.map(|s| {
-            if f.alive {
-                s.state.clone()
-            } else if s.state == "running" {
-                "crashed".into()
-            } else {
-                s.state.clone()
-            }
+        state: s.map(|s| match s.state {
+            WorkerState::Running if !f.alive => JobState::Crashed,
+            WorkerState::Running => JobState::Running,
+            WorkerState::Exited => JobState::Exited,
+            WorkerState::Failed => JobState::Failed,
+            WorkerState::Unknown => JobState::Unknown,
         }),
         level_percent: f.job.as_ref().map(|j| j.spec.level_percent()),
         synthetic_percent: s.filter(|_| f.alive).map(|s| s.synthetic_percent),
@@ -289,8 +338,7 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
     let window_s = shown.window_days as f64 * 86_400.0;
     let empty = window::Series::default();
     let attach = |u: &mut Usage, series: Option<&window::Series>, key: &str| {
-        let stat = crate::control::desired::Statistic::parse(&u.statistic)
-            .unwrap_or(crate::control::desired::Statistic::Mean);
+        let stat = u.statistic;
         let series = series.unwrap_or(&empty);
         u.window = Some(window::stat(
             series,
@@ -397,12 +445,12 @@ pub fn render_status(s: &Status) -> String {
             u.level_percent,
             u.window.as_ref().map_or(0.0, |w| w.value),
             u.window.as_ref().map_or(0.0, |w| w.coverage * 100.0),
-            if u.state == "running" {
+            if u.state == SlotState::Running {
                 u.forecast.as_ref().map_or(String::new(), forecast_text)
             } else {
                 format!(
                     "{}: {}",
-                    u.state.to_uppercase(),
+                    u.state.name().to_uppercase(),
                     u.state_note.as_deref().unwrap_or("")
                 )
             },
@@ -450,9 +498,9 @@ pub fn render_status(s: &Status) -> String {
             j.id,
             j.pid.map_or("-".into(), |p| p.to_string()),
             if j.alive {
-                "running".to_string()
+                "running"
             } else {
-                j.state.clone().unwrap_or_else(|| "stopped".into())
+                j.state.map_or("stopped", JobState::name)
             },
             j.synthetic_percent
                 .map_or("-".into(), |p| format!("{p:.1}%")),

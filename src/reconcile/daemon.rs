@@ -36,12 +36,12 @@ pub fn run(
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
-            .map_err(|e| Error::Runtime(format!("cannot install signal handler: {e}")))?;
+            .map_err(|e| Error::os("install signal handler", e))?;
     }
     // SIGHUP (systemctl reload): look at the desired file now, as for a change event.
     let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
-        .map_err(|e| Error::Runtime(format!("cannot install signal handler: {e}")))?;
+        .map_err(|e| Error::os("install signal handler", e))?;
     // What the file held when last loaded: only a change of content is a change. Reading
     // the file (status, serve, metrics, a person's `cat`, our own reload) produces inotify
     // events too; before this, each reload's own read caused the next reload.
@@ -73,14 +73,14 @@ pub fn run(
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
         let _ = tx.send(ev);
     })
-    .map_err(|e| Error::Runtime(format!("cannot watch files: {e}")))?;
+    .map_err(|e| Error::os("watch files", std::io::Error::other(e)))?;
     let dir = desired_path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     watcher
         .watch(dir, RecursiveMode::NonRecursive)
-        .map_err(|e| Error::Runtime(format!("cannot watch {}: {e}", dir.display())))?;
+        .map_err(|e| Error::io(dir, "watch", std::io::Error::other(e)))?;
     let name = desired_path.file_name().map(|n| n.to_os_string());
     tracing::info!(desired = %desired_path.display(), state = %state_dir.display(), interval = good.interval_seconds, "daemon started");
 

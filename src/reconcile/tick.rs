@@ -222,8 +222,7 @@ pub fn record(obs: &Observation, desired: &Resolved, jobs: &[Job]) -> Record {
 
 /// Start the worker for `id`, handing it the slot lock we already hold.
 pub fn spawn_worker(q: &Queue, id: &str, lock: File) -> Result<u32> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::Runtime(format!("cannot find our own executable: {e}")))?;
+    let exe = std::env::current_exe().map_err(|e| Error::os("find our own executable", e))?;
     let log_path = q.log_path(id);
     // A log full from an earlier worker is rotated before the next one starts.
     if let Err(e) = crate::worker::logfile::rotate(
@@ -255,7 +254,7 @@ pub fn spawn_worker(q: &Queue, id: &str, lock: File) -> Result<u32> {
     // Its own session: the worker outlives a cron run and is not killed with the
     // reconciler's terminal.
     let child = crate::sys::spawn_detached_with_lock(&mut cmd, &lock)
-        .map_err(|e| Error::Runtime(format!("cannot start worker {id}: {e}")))?;
+        .map_err(|e| Error::os(format!("start worker {id}"), e))?;
     crate::fault::point("after-spawn");
     // Our copy of the lock goes; the child's keeps the lock held.
     drop(lock);

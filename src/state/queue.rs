@@ -30,14 +30,40 @@ pub fn flock_held(locks: &str, dev: u64, ino: u64) -> bool {
     })
 }
 
+/// What a worker says of itself in its status file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerState {
+    /// Holding its job (a status that still says so while no process holds the slot's
+    /// lock means the worker crashed).
+    #[default]
+    Running,
+    /// Ended cleanly (its job was removed, or it was told to stop), everything given back.
+    Exited,
+    /// Ended on an error (see its log).
+    Failed,
+    /// A state this version does not know (a newer worker wrote it).
+    #[serde(other)]
+    Unknown,
+}
+
+impl WorkerState {
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkerState::Running => "running",
+            WorkerState::Exited => "exited",
+            WorkerState::Failed => "failed",
+            WorkerState::Unknown => "unknown",
+        }
+    }
+}
+
 /// What a worker reports about itself.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct WorkerStatus {
     pub id: String,
     pub pid: u32,
-    /// "running", "exited" (clean end) or "failed". An unlocked job whose status still says
-    /// "running" crashed.
-    pub state: String,
+    pub state: WorkerState,
     pub started_at: f64,
     pub updated_at: f64,
     pub level_percent: f64,

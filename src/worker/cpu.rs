@@ -155,7 +155,7 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
                 .spawn(move || burner(s))
         })
         .collect::<std::io::Result<_>>()
-        .map_err(|e| crate::error::Error::Runtime(format!("cannot start burner threads: {e}")))?;
+        .map_err(|e| crate::error::Error::os("start burner threads", e))?;
     tracing::info!(
         threads,
         usable_cpus = usable,

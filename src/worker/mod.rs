@@ -13,7 +13,7 @@ pub mod placement;
 
 use crate::error::{Error, Result};
 use crate::state::fsutil;
-use crate::state::queue::{Job, JobSpec, Queue, WorkerStatus};
+use crate::state::queue::{Job, JobSpec, Queue, WorkerState, WorkerStatus};
 use crate::timefmt::now_unix;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -230,12 +230,12 @@ pub fn run(job_path: &Path, lock_fd: Option<i32>) -> Result<()> {
         signal_hook::consts::SIGHUP,
     ] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
-            .map_err(|e| Error::Runtime(format!("cannot install signal handler: {e}")))?;
+            .map_err(|e| Error::os("install signal handler", e))?;
     }
     let status = WorkerStatus {
         id: id.clone(),
         pid: std::process::id(),
-        state: "running".into(),
+        state: WorkerState::Running,
         started_at: now_unix(),
         ..Default::default()
     };
@@ -267,12 +267,12 @@ pub fn run(job_path: &Path, lock_fd: Option<i32>) -> Result<()> {
     ctx.status.synthetic_percent = 0.0;
     match &result {
         Ok(end) => {
-            ctx.status.state = "exited".into();
+            ctx.status.state = WorkerState::Exited;
             ctx.status.message = Some(format!("{end:?}"));
             tracing::info!(%id, "worker exiting: {end:?}");
         }
         Err(e) => {
-            ctx.status.state = "failed".into();
+            ctx.status.state = WorkerState::Failed;
             ctx.status.message = Some(e.to_string());
             tracing::error!(%id, "worker failed: {e}");
         }
