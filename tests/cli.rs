@@ -466,10 +466,11 @@ fn second_worker_for_a_live_job_exits_at_once() {
 fn disabling_a_resource_stops_only_its_worker() {
     let e = Env::new();
     let (m, ws) = e.start_idle();
-    e.desired(&idle_desired(&m).replace(
-        r#""cpu":{"target_percent":0}"#,
-        r#""cpu":{"enabled":false}"#,
-    ));
+    e.desired(
+        &Desired::idle(&m)
+            .replace("/cpu", serde_json::json!({"enabled": false}))
+            .text(),
+    );
     let r = e.ok(&["reconcile", "--once"]);
     assert_eq!(r.stdout.trim(), "remove job cpu: not in the desired state");
     let now = e.workers();
@@ -536,9 +537,7 @@ fn history_reads_back_as_json_and_csv() {
 fn daemon_follows_edits_keeps_last_good_state_and_stops_on_sigterm() {
     let e = Env::new();
     let m = e.plain_mount();
-    e.desired(
-        &idle_desired(&m).replace(r#"{"version":1,"#, r#"{"version":1,"interval_seconds":1,"#),
-    );
+    e.desired(&Desired::idle(&m).set("/interval_seconds", 1).text());
     let textfile = e.path().join("textfile");
     std::fs::create_dir_all(&textfile).unwrap();
     let mut d = Daemon(
@@ -555,12 +554,10 @@ fn daemon_follows_edits_keeps_last_good_state_and_stops_on_sigterm() {
     // an edit by rename is picked up at once (max_synthetic_percent lands in the job
     // whatever the organic load; a level would depend on what else runs)
     e.desired(
-        &idle_desired(&m)
-            .replace(r#"{"version":1,"#, r#"{"version":1,"interval_seconds":1,"#)
-            .replace(
-                r#""cpu":{"target_percent":0}"#,
-                r#""cpu":{"target_percent":0,"max_synthetic_percent":50}"#,
-            ),
+        &Desired::idle(&m)
+            .set("/interval_seconds", 1)
+            .set("/cpu/max_synthetic_percent", 50)
+            .text(),
     );
     let cpu_job = || std::fs::read_to_string(e.state().join("jobs/cpu.json")).unwrap_or_default();
     wait_for(
@@ -1142,22 +1139,15 @@ fn daemon_ticks_at_its_interval_whoever_reads_its_files() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let e = Env::new();
     let m = e.plain_mount();
-    let with = |interval: u32, extra: &str| {
-        let doc = idle_desired(&m).replace(
-            r#"{"version":1,"#,
-            &format!(r#"{{"version":1,"interval_seconds":{interval},"#),
-        );
-        let changed = doc.replace(
-            r#""cpu":{"target_percent":0}"#,
-            &format!(r#""cpu":{{"target_percent":0{extra}}}"#),
-        );
-        assert!(
-            extra.is_empty() || changed != doc,
-            "the edit must change the file"
-        );
-        changed
+    // extra: a cpu field to add (name, value), or none
+    let with = |interval: u32, extra: Option<(&str, f64)>| {
+        let doc = Desired::idle(&m).set("/interval_seconds", interval);
+        match extra {
+            Some((k, v)) => doc.set(&format!("/cpu/{k}"), v).text(),
+            None => doc.text(),
+        }
     };
-    e.desired(&with(2, ""));
+    e.desired(&with(2, None));
     let textfile = e.path().join("textfile");
     std::fs::create_dir_all(&textfile).unwrap();
     let d = e.daemon(&["--textfile-dir", textfile.to_str().unwrap()]);
@@ -1191,7 +1181,7 @@ fn daemon_ticks_at_its_interval_whoever_reads_its_files() {
         t0.elapsed().as_secs_f64()
     );
     // A long interval from here on, so any tick below is one a change caused.
-    e.desired(&with(30, ""));
+    e.desired(&with(30, None));
     std::thread::sleep(Duration::from_secs(3));
     let base = e.history_lines();
     let f = std::fs::File::options()
@@ -1200,15 +1190,19 @@ fn daemon_ticks_at_its_interval_whoever_reads_its_files() {
         .unwrap();
     f.set_modified(std::time::SystemTime::now()).unwrap();
     drop(f);
-    e.desired(&with(30, "")); // same bytes, by rename
+    e.desired(&with(30, None)); // same bytes, by rename
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
         e.history_lines(),
         base,
         "a touch or identical rewrite ticked"
     );
-    e.desired(&with(30, r#","max_synthetic_percent":50"#));
-    std::thread::sleep(Duration::from_secs(3));
+    e.desired(&with(30, Some(("max_synthetic_percent", 50.0))));
+    // the tick comes (deadline, not a fixed sleep); then no second one follows
+    wait_for(Duration::from_secs(10), "the tick of the edit", || {
+        (e.history_lines() > base).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
         e.history_lines(),
         base + 1,
@@ -1980,4 +1974,65 @@ fn recover_touches_only_its_own_state_directory() {
     );
     assert_eq!(b.history_lines(), b_history);
     assert!(b.desired_path().exists());
+}
+
+/// `recover --dry-run` on a state that holds something changes nothing: the same workers
+/// (same PIDs), the same job files, the same ballast on disk (the test's own count of
+/// st_blocks). A dry run that deleted everything would fail here, not only on a clean
+/// state. The real recover then reports the same "before" as the dry run.
+#[test]
+fn recover_dry_run_on_a_live_state_changes_nothing() {
+    let mut e = Env::new();
+    let m = e.tmpfs(64);
+    e.desired(&Desired::idle(&m).set("/disk/target_percent", 30).text());
+    e.ok(&["reconcile", "--once"]);
+    // steady: the same ballast for a second (the worker has reached its level)
+    let mut last = (0, Instant::now());
+    wait_for(
+        Duration::from_secs(20),
+        "steady ballast on the tmpfs",
+        || {
+            let b = common::oracle::ballast_on_disk(&m);
+            if b != last.0 {
+                last = (b, Instant::now());
+            }
+            (b > 8 << 20 && last.1.elapsed() > Duration::from_secs(1)).then_some(())
+        },
+    );
+    let jobs = || {
+        let mut v: Vec<String> = std::fs::read_dir(e.state().join("jobs"))
+            .unwrap()
+            .flatten()
+            .map(|f| f.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = (e.workers(), jobs(), common::oracle::ballast_on_disk(&m));
+    assert_eq!(before.0.len(), 3, "three workers: {before:?}");
+    let dry = e.ok(&["recover", "--dry-run"]);
+    assert!(dry.stdout.contains("dry run"), "{dry:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(e.workers(), before.0, "the dry run stopped workers");
+    assert!(before.0.iter().all(|(_, pid)| pid_alive(*pid)));
+    assert_eq!(jobs(), before.1, "the dry run touched job files");
+    assert_eq!(
+        common::oracle::ballast_on_disk(&m),
+        before.2,
+        "the dry run touched ballast"
+    );
+    let real = e.ok(&["recover"]);
+    let holdings = |out: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix("before: "))
+            .and_then(|l| l.split("; cpu").next())
+            .map(str::to_string)
+    };
+    assert_eq!(
+        holdings(&dry.stdout),
+        holdings(&real.stdout),
+        "{dry:?}\n{real:?}"
+    );
+    assert!(e.workers().is_empty());
+    assert_eq!(common::oracle::ballast_on_disk(&m), 0);
 }

@@ -159,7 +159,7 @@ fn crash_loop(points: &[&str], rounds: usize) {
         assert_eq!(r.code, 0, "{what}: the pass after the crash failed: {r:?}");
         assert_converged(&e, want, &what);
         if !want.iter().any(|id| id.starts_with("disk")) {
-            let left = cro::worker::ballast::bytes(&m);
+            let left = common::oracle::ballast_on_disk(&m);
             assert_eq!(left, 0, "{what}: no disk job, yet {left} bytes of ballast");
         }
         // A second pass changes nothing: same workers, no job rewritten.
@@ -227,7 +227,7 @@ fn the_crash_tests_cover_every_point() {
 
 /// Used percent of the filesystem at `m` (df's used / (used + available)).
 fn used_percent(m: &Path) -> f64 {
-    cro::observe::fs_usage(m).unwrap().used_percent()
+    common::oracle::used_percent(m)
 }
 
 #[test]
@@ -314,13 +314,13 @@ fn disk_workers_killed_while_growing_or_trimming_are_replaced_and_recover_cleans
             Duration::from_secs(5),
             || {
                 let said = e.job_status(&id)?["ballast_bytes"].as_u64()?;
-                (cro::worker::ballast::bytes(&m).abs_diff(said) <= 1 << 20).then_some(())
+                (common::oracle::ballast_on_disk(&m).abs_diff(said) <= 1 << 20).then_some(())
             },
             || {
                 format!(
                     "round {round}: status {:?}, {} B on disk",
                     e.job_status(&id),
-                    cro::worker::ballast::bytes(&m)
+                    common::oracle::ballast_on_disk(&m)
                 )
             },
         );
@@ -559,7 +559,7 @@ fn enospc_while_writing_ballast_gives_space_back_and_the_worker_carries_on() {
         // The worker yields: free space comes back above the floor (5 % = 3.2 MiB).
         wait_for_or(
             Duration::from_secs(5),
-            || (cro::observe::fs_usage(&m).ok()?.avail_bytes > 3 << 20).then_some(()),
+            || (common::oracle::statvfs(&m).1 > 3 << 20).then_some(()),
             || format!("free space back; status {:?}", e.job_status(&id)),
         );
         assert!(pid_alive(pid), "the worker died of ENOSPC");
@@ -604,10 +604,7 @@ fn the_daemon_keeps_the_last_good_state_through_the_whole_bad_input_corpus() {
     let m = e.plain_mount();
     let textfile = e.path().join("textfile");
     std::fs::create_dir_all(&textfile).unwrap();
-    let good = idle_desired(&m).replace(
-        r#"{"version":1,"#,
-        r#"{"version":1,"interval_seconds":3600,"#,
-    );
+    let good = Desired::idle(&m).set("/interval_seconds", 3600).text();
     e.desired(&good);
     let _d = Daemon(
         e.cmd()
@@ -831,7 +828,7 @@ fn crash_while_recovering_then_recover_again_leaves_nothing() {
         e.ok(&["reconcile", "--once"]);
         assert_converged(&e, &states[0].1, &format!("iteration {i}"));
         wait_for(Duration::from_secs(10), "some ballast", || {
-            (cro::worker::ballast::bytes(&m) > 0).then_some(())
+            (common::oracle::ballast_on_disk(&m) > 0).then_some(())
         });
         let out = e
             .cmd()
@@ -863,7 +860,7 @@ fn a_daemon_killed_at_a_crash_point_is_restarted_and_converges() {
         cro::control::slot::Slot::disk(&m).id(),
         "memory".into(),
     ];
-    let paused = idle.replace(r#"{"version":1,"#, r#"{"version":1,"paused":true,"#);
+    let paused = Desired::parse(&idle).set("/paused", true).text();
     for (i, point) in [
         "after-spawn",
         "after-lock-slot",

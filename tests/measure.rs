@@ -12,10 +12,7 @@ use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
 
-fn cpu_times() -> (u64, u64) {
-    let t = cro::observe::read_cpu_times().unwrap();
-    (t.busy, t.total)
-}
+use common::oracle::{cpu_times, meminfo, statvfs};
 
 /// Busy percent of the whole host over `d`.
 fn host_cpu_over(d: Duration) -> f64 {
@@ -38,11 +35,6 @@ fn steal_ticks() -> u64 {
         .unwrap()
 }
 
-/// (MemTotal, MemAvailable) in bytes.
-fn meminfo() -> (u64, u64) {
-    cro::observe::parse_meminfo(&std::fs::read_to_string("/proc/meminfo").unwrap()).unwrap()
-}
-
 /// The kernel's count of OOM kills since boot (/proc/vmstat oom_kill).
 fn oom_kills() -> u64 {
     std::fs::read_to_string("/proc/vmstat")
@@ -63,20 +55,6 @@ fn rss(pid: i32) -> u64 {
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0)
         * 1024
-}
-
-fn statvfs(p: &std::path::Path) -> (u64, u64) {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
-    // SAFETY: statvfs is plain data; all zeros is a valid value.
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a NUL-terminated path and a valid out-pointer.
-    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut s) }, 0);
-    let f = s.f_frsize as u64;
-    (
-        (s.f_blocks as u64 - s.f_bfree as u64) * f,
-        s.f_bavail as u64 * f,
-    )
 }
 
 /// A single-thread busy loop counting iterations: the "real workload".
@@ -438,11 +416,9 @@ fn cpu_burned_by_the_memory_worker_is_recorded_as_synthetic() {
     let e = Env::new();
     memory_300_mib_above_now(&e);
     let doc = std::fs::read_to_string(e.desired_path()).unwrap();
-    let with_cpu = doc.replace(
-        r#""cpu":{"enabled":false}"#,
-        r#""cpu":{"target_percent":0}"#,
-    );
-    assert_ne!(doc, with_cpu, "the desired state must gain a cpu sample");
+    let with_cpu = Desired::parse(&doc)
+        .replace("/cpu", serde_json::json!({"target_percent": 0}))
+        .text();
     e.desired(&with_cpu);
     e.ok(&["reconcile", "--once"]);
     wait_for(

@@ -681,7 +681,8 @@ fn run(seed: u64, steps: u64) -> std::result::Result<(Counts, Vec<String>), Stri
             sim.log.push(a.describe());
         }
         if let Some(r) = sim.history.last().filter(|_| sim.history.len() > before) {
-            sim.log.push(serde_json::to_string(r).expect("a record serializes"));
+            sim.log
+                .push(serde_json::to_string(r).expect("a record serializes"));
         }
         let appended = sim.history.len() - before;
         let expect = usize::from(!sim.faults.write_fails && !sim.faults.history_torn);

@@ -51,6 +51,49 @@ pub fn idle_desired(disk_mount: &Path) -> String {
     )
 }
 
+/// A desired state built field by field: a field set where its parent object does not
+/// exist (a typo, a template that changed) fails the test instead of silently leaving the
+/// document as it was.
+#[derive(Clone, Debug)]
+pub struct Desired(pub serde_json::Value);
+
+impl Desired {
+    /// The idle state (targets 0) with one disk mount: workers that hold nothing.
+    pub fn idle(disk_mount: &Path) -> Desired {
+        Desired::parse(&idle_desired(disk_mount))
+    }
+    pub fn parse(text: &str) -> Desired {
+        Desired(serde_json::from_str(text).expect("a JSON document"))
+    }
+    /// Set the field at a JSON pointer such as `/cpu/max_synthetic_percent`.
+    pub fn set(mut self, pointer: &str, v: impl Into<serde_json::Value>) -> Desired {
+        let (parent, key) = pointer
+            .rsplit_once('/')
+            .expect("a pointer like /cpu/enabled");
+        let shown = self.0.to_string();
+        let obj = self
+            .0
+            .pointer_mut(parent)
+            .and_then(|p| p.as_object_mut())
+            .unwrap_or_else(|| panic!("no object at {parent:?} in {shown}"));
+        obj.insert(key.to_string(), v.into());
+        self
+    }
+    /// Replace the object at `pointer` (e.g. `/cpu` with `{"enabled": false}`).
+    pub fn replace(mut self, pointer: &str, v: serde_json::Value) -> Desired {
+        let shown = self.0.to_string();
+        let slot = self
+            .0
+            .pointer_mut(pointer)
+            .unwrap_or_else(|| panic!("nothing at {pointer:?} in {shown}"));
+        *slot = v;
+        self
+    }
+    pub fn text(&self) -> String {
+        self.0.to_string()
+    }
+}
+
 impl Env {
     pub fn new() -> Env {
         Env {
@@ -401,20 +444,37 @@ pub fn pid_alive(pid: i32) -> bool {
 }
 
 impl Drop for Env {
+    /// Teardown is part of the test: a `recover` that fails, or a worker that outlives
+    /// it, fails the test (unless it is failing already: then the first failure is the
+    /// one to read). Whatever happens, nothing of ours outlives it.
     fn drop(&mut self) {
+        let mut problems = vec![];
         if self.state().exists() {
             let r = self.run(&["recover"]);
             if r.code != 0 {
-                eprintln!("cleanup: cro recover failed: {r:?}");
+                problems.push(format!("cro recover failed at teardown: {r:?}"));
             }
-            // Belt and braces: nothing of ours may outlive the test.
-            for (_, pid) in self.workers() {
+            for (id, pid) in self.workers() {
+                problems.push(format!("worker {id} (pid {pid}) outlived recover"));
                 // SAFETY: a plain signal to a PID this test started; no memory is passed.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
         for m in self.mounts.drain(..).rev() {
-            let _ = Command::new("umount").arg(&m).status();
+            let ok = Command::new("umount")
+                .arg(&m)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                problems.push(format!("cannot unmount {}", m.display()));
+            }
+        }
+        if !problems.is_empty() {
+            if std::thread::panicking() {
+                eprintln!("teardown: {}", problems.join("; "));
+            } else {
+                panic!("teardown: {}", problems.join("; "));
+            }
         }
     }
 }
@@ -536,5 +596,81 @@ pub fn limit_address_space(cmd: &mut Command, bytes: u64) {
             }
             Ok(())
         });
+    }
+}
+
+/// Oracles: what the kernel says, read by the test itself, never through cro's own
+/// parsers (a bug shared by cro and its test would otherwise be invisible).
+pub mod oracle {
+    use std::path::Path;
+
+    /// (used, available) bytes of the filesystem at `p`, as df computes them.
+    pub fn statvfs(p: &Path) -> (u64, u64) {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+        // SAFETY: statvfs is plain data; all zeros is a valid value.
+        let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: a NUL-terminated path and a valid out-pointer.
+        assert_eq!(
+            unsafe { libc::statvfs(c.as_ptr(), &mut s) },
+            0,
+            "statvfs {}",
+            p.display()
+        );
+        let f = s.f_frsize as u64;
+        (
+            (s.f_blocks as u64 - s.f_bfree as u64) * f,
+            s.f_bavail as u64 * f,
+        )
+    }
+
+    /// df's use%: used / (used + available), in percent.
+    pub fn used_percent(p: &Path) -> f64 {
+        let (used, avail) = statvfs(p);
+        used as f64 / (used + avail) as f64 * 100.0
+    }
+
+    /// Bytes the regular files in `<mount>/.cro-ballast` occupy on disk (st_blocks).
+    pub fn ballast_on_disk(mount: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(rd) = std::fs::read_dir(mount.join(".cro-ballast")) else {
+            return 0;
+        };
+        rd.flatten()
+            .filter_map(|e| std::fs::symlink_metadata(e.path()).ok())
+            .filter(|m| m.file_type().is_file())
+            .map(|m| m.blocks() * 512)
+            .sum()
+    }
+
+    /// (busy, total) jiffies of all CPUs from /proc/stat's first line (busy: all but
+    /// idle and iowait).
+    pub fn cpu_times() -> (u64, u64) {
+        let text = std::fs::read_to_string("/proc/stat").unwrap();
+        let v: Vec<u64> = text
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        let total: u64 = v.iter().sum();
+        (total - v[3] - v[4], total)
+    }
+
+    /// (MemTotal, MemAvailable) in bytes from /proc/meminfo.
+    pub fn meminfo() -> (u64, u64) {
+        let text = std::fs::read_to_string("/proc/meminfo").unwrap();
+        let field = |name: &str| -> u64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("/proc/meminfo has no {name}"))
+                * 1024
+        };
+        (field("MemTotal:"), field("MemAvailable:"))
     }
 }
