@@ -611,12 +611,8 @@ pub mod oracle {
         // SAFETY: statvfs is plain data; all zeros is a valid value.
         let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
         // SAFETY: a NUL-terminated path and a valid out-pointer.
-        assert_eq!(
-            unsafe { libc::statvfs(c.as_ptr(), &mut s) },
-            0,
-            "statvfs {}",
-            p.display()
-        );
+        let r = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
+        assert_eq!(r, 0, "statvfs {}", p.display());
         let f = s.f_frsize as u64;
         (
             (s.f_blocks as u64 - s.f_bfree as u64) * f,
