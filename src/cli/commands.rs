@@ -51,7 +51,7 @@ impl Paths {
 
     /// Load and resolve the desired state; say once when the built-in default is in force.
     fn load_resolved(&self) -> Result<Resolved> {
-        let (d, src) = desired::load(&self.desired)?;
+        let (d, src) = crate::state::desired_file::load(&self.desired)?;
         if let Source::BuiltIn(p) = &src {
             eprintln!(
                 "cro: no desired state at {}; using the built-in default (write one with `cro init`)",
@@ -267,7 +267,7 @@ fn show_history(paths: &Paths, since: &str, json: bool, csv: bool) -> Result<i32
 /// give the host claim up. Exit 1 when something could not be cleaned.
 fn recover(paths: &Paths, dry_run: bool, json: bool, all_mounts: bool) -> Result<i32> {
     let state_dir = &paths.state_dir;
-    let mounts: Vec<PathBuf> = desired::load(&paths.desired)
+    let mounts: Vec<PathBuf> = crate::state::desired_file::load(&paths.desired)
         .ok()
         .map(|(d, _)| d.disk.mounts)
         .unwrap_or_default();
@@ -325,7 +325,7 @@ fn simulate(
     memory_gib: Option<f64>,
     json: bool,
 ) -> Result<i32> {
-    let (d, _) = desired::load(&paths.desired)?;
+    let (d, _) = crate::state::desired_file::load(&paths.desired)?;
     let mem = match memory_gib {
         Some(g) if g.is_finite() && g > 0.0 => (g * (1u64 << 30) as f64) as u64,
         Some(g) => {
@@ -350,7 +350,7 @@ fn simulate(
 /// `cro report --html FILE`: the window's history as one self-contained page for an
 /// auditor.
 fn report(paths: &Paths, html: &Path) -> Result<i32> {
-    let (d, _) = desired::load(&paths.desired)?;
+    let (d, _) = crate::state::desired_file::load(&paths.desired)?;
     let r = d.resolve(&paths.desired, memory_total()?, false)?;
     let now = timefmt::now_unix();
     let window_s = r.window_days as f64 * 86_400.0;
@@ -359,7 +359,7 @@ fn report(paths: &Paths, html: &Path) -> Result<i32> {
         eprintln!("cro: warning: {w}");
     }
     // When the history began (None: before the window), as status judges it.
-    let (w, _) = crate::control::window::load(&paths.state_dir, now, window_s);
+    let (w, _) = crate::state::window_cache::load(&paths.state_dir, now, window_s);
     let first = if w.older_history {
         None
     } else {
@@ -466,7 +466,7 @@ fn init(path: &Path, force: bool) -> Result<i32> {
 /// `cro validate [FILE]`: check a desired state and show what it resolves to here; exit
 /// 2 with every problem named (file, field, fix) when it is invalid.
 fn validate(path: &Path, json: bool, check_mounts: bool) -> Result<i32> {
-    let Some(bytes) = desired::read(path)? else {
+    let Some(bytes) = crate::state::desired_file::read(path)? else {
         return Err(Error::Invalid {
             path: path.to_path_buf(),
             problems: vec![crate::error::Problem::new(

@@ -756,30 +756,8 @@ fn check_mount(m: &Path, check_exists: bool) -> std::result::Result<(), String> 
     if !check_exists {
         return Ok(());
     }
-    let mut cur = PathBuf::from("/");
-    for c in m.components().skip(1) {
-        cur.push(c);
-        match std::fs::symlink_metadata(&cur) {
-            Ok(md) if md.file_type().is_symlink() => {
-                return Err(format!(
-                    "\"{}\" goes through the symlink {}; give the real mount point",
-                    m.display(),
-                    cur.display()
-                ));
-            }
-            Ok(_) => {}
-            Err(e) => {
-                return Err(format!(
-                    "\"{}\" cannot be used: {e}; create or mount it, or remove it from the list",
-                    m.display()
-                ));
-            }
-        }
-    }
-    if !m.is_dir() {
-        return Err(format!("\"{}\" is not a directory", m.display()));
-    }
-    Ok(())
+    // whether it exists here is the host's to say
+    crate::observe::mount_path_problem(m).map_or(Ok(()), Err)
 }
 
 /// The JSON Schema for the desired state, as checked in at `schema/desired-state.schema.json`.
@@ -795,27 +773,6 @@ pub enum Source {
     File(PathBuf),
     /// No file at the path: the built-in default is in force.
     BuiltIn(PathBuf),
-}
-
-/// Load the desired file, or the built-in default when it does not exist.
-pub fn load(path: &Path) -> Result<(DesiredState, Source)> {
-    from_contents(path, read(path)?.as_deref())
-}
-
-/// Read the desired file, at most one byte past MAX_BYTES (so a huge file is refused
-/// without being read whole). `None` when there is no file.
-pub fn read(path: &Path) -> Result<Option<Vec<u8>>> {
-    use std::io::Read;
-    let f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, "read", e)),
-    };
-    let mut buf = vec![];
-    f.take(MAX_BYTES as u64 + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::io(path, "read", e))?;
-    Ok(Some(buf))
 }
 
 /// The desired state from what was read at `path` (`None`: no file there), so a caller

@@ -511,6 +511,38 @@ pub fn organic(total: f64, synthetic: f64) -> f64 {
     (total - synthetic).max(0.0)
 }
 
+/// Why `m` (absolute, normalized) cannot be a disk mount to pad on this host: a
+/// component that is a symlink or missing, or not a directory. None: usable.
+pub fn mount_path_problem(m: &Path) -> Option<String> {
+    let check = || -> std::result::Result<(), String> {
+        let mut cur = PathBuf::from("/");
+        for c in m.components().skip(1) {
+            cur.push(c);
+            match std::fs::symlink_metadata(&cur) {
+                Ok(md) if md.file_type().is_symlink() => {
+                    return Err(format!(
+                        "\"{}\" goes through the symlink {}; give the real mount point",
+                        m.display(),
+                        cur.display()
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "\"{}\" cannot be used: {e}; create or mount it, or remove it from the list",
+                        m.display()
+                    ));
+                }
+            }
+        }
+        if !m.is_dir() {
+            return Err(format!("\"{}\" is not a directory", m.display()));
+        }
+        Ok(())
+    };
+    check().err()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -278,7 +278,7 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
     let q = Queue::new(state_dir);
     let cg = observe::read_cgroup_limits();
     let mem = observe::read_memory(&cg).map_err(|e| Error::io("/proc/meminfo", "read", e))?;
-    let loaded = desired::load(desired_path)
+    let loaded = crate::state::desired_file::load(desired_path)
         .and_then(|(d, src)| Ok((d.resolve(desired_path, mem.total_bytes, true)?, src)));
     let (resolved, info) = match loaded {
         Ok((r, src)) => {

@@ -45,7 +45,7 @@ pub fn run(
     // What the file held when last loaded: only a change of content is a change. Reading
     // the file (status, serve, metrics, a person's `cat`, our own reload) produces inotify
     // events too; before this, each reload's own read caused the next reload.
-    let read = || desired::read(desired_path);
+    let read = || crate::state::desired_file::read(desired_path);
     let load = |bytes: Option<&[u8]>| -> Result<(Resolved, Source)> {
         if named && bytes.is_none() {
             // A named file that went away is an error, never the built-in default.

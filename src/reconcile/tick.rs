@@ -499,7 +499,8 @@ impl World for ThisHost<'_> {
         Ok(obs)
     }
     fn windows(&mut self, now: f64, window_s: f64) -> std::borrow::Cow<'_, Windows> {
-        let (windows, warnings) = crate::control::window::load(&self.q.state_dir, now, window_s);
+        let (windows, warnings) =
+            crate::state::window_cache::load(&self.q.state_dir, now, window_s);
         for w in warnings {
             tracing::warn!("{w}");
         }

@@ -2,7 +2,9 @@
 //! history, the host claim, the owned-mount registry, and atomic publishing (temp file,
 //! rename, directory sync) with the ownership checks root needs.
 pub mod claim;
+pub mod desired_file;
 pub mod fsutil;
 pub mod history;
 pub mod owned;
 pub mod queue;
+pub mod window_cache;
