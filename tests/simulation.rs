@@ -490,7 +490,7 @@ impl World for Sim {
         for pid in holders {
             self.exit_cleanly(pid);
         }
-        if let Some(mount) = cro::reconcile::tick::removal_mount(f)
+        if let Some(mount) = cro::reconcile::host::removal_mount(f)
             && !self.unmounted.contains(&mount)
         {
             self.ballast.remove(&mount);

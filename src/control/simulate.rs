@@ -187,9 +187,9 @@ fn run(
                     prev_level,
                     organic_now: prev_organic,
                 });
-                // The same hold on small changes as a real tick (reconcile::tick::decide_levels).
+                // The same hold on small changes as a real tick (control::levels::decide_levels).
                 let level =
-                    crate::reconcile::tick::small_change(prev_level, d.wanted, written_at, start)
+                    crate::control::levels::small_change(prev_level, d.wanted, written_at, start)
                         .unwrap_or(d.level);
                 if prev_level != Some(level) {
                     written_at = Some(start);

@@ -3,6 +3,7 @@
 //! `Observation` the planner sees.
 pub mod host;
 pub mod procs;
+pub mod sense;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

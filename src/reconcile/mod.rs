@@ -1,6 +1,8 @@
-//! The loop that applies decisions to the host: one tick (sense, decide, write jobs, start
-//! workers, append history), the daemon that runs ticks on a timer and on changes of the
-//! desired file, and recovery after a crash or on request.
+//! The loop that applies decisions to the host: one tick (`tick`: prepare a pass, carry
+//! its plan out, append the history record) against a `World`; `ThisHost` (`host`) is
+//! that world on a real host; the daemon runs ticks on a timer and on changes of the
+//! desired file; `recover` undoes everything after a crash or on request.
 pub mod daemon;
+pub mod host;
 pub mod recover;
 pub mod tick;
