@@ -2036,3 +2036,71 @@ fn recover_dry_run_on_a_live_state_changes_nothing() {
     assert!(e.workers().is_empty());
     assert_eq!(common::oracle::ballast_on_disk(&m), 0);
 }
+
+/// CentOS 7's kernel (3.10), as tests/tools/oldkernel.py makes it: every system call newer
+/// than 3.10 answers ENOSYS (no pidfd_open, no statx, no getrandom), MADV_FREE is refused
+/// and /proc/pressure is hidden, for cro and every worker it starts. The fallbacks carry
+/// it: memory ballast is held and given back by MemAvailable alone (status says PSI is
+/// missing), disk ballast reaches its level (statvfs read by the test), and recover stops
+/// every worker with kill(2) instead of a pidfd and leaves nothing.
+#[test]
+fn an_old_kernel_without_pidfd_or_psi_is_served_by_the_fallbacks() {
+    let mut e = Env::new();
+    // the tool itself must work here, or this test proves nothing
+    let probe = std::process::Command::new("/usr/bin/python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/oldkernel.py"))
+        .args(["--no-psi", "sh", "-c", "test ! -e /proc/pressure/memory"])
+        .output()
+        .unwrap();
+    assert!(
+        probe.status.success(),
+        "tests/tools/oldkernel.py must run here (root, python3-seccomp; .ci/run installs \
+         it): {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let m = e.tmpfs(64);
+    let (total, avail) = common::oracle::meminfo();
+    let mem_level = ((total - avail + (200 << 20)) as f64 / total as f64 * 100.0).min(90.0);
+    e.desired(
+        &Desired::idle(&m)
+            .set("/memory/target_percent", (mem_level * 100.0).round() / 100.0)
+            .set("/memory/min_available_percent", 5)
+            .set("/disk/target_percent", 50)
+            .text(),
+    );
+    let r = e.run_old_kernel(&["reconcile", "--once"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let ws = wait_for(Duration::from_secs(10), "three workers", || {
+        let w = e.workers();
+        (w.len() == 3).then_some(w)
+    });
+    let mem_pid = ws.iter().find(|w| w.0 == "memory").unwrap().1;
+    wait_for(Duration::from_secs(30), "memory ballast and the disk level", || {
+        let rss = std::fs::read_to_string(format!("/proc/{mem_pid}/status"))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .split_whitespace()
+            .next()?
+            .parse::<u64>()
+            .ok()?
+            * 1024;
+        (rss > 100 << 20 && common::oracle::used_percent(&m) > 45.0).then_some(())
+    });
+    let st = e.run_old_kernel(&["status"]);
+    assert_eq!(st.code, 0, "{st:?}");
+    assert!(
+        st.stdout.contains("memory pressure (PSI): not reported by this kernel"),
+        "{}",
+        st.stdout
+    );
+    let json = e.run_old_kernel(&["status", "--json"]).json();
+    assert_eq!(json["host"]["memory_psi"], false, "{}", json["host"]);
+    let r = e.run_old_kernel(&["recover"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(e.workers().is_empty(), "recover left workers: {r:?}");
+    for (_, pid) in &ws {
+        assert!(!pid_alive(*pid), "worker {pid} survived recover");
+    }
+    assert_eq!(common::oracle::ballast_on_disk(&m), 0);
+}

@@ -16,6 +16,19 @@ Examples:
 Exit codes: 0 ok, 1 runtime failure, 2 usage, 75 another reconcile/recover holds the
 state lock (cron: just try again next time), 78 the desired state is invalid.";
 
+/// The state directory when --state-dir is not given: `state` in a build from source,
+/// /var/lib/cro in the packages (packaging/build.sh sets CRO_DEFAULT_STATE_DIR when it
+/// builds), so a packaged `cro status` typed in any directory shows the service's state.
+pub const DEFAULT_STATE_DIR: &str = match option_env!("CRO_DEFAULT_STATE_DIR") {
+    Some(d) => d,
+    None => "state",
+};
+
+/// The desired file when --desired is not given and the state directory is the default:
+/// /etc/cro/desired.json in the packages (CRO_DEFAULT_DESIRED at build time); otherwise
+/// `<state-dir>/desired.json`.
+pub const DEFAULT_DESIRED: Option<&str> = option_env!("CRO_DEFAULT_DESIRED");
+
 #[derive(Debug, Parser)]
 #[command(name = "cro", version, about = "Keep a Linux host's CPU, memory and disk utilization at an operator-set floor, using only the gap real work leaves.", after_help = EXAMPLES)]
 pub struct Cli {
@@ -23,12 +36,12 @@ pub struct Cli {
     #[arg(
         long,
         env = "CRO_STATE_DIR",
-        default_value = "state",
+        default_value = DEFAULT_STATE_DIR,
         global = true,
         value_name = "DIR"
     )]
     pub state_dir: PathBuf,
-    /// Desired-state file [default: <state-dir>/desired.json].
+    /// Desired-state file [default: <state-dir>/desired.json; packaged: /etc/cro/desired.json].
     #[arg(long, env = "CRO_DESIRED", global = true, value_name = "FILE")]
     pub desired: Option<PathBuf>,
     /// Log level; RUST_LOG, when set, wins.

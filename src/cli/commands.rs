@@ -41,10 +41,14 @@ impl Paths {
     fn from(cli: &Cli) -> Paths {
         Paths {
             state_dir: cli.state_dir.clone(),
-            desired: cli
-                .desired
-                .clone()
-                .unwrap_or_else(|| cli.state_dir.join("desired.json")),
+            desired: cli.desired.clone().unwrap_or_else(|| {
+                match crate::cli::args::DEFAULT_DESIRED {
+                    Some(d) if cli.state_dir == Path::new(crate::cli::args::DEFAULT_STATE_DIR) => {
+                        PathBuf::from(d)
+                    }
+                    _ => cli.state_dir.join("desired.json"),
+                }
+            }),
             named: cli.desired.is_some(),
         }
     }

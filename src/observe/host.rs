@@ -17,6 +17,13 @@ pub struct Host {
     pub usable_cpus: f64,
     pub cgroup: CgroupLimits,
     pub container: bool,
+    /// The kernel release (uname -r).
+    pub kernel: String,
+    /// The memory page size in bytes (4 KiB on x86_64; 64 KiB on many aarch64 kernels).
+    pub page_size: usize,
+    /// Whether the kernel reports memory pressure (PSI, Linux >= 4.20 with it enabled).
+    /// Without it the memory worker gives ballast back by MemAvailable alone.
+    pub memory_psi: bool,
     /// Where the CPU burners run (status fills it in: from the live cpu worker, else what
     /// a worker would use here).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,6 +88,11 @@ pub fn detect() -> Host {
         usable_cpus: crate::observe::usable_cpus(&cgroup),
         cgroup,
         container: in_container(),
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|k| k.trim().to_string())
+            .unwrap_or_default(),
+        page_size: crate::sys::page_size(),
+        memory_psi: crate::observe::read_memory_psi().is_some(),
         cpu_placement: None,
     }
 }

@@ -386,9 +386,10 @@ pub fn render_status(s: &Status) -> String {
         o += &format!("CONFIG ERROR: {e}\n  (workers keep their last good jobs)\n");
     }
     o += &format!(
-        "host: {} ({}), {} memory (tier {} GiB{}), {} CPUs ({} usable), cgroup {}{}\n",
+        "host: {} ({}, kernel {}), {} memory (tier {} GiB{}), {} CPUs ({} usable), cgroup {}{}\n",
         s.host.os.as_deref().unwrap_or("Linux"),
         s.host.platform,
+        s.host.kernel,
         human_bytes(s.host.memory_total_bytes),
         s.host.memory_tier_gib,
         if s.host.memory_bounded_by_cgroup {
@@ -405,6 +406,10 @@ pub fn render_status(s: &Status) -> String {
             ""
         }
     );
+    if !s.host.memory_psi {
+        o += "memory pressure (PSI): not reported by this kernel; the memory worker gives \
+               ballast back by MemAvailable alone\n";
+    }
     if let Some(p) = &s.host.cpu_placement {
         o += &format!(
             "cpu placement: {}{}: {}\n",

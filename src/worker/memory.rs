@@ -138,8 +138,7 @@ impl Ballast {
                 // Dropping the mapping unmaps it.
                 self.chunks.pop();
             } else {
-                // Drop the tail of this chunk, page-aligned (keep is a little generous).
-                let new_filled = (c.filled - excess).div_ceil(page) * page;
+                let new_filled = kept_when_trimming(c.filled, excess, page);
                 if new_filled < c.filled {
                     if let Err(e) = c.map.discard_from(new_filled) {
                         // Nothing was freed: say so, and count the chunk as still full.
@@ -152,6 +151,13 @@ impl Ballast {
             }
         }
     }
+}
+
+/// Where a chunk filled to `filled` is cut to give back `excess` bytes: rounded up to a
+/// page boundary (madvise works on whole pages; keeping a little more is the safe side),
+/// never past what is filled.
+pub fn kept_when_trimming(filled: usize, excess: usize, page: usize) -> usize {
+    (filled.saturating_sub(excess).div_ceil(page) * page).min(filled)
 }
 
 impl Default for Ballast {
@@ -294,6 +300,22 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trimming_cuts_on_the_systems_page_boundary() {
+        const K: usize = 1024;
+        // 4 KiB pages (x86_64)
+        assert_eq!(kept_when_trimming(64 * K * K, 10 * K, 4 * K), 64 * K * K - 12 * K);
+        // 64 KiB pages (many aarch64 kernels): a 4 KiB-aligned cut would be refused
+        let cut = kept_when_trimming(64 * K * K, 10 * K, 64 * K);
+        assert_eq!(cut % (64 * K), 0);
+        assert_eq!(cut, 64 * K * K, "less than a page of excess: nothing to give back");
+        let cut = kept_when_trimming(64 * K * K, 200 * K, 64 * K);
+        assert_eq!(cut, 64 * K * K - 192 * K);
+        // never past what is filled, and all of it when asked
+        assert_eq!(kept_when_trimming(100 * K, 0, 64 * K), 100 * K);
+        assert_eq!(kept_when_trimming(100 * K, 100 * K, 64 * K), 0);
+    }
     const GIB: u64 = 1 << 30;
 
     fn mem(total: u64, avail: u64) -> Memory {

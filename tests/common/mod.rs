@@ -176,6 +176,26 @@ impl Env {
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from_output(self.cmd().args(args).stdin(Stdio::null()).output().unwrap())
     }
+    /// Run cro as on CentOS 7's kernel (3.10) under tests/tools/oldkernel.py --no-psi:
+    /// newer system calls answer ENOSYS, /proc/pressure is hidden; the workers it starts
+    /// inherit both. Needs root and python3-seccomp (.ci/run installs it).
+    pub fn run_old_kernel(&self, args: &[&str]) -> Run {
+        let c = self.cmd();
+        let mut o = Command::new("/usr/bin/python3");
+        o.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/oldkernel.py"))
+            .arg("--no-psi")
+            .arg(c.get_program())
+            .args(c.get_args())
+            .args(args)
+            .stdin(Stdio::null());
+        for (k, v) in c.get_envs() {
+            match v {
+                Some(v) => o.env(k, v),
+                None => o.env_remove(k),
+            };
+        }
+        Run::from_output(o.output().unwrap())
+    }
     pub fn ok(&self, args: &[&str]) -> Run {
         let r = self.run(args);
         assert_eq!(r.code, 0, "cro {args:?} failed: {r:?}");
