@@ -109,6 +109,6 @@ install -d "$R/SPECS" "$R/BUILD" "$R/RPMS" "$R/SOURCES" "$R/SRPMS"
 sed -e "s/@VERSION@/$VERSION/" packaging/rpm/cro.spec > "$R/SPECS/cro.spec"
 rpmbuild -bb --quiet --target "$ARCH-linux" \
   --define "_topdir $R" --define "_crotree $PWD/$ROOT" \
-  --define "_build_id_links none" "$R/SPECS/cro.spec"
+  --define "_build_id_links none" --define "__os_install_post %{nil}" "$R/SPECS/cro.spec"
 cp "$R/RPMS/$ARCH/cro-$VERSION-1.$ARCH.rpm" "$DIST/"
 echo "wrote $DIST/cro-$VERSION-1.$ARCH.rpm"

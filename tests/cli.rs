@@ -2048,7 +2048,10 @@ fn an_old_kernel_without_pidfd_or_psi_is_served_by_the_fallbacks() {
     let mut e = Env::new();
     // the tool itself must work here, or this test proves nothing
     let probe = std::process::Command::new("/usr/bin/python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/oldkernel.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/tools/oldkernel.py"
+        ))
         .args(["--no-psi", "sh", "-c", "test ! -e /proc/pressure/memory"])
         .output()
         .unwrap();
@@ -2063,7 +2066,10 @@ fn an_old_kernel_without_pidfd_or_psi_is_served_by_the_fallbacks() {
     let mem_level = ((total - avail + (200 << 20)) as f64 / total as f64 * 100.0).min(90.0);
     e.desired(
         &Desired::idle(&m)
-            .set("/memory/target_percent", (mem_level * 100.0).round() / 100.0)
+            .set(
+                "/memory/target_percent",
+                (mem_level * 100.0).round() / 100.0,
+            )
             .set("/memory/min_available_percent", 5)
             .set("/disk/target_percent", 50)
             .text(),
@@ -2075,22 +2081,27 @@ fn an_old_kernel_without_pidfd_or_psi_is_served_by_the_fallbacks() {
         (w.len() == 3).then_some(w)
     });
     let mem_pid = ws.iter().find(|w| w.0 == "memory").unwrap().1;
-    wait_for(Duration::from_secs(30), "memory ballast and the disk level", || {
-        let rss = std::fs::read_to_string(format!("/proc/{mem_pid}/status"))
-            .ok()?
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))?
-            .split_whitespace()
-            .next()?
-            .parse::<u64>()
-            .ok()?
-            * 1024;
-        (rss > 100 << 20 && common::oracle::used_percent(&m) > 45.0).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "memory ballast and the disk level",
+        || {
+            let rss = std::fs::read_to_string(format!("/proc/{mem_pid}/status"))
+                .ok()?
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()?
+                * 1024;
+            (rss > 100 << 20 && common::oracle::used_percent(&m) > 45.0).then_some(())
+        },
+    );
     let st = e.run_old_kernel(&["status"]);
     assert_eq!(st.code, 0, "{st:?}");
     assert!(
-        st.stdout.contains("memory pressure (PSI): not reported by this kernel"),
+        st.stdout
+            .contains("memory pressure (PSI): not reported by this kernel"),
         "{}",
         st.stdout
     );
@@ -2103,4 +2114,142 @@ fn an_old_kernel_without_pidfd_or_psi_is_served_by_the_fallbacks() {
         assert!(!pid_alive(*pid), "worker {pid} survived recover");
     }
     assert_eq!(common::oracle::ballast_on_disk(&m), 0);
+}
+
+/// Moving over, step one: `cro init --from-env` turns the original tool's config/.env
+/// (inline comments, ${VAR} references) into a desired state with the same tiers, window,
+/// interval and disk path, and names every key it did not carry over with the reason. An
+/// invalid value refuses the conversion, naming the key, and writes nothing.
+#[test]
+fn init_from_the_original_tools_env() {
+    let e = Env::new();
+    let data = e.plain_mount();
+    let env = e.path().join("dot.env");
+    std::fs::write(
+        &env,
+        format!(
+            "# 内存规格定义\nSMALL_MEMORY_MAX=8          # 小规格内存上限(GB)\nLARGE_MEMORY_MIN=16\n\
+             TARGET_UTILIZATION_SMALL=25 # (%)\nTARGET_UTILIZATION_LARGE=40\nMONITOR_PERIOD_DAYS=15\n\
+             CHECK_INTERVAL_SECONDS=120\nDATA_ROOT={}\nDISK_STRESS_PATH=${{DATA_ROOT}}\n\
+             DATA_DISK_ONLY=false\nWORKSPACE_DIR=\nPLATFORM=auto\nGLANCES_ENABLED=true\n\
+             LOW_UTIL_THRESHOLD=10\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let r = e.ok(&["init", "--from-env", env.to_str().unwrap()]);
+    for (key, why) in [
+        ("PLATFORM", "detects"),
+        ("GLANCES_ENABLED", "glances"),
+        ("LOW_UTIL_THRESHOLD", "window policy"),
+        ("WORKSPACE_DIR", "not needed"),
+    ] {
+        assert!(
+            r.stderr
+                .lines()
+                .any(|l| l.contains(&format!("{key} not carried over")) && l.contains(why)),
+            "{key}: {}",
+            r.stderr
+        );
+    }
+    let d: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(e.desired_path()).unwrap()).unwrap();
+    assert_eq!(d["tiers"][0]["target_percent"], 25.0, "{d}");
+    assert_eq!(d["tiers"][1]["min_memory_gib"], 16.0);
+    assert_eq!(d["tiers"][1]["target_percent"], 40.0);
+    assert_eq!((d["window_days"].as_u64(), d["interval_seconds"].as_u64()), (Some(15), Some(120)));
+    assert_eq!(d["disk"]["mounts"][0], data.to_str().unwrap());
+    assert_eq!(d["disk"]["allow_plain_directory"], true);
+    e.ok(&["validate"]);
+    // a value the original would have choked on: refused, nothing written
+    let bad = e.path().join("bad.env");
+    std::fs::write(&bad, "TARGET_UTILIZATION_SMALL=25%\n").unwrap();
+    let before = std::fs::read(e.desired_path()).unwrap();
+    let r = e.run(&["init", "--force", "--from-env", bad.to_str().unwrap()]);
+    assert_eq!(r.code, 78, "{r:?}");
+    assert!(r.stderr.contains("TARGET_UTILIZATION_SMALL"), "{r:?}");
+    assert_eq!(std::fs::read(e.desired_path()).unwrap(), before);
+}
+
+/// Moving over, step two: `cro recover --legacy --legacy-dir DIR` stops the original tool
+/// (python running one of its four scripts; one ignores SIGTERM and gets SIGKILL) and
+/// deletes its temp_*.dat files, and nothing else: a process that only mentions a script
+/// name, another Python program, other files, and a planted symlink's target survive.
+#[test]
+fn recover_legacy_stops_the_original_tool_and_only_it() {
+    use std::process::{Command, Stdio};
+    let e = Env::new();
+    let root = e.path().join("CloudResourceOptimizer");
+    let scripts = root.join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    let sleeper = "import time\nwhile True: time.sleep(1)\n";
+    let stubborn = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True: time.sleep(1)\n";
+    for (name, body) in [
+        ("dynamic_redundancy.py", sleeper),
+        ("cpu_stresser.py", sleeper),
+        ("memory_stresser.py", stubborn),
+        ("other.py", sleeper),
+    ] {
+        std::fs::write(scripts.join(name), body).unwrap();
+    }
+    let spawn = |prog: &str, args: &[&str]| {
+        Command::new(prog)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let s = |n: &str| scripts.join(n).to_str().unwrap().to_string();
+    let mut legacy = vec![
+        spawn("python3", &[&s("dynamic_redundancy.py")]),
+        spawn("python3", &["-u", &s("cpu_stresser.py"), "--threads", "1"]),
+        spawn("python3", &[&s("memory_stresser.py"), "64"]),
+    ];
+    let mut bystanders = vec![
+        spawn("python3", &[&s("other.py"), "cpu_stresser.py"]),
+        spawn("sh", &["-c", "sleep 60", "cpu_stresser.py"]),
+    ];
+    let data = e.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("temp_0.dat"), vec![1u8; 1 << 20]).unwrap();
+    std::fs::write(data.join("temp_1.dat"), vec![2u8; 1 << 20]).unwrap();
+    std::fs::write(data.join("keep.dat"), b"mine").unwrap();
+    let outside = e.path().join("precious");
+    std::fs::write(&outside, b"not ballast").unwrap();
+    std::os::unix::fs::symlink(&outside, data.join("temp_9.dat")).unwrap();
+    // the scripts are running (python has started them)
+    wait_for(Duration::from_secs(10), "the original tool's processes", || {
+        legacy
+            .iter()
+            .all(|c| {
+                std::fs::read(format!("/proc/{}/cmdline", c.id()))
+                    .is_ok_and(|b| b.windows(3).any(|w| w == b".py"))
+            })
+            .then_some(())
+    });
+    let dry = e.run(&["recover", "--dry-run", "--legacy", "--legacy-dir", data.to_str().unwrap()]);
+    assert!(dry.stdout.contains("legacy: 3 process(es)"), "{dry:?}");
+    assert!(legacy.iter_mut().all(|c| c.try_wait().unwrap().is_none()), "the dry run stopped something");
+    let r = e.run(&["recover", "--legacy", "--legacy-dir", data.to_str().unwrap()]);
+    // the planted symlink is a problem worth an exit 1, left in place
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("temp_9.dat is not a regular file"), "{r:?}");
+    assert!(
+        r.stdout.contains("legacy: stopped 3 process(es) of the original tool (1 by SIGKILL)"),
+        "{r:?}"
+    );
+    for c in &mut legacy {
+        let status = c.wait().unwrap();
+        assert!(!status.success(), "{status:?}");
+    }
+    for c in &mut bystanders {
+        assert!(c.try_wait().unwrap().is_none(), "a bystander was stopped");
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    assert!(!data.join("temp_0.dat").exists() && !data.join("temp_1.dat").exists());
+    assert!(data.join("keep.dat").exists());
+    assert!(std::fs::symlink_metadata(data.join("temp_9.dat")).is_ok());
+    assert_eq!(std::fs::read(&outside).unwrap(), b"not ballast");
 }

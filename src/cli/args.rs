@@ -67,12 +67,16 @@ pub struct Cli {
 pub enum Command {
     /// Write a desired-state file for this host (targets from the tiers).
     #[command(
-        after_help = "Examples:\n  cro init                    write state/desired.json (and its JSON Schema)\n  cro --desired /etc/cro/desired.json init\n  cro init --force            replace it, keeping the old one as .bak-<time>"
+        after_help = "Examples:\n  cro init                    write state/desired.json (and its JSON Schema)\n  cro --desired /etc/cro/desired.json init\n  cro init --force            replace it, keeping the old one as .bak-<time>\n  cro --desired /etc/cro/desired.json init --from-env /opt/CloudResourceOptimizer/config/.env"
     )]
     Init {
         /// Replace an existing file (the old one is kept as <file>.bak-<time>).
         #[arg(long)]
         force: bool,
+        /// Convert the original Python tool's config/.env (tiers, window, interval, disk
+        /// path) instead of writing the defaults; every key not carried over is named.
+        #[arg(long, value_name = "FILE")]
+        from_env: Option<PathBuf>,
     },
     /// Check a desired-state file and print the resolved targets (exit 78 if invalid).
     #[command(
@@ -161,6 +165,14 @@ pub enum Command {
         /// instance's ballast too).
         #[arg(long)]
         all_mounts: bool,
+        /// Also stop the original Python tool (python running dynamic_redundancy.py or one
+        /// of its stressers) and delete its temp_*.dat files in the --legacy-dir directories.
+        #[arg(long)]
+        legacy: bool,
+        /// With --legacy: a directory with the original tool's temp_*.dat files (its
+        /// DISK_STRESS_PATH); repeat for several.
+        #[arg(long, value_name = "DIR", requires = "legacy")]
+        legacy_dir: Vec<PathBuf>,
     },
     /// Print the desired-state JSON Schema.
     #[command(

@@ -41,14 +41,14 @@ impl Paths {
     fn from(cli: &Cli) -> Paths {
         Paths {
             state_dir: cli.state_dir.clone(),
-            desired: cli.desired.clone().unwrap_or_else(|| {
-                match crate::cli::args::DEFAULT_DESIRED {
+            desired: cli.desired.clone().unwrap_or_else(
+                || match crate::cli::args::DEFAULT_DESIRED {
                     Some(d) if cli.state_dir == Path::new(crate::cli::args::DEFAULT_STATE_DIR) => {
                         PathBuf::from(d)
                     }
                     _ => cli.state_dir.join("desired.json"),
-                }
-            }),
+                },
+            ),
             named: cli.desired.is_some(),
         }
     }
@@ -118,7 +118,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         require_named(&paths)?;
     }
     match cli.command {
-        Command::Init { force } => init(&paths.desired, force),
+        Command::Init { force, from_env } => init(&paths.desired, force, from_env.as_deref()),
         Command::Validate {
             file,
             json,
@@ -145,7 +145,15 @@ pub fn run(cli: Cli) -> Result<i32> {
             dry_run,
             json,
             all_mounts,
-        } => recover(&paths, dry_run, json, all_mounts),
+            legacy,
+            legacy_dir,
+        } => recover(
+            &paths,
+            dry_run,
+            json,
+            all_mounts,
+            legacy.then_some(legacy_dir.as_slice()),
+        ),
         Command::Simulate {
             trace,
             policy,
@@ -268,8 +276,15 @@ fn show_history(paths: &Paths, since: &str, json: bool, csv: bool) -> Result<i32
 }
 
 /// `cro recover`: stop every worker of this state directory, delete its ballast and jobs,
-/// give the host claim up. Exit 1 when something could not be cleaned.
-fn recover(paths: &Paths, dry_run: bool, json: bool, all_mounts: bool) -> Result<i32> {
+/// give the host claim up; with `legacy` (the --legacy-dir directories), stop the original
+/// Python tool and delete its files too. Exit 1 when something could not be cleaned.
+fn recover(
+    paths: &Paths,
+    dry_run: bool,
+    json: bool,
+    all_mounts: bool,
+    legacy: Option<&[PathBuf]>,
+) -> Result<i32> {
     let state_dir = &paths.state_dir;
     let mounts: Vec<PathBuf> = crate::state::desired_file::load(&paths.desired)
         .ok()
@@ -295,9 +310,31 @@ fn recover(paths: &Paths, dry_run: bool, json: bool, all_mounts: bool) -> Result
             "cro: warning: a cro daemon is running for this state directory and will start workers again at its next tick; stop it first (systemctl stop cro) or set \"paused\": true"
         );
     }
-    let r = recover::run(state_dir, &mounts, dry_run, all_mounts, &mut |m| {
+    let mut r = recover::run(state_dir, &mounts, dry_run, all_mounts, &mut |m| {
         eprintln!("cro: {m}")
     })?;
+    if let Some(dirs) = legacy {
+        if dirs.is_empty() {
+            eprintln!(
+                "cro: no --legacy-dir given: the original tool's temp_*.dat files (in its \
+                 DISK_STRESS_PATH) are left in place"
+            );
+        }
+        let l = crate::reconcile::legacy::stop_and_clean(
+            dirs,
+            Duration::from_secs(10),
+            dry_run,
+            &mut |m| eprintln!("cro: {m}"),
+        );
+        r.problems.extend(l.problems.iter().cloned());
+        r.problems.extend(
+            l.left
+                .iter()
+                .filter(|_| !dry_run)
+                .map(|(pid, s)| format!("the original tool's {s} (pid {pid}) did not stop")),
+        );
+        r.legacy = Some(l);
+    }
     // Nothing of this state directory runs any more: the host is free for another.
     if !dry_run
         && r.problems.is_empty()
@@ -428,9 +465,38 @@ fn after_tick(paths: &Paths, ok: bool, textfile_dir: Option<&Path>) {
     }
 }
 
+/// The original tool's .env as a desired-state document; what was and was not carried
+/// over is printed. Invalid values refuse the conversion (nothing is written).
+fn document_from_env(env_path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(env_path).map_err(|e| Error::io(env_path, "read", e))?;
+    let c = crate::control::legacy::convert(&text, &|k| std::env::var(k).ok());
+    if !c.errors.is_empty() {
+        return Err(Error::Invalid {
+            path: env_path.to_path_buf(),
+            problems: c
+                .errors
+                .iter()
+                .map(|(k, why)| crate::error::Problem::new(k.as_str(), why.as_str()))
+                .collect(),
+        });
+    }
+    for (k, to) in &c.carried {
+        eprintln!("cro: {}: {k} -> {to}", env_path.display());
+    }
+    for (k, why) in &c.dropped {
+        eprintln!("cro: {}: {k} not carried over: {why}", env_path.display());
+    }
+    let d = desired::DesiredState {
+        schema: Some("desired-state.schema.json".into()),
+        ..c.desired
+    };
+    Ok(serde_json::to_string_pretty(&d).expect("serializes") + "\n")
+}
+
 /// `cro init`: write a desired state for this host (and its JSON schema beside it);
-/// an existing file is kept unless --force, and then kept as a .bak.
-fn init(path: &Path, force: bool) -> Result<i32> {
+/// an existing file is kept unless --force, and then kept as a .bak. With --from-env, the
+/// original tool's settings instead of the defaults.
+fn init(path: &Path, force: bool, from_env: Option<&Path>) -> Result<i32> {
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fsutil::ensure_dir(dir, 0o755)?;
     }
@@ -442,7 +508,10 @@ fn init(path: &Path, force: bool) -> Result<i32> {
         )));
     }
     // Check before writing anything: what init writes must be valid here.
-    let doc = desired::init_document("desired-state.schema.json");
+    let doc = match from_env {
+        Some(env) => document_from_env(env)?,
+        None => desired::init_document("desired-state.schema.json"),
+    };
     let r = desired::parse(doc.as_bytes(), path)?.resolve(path, memory_total()?, true)?;
     if let Some(old) = existing {
         let bak = PathBuf::from(format!(

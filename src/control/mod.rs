@@ -4,6 +4,7 @@
 //! pass observations and the time in.
 pub mod desired;
 pub mod job;
+pub mod legacy;
 pub mod levels;
 pub mod plan;
 pub mod policy;

@@ -83,6 +83,45 @@ pub fn recovered(r: &Report, dry_run: bool) -> String {
         );
         let _ = writeln!(o, "after:  {}", recover::describe(&r.after));
     }
+    if let Some(l) = &r.legacy {
+        let procs = |v: &[(i32, String)]| {
+            v.iter()
+                .map(|(pid, s)| format!("{s} (pid {pid})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if dry_run {
+            let _ = writeln!(
+                o,
+                "legacy: {} process(es) of the original tool{}; {} temp_*.dat file(s), {}",
+                l.left.len(),
+                if l.left.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", procs(&l.left))
+                },
+                l.deleted.len(),
+                human_bytes(l.deleted_bytes)
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "legacy: stopped {} process(es) of the original tool ({} by SIGKILL){}; deleted {} temp_*.dat file(s), {}",
+                l.stopped.len() + l.killed.len(),
+                l.killed.len(),
+                if l.stopped.is_empty() && l.killed.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ": {}",
+                        procs(&[l.stopped.clone(), l.killed.clone()].concat())
+                    )
+                },
+                l.deleted.len(),
+                human_bytes(l.deleted_bytes)
+            );
+        }
+    }
     o
 }
 

@@ -4,5 +4,6 @@
 //! desired file; `recover` undoes everything after a crash or on request.
 pub mod daemon;
 pub mod host;
+pub mod legacy;
 pub mod recover;
 pub mod tick;

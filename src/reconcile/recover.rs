@@ -46,6 +46,9 @@ pub struct Report {
     pub deleted_job_files: usize,
     pub deleted_ballast_bytes: u64,
     pub problems: Vec<String>,
+    /// With --legacy: the original Python tool's processes and temp_*.dat files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<crate::reconcile::legacy::LegacyReport>,
 }
 
 /// Mounts that may hold our ballast: those this state directory owns (src/state/owned.rs), named
@@ -174,6 +177,7 @@ pub fn run(
         deleted_job_files: 0,
         deleted_ballast_bytes: 0,
         problems: vec![],
+        legacy: None,
     };
     if dry_run {
         return Ok(report);

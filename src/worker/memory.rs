@@ -305,11 +305,18 @@ mod tests {
     fn trimming_cuts_on_the_systems_page_boundary() {
         const K: usize = 1024;
         // 4 KiB pages (x86_64)
-        assert_eq!(kept_when_trimming(64 * K * K, 10 * K, 4 * K), 64 * K * K - 12 * K);
+        assert_eq!(
+            kept_when_trimming(64 * K * K, 10 * K, 4 * K),
+            64 * K * K - 12 * K
+        );
         // 64 KiB pages (many aarch64 kernels): a 4 KiB-aligned cut would be refused
         let cut = kept_when_trimming(64 * K * K, 10 * K, 64 * K);
         assert_eq!(cut % (64 * K), 0);
-        assert_eq!(cut, 64 * K * K, "less than a page of excess: nothing to give back");
+        assert_eq!(
+            cut,
+            64 * K * K,
+            "less than a page of excess: nothing to give back"
+        );
         let cut = kept_when_trimming(64 * K * K, 200 * K, 64 * K);
         assert_eq!(cut, 64 * K * K - 192 * K);
         // never past what is filled, and all of it when asked

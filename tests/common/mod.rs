@@ -182,12 +182,15 @@ impl Env {
     pub fn run_old_kernel(&self, args: &[&str]) -> Run {
         let c = self.cmd();
         let mut o = Command::new("/usr/bin/python3");
-        o.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/oldkernel.py"))
-            .arg("--no-psi")
-            .arg(c.get_program())
-            .args(c.get_args())
-            .args(args)
-            .stdin(Stdio::null());
+        o.arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/tools/oldkernel.py"
+        ))
+        .arg("--no-psi")
+        .arg(c.get_program())
+        .args(c.get_args())
+        .args(args)
+        .stdin(Stdio::null());
         for (k, v) in c.get_envs() {
             match v {
                 Some(v) => o.env(k, v),

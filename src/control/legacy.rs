@@ -1,0 +1,390 @@
+//! Moving over from the original Python tool: its `config/.env` as a desired state.
+//!
+//! The .env is python-dotenv's format: `KEY=VALUE` lines, `#` comments (also after a
+//! value), optional quotes, `${VAR}` references to keys above or to the environment.
+//! What it configured maps onto the desired state; what has no counterpart is named with
+//! the reason, so the operator sees every key accounted for.
+use crate::control::desired::{DesiredState, Tier};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The .env converted: the desired state, and every key with what became of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Converted {
+    pub desired: DesiredState,
+    /// (key, where it went) for the keys carried over.
+    pub carried: Vec<(String, String)>,
+    /// (key, why not) for the keys that were not.
+    pub dropped: Vec<(String, String)>,
+    /// Problems with values (not a number, out of range): the key is dropped, and the
+    /// caller refuses to write the file.
+    pub errors: Vec<(String, String)>,
+}
+
+/// Parse .env text into keys and values, expanding `${VAR}` from keys above it, then
+/// from `env`. Returns (key, value, line) in file order; malformed lines are errors.
+pub fn parse_env(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
+    let mut out = vec![];
+    let mut errors = vec![];
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((k, v)) = line.split_once('=') else {
+            errors.push((
+                format!("line {}", n + 1),
+                format!("{raw:?} is not KEY=VALUE"),
+            ));
+            continue;
+        };
+        let key = k.trim().to_string();
+        let v = v.trim();
+        let value = if let Some(q) = v.chars().next().filter(|c| *c == '"' || *c == '\'') {
+            // quoted: up to the closing quote; a # inside is part of the value
+            let rest = &v[1..];
+            match rest.find(q) {
+                Some(end) => rest[..end].to_string(),
+                None => rest.to_string(),
+            }
+        } else {
+            // unquoted: an inline comment starts at " #" (or a value that is only "#...")
+            let cut = if v.starts_with('#') {
+                0
+            } else {
+                v.find(" #").or_else(|| v.find("\t#")).unwrap_or(v.len())
+            };
+            v[..cut].trim().to_string()
+        };
+        let value = expand(&value, &vars, env);
+        vars.insert(key.clone(), value.clone());
+        out.push((key, value));
+    }
+    (out, errors)
+}
+
+/// `${VAR}` (and `$VAR`) from `vars`, else `env`, else empty.
+fn expand(
+    v: &str,
+    vars: &BTreeMap<String, String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> String {
+    let lookup = |name: &str| {
+        vars.get(name)
+            .cloned()
+            .or_else(|| env(name))
+            .unwrap_or_default()
+    };
+    let mut out = String::new();
+    let mut rest = v;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(body) = after.strip_prefix('{') {
+            if let Some(end) = body.find('}') {
+                out.push_str(&lookup(&body[..end]));
+                rest = &body[end + 1..];
+                continue;
+            }
+        }
+        let len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if len == 0 {
+            out.push('$');
+        } else {
+            out.push_str(&lookup(&after[..len]));
+        }
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Why a key of the original tool has no counterpart, or None if it is one we carry.
+fn not_carried(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "PLATFORM" => "cro detects the distribution itself (status shows it)",
+        k if k.starts_with("GLANCES_") => {
+            "cro does not start glances; see the README's section on glances (cro serve, or \
+             glances' AMP running `cro status`)"
+        }
+        k if k.starts_with("LOW_UTIL_")
+            || k.starts_with("MED_UTIL_")
+            || k.starts_with("HIGH_UTIL_") =>
+        {
+            "replaced by the window policy: cro plans the level from the recorded window, not \
+             from fixed utilization bands"
+        }
+        "WORKSPACE_DIR" | "SCRIPT_DIR" | "LOG_DIR" | "CONFIG_DIR" => {
+            "not needed: cro keeps its state in --state-dir (/var/lib/cro) and logs to the journal"
+        }
+        "SMALL_MEMORY_MAX"
+        | "LARGE_MEMORY_MIN"
+        | "TARGET_UTILIZATION_SMALL"
+        | "TARGET_UTILIZATION_LARGE"
+        | "MONITOR_PERIOD_DAYS"
+        | "CHECK_INTERVAL_SECONDS"
+        | "DISK_STRESS_PATH"
+        | "DATA_DISK_ONLY" => return None,
+        _ => "not a setting cro knows; ignored",
+    })
+}
+
+/// Convert the original tool's .env text. `env` resolves `${VAR}` references the file
+/// does not define (the process environment, for the command).
+pub fn convert(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Converted {
+    let (pairs, mut errors) = parse_env(text, env);
+    let mut c = Converted {
+        desired: DesiredState::default(),
+        carried: vec![],
+        dropped: vec![],
+        errors: vec![],
+    };
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let mut num = |k: &str, lo: f64, hi: f64| -> Option<f64> {
+        let v = get(k)?;
+        match v.parse::<f64>() {
+            Ok(x) if x.is_finite() && (lo..=hi).contains(&x) => Some(x),
+            _ => {
+                errors.push((
+                    k.to_string(),
+                    format!("{v:?} is not a number from {lo} to {hi}"),
+                ));
+                None
+            }
+        }
+    };
+    let small_target = num("TARGET_UTILIZATION_SMALL", 0.0, 100.0);
+    let large_target = num("TARGET_UTILIZATION_LARGE", 0.0, 100.0);
+    let small_max = num("SMALL_MEMORY_MAX", 0.0, 1e6);
+    let large_min = num("LARGE_MEMORY_MIN", 0.0, 1e6);
+    let period = num("MONITOR_PERIOD_DAYS", 1.0, 366.0);
+    let interval = num("CHECK_INTERVAL_SECONDS", 1.0, 3600.0);
+    // The tiers: the small target from 0 GiB, the large one from LARGE_MEMORY_MIN. Hosts
+    // between SMALL_MEMORY_MAX and LARGE_MEMORY_MIN had no target in the original; here
+    // they get the small one (the lower floor).
+    let defaults = crate::control::desired::default_tiers();
+    let small = small_target.unwrap_or(defaults[0].target_percent);
+    let large = large_target.unwrap_or(defaults[1].target_percent);
+    let from = large_min.unwrap_or(defaults[1].min_memory_gib);
+    c.desired.tiers = vec![
+        Tier {
+            min_memory_gib: 0.0,
+            target_percent: small,
+        },
+        Tier {
+            min_memory_gib: from,
+            target_percent: large,
+        },
+    ];
+    if let Some(t) = small_target {
+        c.carried.push((
+            "TARGET_UTILIZATION_SMALL".into(),
+            format!("tiers[0]: {t} % from 0 GiB"),
+        ));
+    }
+    if let Some(t) = large_target {
+        c.carried.push((
+            "TARGET_UTILIZATION_LARGE".into(),
+            format!("tiers[1]: {t} % from {from} GiB"),
+        ));
+    }
+    if let Some(m) = large_min {
+        c.carried.push((
+            "LARGE_MEMORY_MIN".into(),
+            format!("tiers[1].min_memory_gib = {m}"),
+        ));
+    }
+    if let Some(m) = small_max {
+        c.carried.push((
+            "SMALL_MEMORY_MAX".into(),
+            format!(
+                "tiers[0] covers hosts below {from} GiB, so hosts from {m} to {from} GiB (no \
+                 target in the original) get the small target"
+            ),
+        ));
+    }
+    if let Some(p) = period {
+        c.desired.window_days = p.round() as u32;
+        c.carried.push((
+            "MONITOR_PERIOD_DAYS".into(),
+            format!("window_days = {}", c.desired.window_days),
+        ));
+    }
+    if let Some(i) = interval {
+        c.desired.interval_seconds = i.round() as u64;
+        c.carried.push((
+            "CHECK_INTERVAL_SECONDS".into(),
+            format!("interval_seconds = {}", c.desired.interval_seconds),
+        ));
+    }
+    match get("DISK_STRESS_PATH").filter(|p| !p.is_empty()) {
+        Some(p) if p.starts_with('/') => {
+            let p = p.trim_end_matches('/');
+            let p = if p.is_empty() { "/" } else { p };
+            c.desired.disk.mounts = vec![PathBuf::from(p)];
+            c.carried.push((
+                "DISK_STRESS_PATH".into(),
+                format!("disk.mounts = [\"{p}\"]"),
+            ));
+        }
+        Some(p) => errors.push((
+            "DISK_STRESS_PATH".into(),
+            format!("{p:?} is not an absolute path; cro pads mount points given as absolute paths"),
+        )),
+        None => {
+            if get("DISK_STRESS_PATH").is_some() {
+                c.dropped.push((
+                    "DISK_STRESS_PATH".into(),
+                    "empty: no disk is padded until you list a mount in disk.mounts".into(),
+                ));
+            }
+        }
+    }
+    if let Some(v) = get("DATA_DISK_ONLY") {
+        match v.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => c.carried.push((
+                "DATA_DISK_ONLY".into(),
+                "kept: cro pads only mount points (disk.allow_plain_directory false), never \
+                 the root filesystem in a data disk's place"
+                    .into(),
+            )),
+            "false" | "0" | "no" => {
+                c.desired.disk.allow_plain_directory = true;
+                c.carried.push((
+                    "DATA_DISK_ONLY".into(),
+                    "false: disk.allow_plain_directory = true (the path is padded even when \
+                     it is not a mount point of its own)"
+                        .into(),
+                ));
+            }
+            _ => errors.push((
+                "DATA_DISK_ONLY".into(),
+                format!("{v:?} is not true or false"),
+            )),
+        }
+    }
+    for (k, _) in &pairs {
+        if let Some(why) = not_carried(k)
+            && !c.dropped.iter().any(|(d, _)| d == k)
+        {
+            c.dropped.push((k.clone(), why.to_string()));
+        }
+    }
+    c.errors = errors;
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORIGINAL: &str = r#"
+# 内存规格定义
+SMALL_MEMORY_MAX=8          # 小规格内存上限(GB)
+LARGE_MEMORY_MIN=16         # 大规格内存下限(GB)
+TARGET_UTILIZATION_SMALL=25 # 小规格平均利用率目标(%)
+TARGET_UTILIZATION_LARGE=40
+MONITOR_PERIOD_DAYS=15
+CHECK_INTERVAL_SECONDS=120
+WORKSPACE_DIR=/opt/cro-old
+SCRIPT_DIR=${WORKSPACE_DIR}/scripts
+DATA_ROOT="/data"
+DISK_STRESS_PATH=${DATA_ROOT}/   # 数据盘
+DATA_DISK_ONLY=true
+PLATFORM=auto
+GLANCES_ENABLED=true
+GLANCES_REFRESH_INTERVAL=2
+HIGH_UTIL_THRESHOLD=80
+"#;
+
+    #[test]
+    fn the_original_env_becomes_a_desired_state_and_every_key_is_accounted_for() {
+        let c = convert(ORIGINAL, &|_| None);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        let d = &c.desired;
+        assert_eq!(d.tiers.len(), 2);
+        assert_eq!(
+            (d.tiers[0].min_memory_gib, d.tiers[0].target_percent),
+            (0.0, 25.0)
+        );
+        assert_eq!(
+            (d.tiers[1].min_memory_gib, d.tiers[1].target_percent),
+            (16.0, 40.0)
+        );
+        assert_eq!((d.window_days, d.interval_seconds), (15, 120));
+        assert_eq!(d.disk.mounts, vec![PathBuf::from("/data")]);
+        assert!(!d.disk.allow_plain_directory);
+        let dropped: Vec<&str> = c.dropped.iter().map(|(k, _)| k.as_str()).collect();
+        for k in [
+            "PLATFORM",
+            "GLANCES_ENABLED",
+            "GLANCES_REFRESH_INTERVAL",
+            "HIGH_UTIL_THRESHOLD",
+            "WORKSPACE_DIR",
+            "SCRIPT_DIR",
+            "DATA_ROOT",
+        ] {
+            assert!(dropped.contains(&k), "{k} not reported: {dropped:?}");
+        }
+        let why = |k: &str| c.dropped.iter().find(|(d, _)| d == k).unwrap().1.clone();
+        assert!(why("PLATFORM").contains("detects"));
+        assert!(why("GLANCES_ENABLED").contains("glances"));
+        assert!(why("HIGH_UTIL_THRESHOLD").contains("window policy"));
+        // the result is a valid desired state
+        let text = serde_json::to_string(d).unwrap();
+        crate::control::desired::parse(text.as_bytes(), std::path::Path::new("d.json"))
+            .unwrap()
+            .resolve(std::path::Path::new("d.json"), 8 << 30, false)
+            .unwrap();
+    }
+
+    #[test]
+    fn references_quotes_and_comments() {
+        let env = |k: &str| (k == "HOME").then(|| "/root".to_string());
+        let (pairs, errors) = parse_env(
+            "A=1 # one\nB=\"x # not a comment\"\nC=${A}${HOME}/$A\nD='q'\nexport E=5\nbad line\nF=#\n",
+            &env,
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let m: BTreeMap<_, _> = pairs.into_iter().collect();
+        assert_eq!(m["A"], "1");
+        assert_eq!(m["B"], "x # not a comment");
+        assert_eq!(m["C"], "1/root/1");
+        assert_eq!(m["D"], "q");
+        assert_eq!(m["E"], "5");
+        assert_eq!(m["F"], "");
+    }
+
+    #[test]
+    fn bad_values_are_errors_not_guesses() {
+        let c = convert(
+            "TARGET_UTILIZATION_SMALL=25%\nDISK_STRESS_PATH=data\nDATA_DISK_ONLY=maybe\n",
+            &|_| None,
+        );
+        let keys: Vec<&str> = c.errors.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "TARGET_UTILIZATION_SMALL",
+                "DISK_STRESS_PATH",
+                "DATA_DISK_ONLY"
+            ]
+        );
+        let c = convert("DATA_DISK_ONLY=false\nDISK_STRESS_PATH=/srv\n", &|_| None);
+        assert!(c.desired.disk.allow_plain_directory);
+        assert!(c.errors.is_empty());
+    }
+}
