@@ -2157,7 +2157,10 @@ fn init_from_the_original_tools_env() {
     assert_eq!(d["tiers"][0]["target_percent"], 25.0, "{d}");
     assert_eq!(d["tiers"][1]["min_memory_gib"], 16.0);
     assert_eq!(d["tiers"][1]["target_percent"], 40.0);
-    assert_eq!((d["window_days"].as_u64(), d["interval_seconds"].as_u64()), (Some(15), Some(120)));
+    assert_eq!(
+        (d["window_days"].as_u64(), d["interval_seconds"].as_u64()),
+        (Some(15), Some(120))
+    );
     assert_eq!(d["disk"]["mounts"][0], data.to_str().unwrap());
     assert_eq!(d["disk"]["allow_plain_directory"], true);
     e.ok(&["validate"]);
@@ -2219,24 +2222,46 @@ fn recover_legacy_stops_the_original_tool_and_only_it() {
     std::fs::write(&outside, b"not ballast").unwrap();
     std::os::unix::fs::symlink(&outside, data.join("temp_9.dat")).unwrap();
     // the scripts are running (python has started them)
-    wait_for(Duration::from_secs(10), "the original tool's processes", || {
-        legacy
-            .iter()
-            .all(|c| {
-                std::fs::read(format!("/proc/{}/cmdline", c.id()))
-                    .is_ok_and(|b| b.windows(3).any(|w| w == b".py"))
-            })
-            .then_some(())
-    });
-    let dry = e.run(&["recover", "--dry-run", "--legacy", "--legacy-dir", data.to_str().unwrap()]);
+    wait_for(
+        Duration::from_secs(10),
+        "the original tool's processes",
+        || {
+            legacy
+                .iter()
+                .all(|c| {
+                    std::fs::read(format!("/proc/{}/cmdline", c.id()))
+                        .is_ok_and(|b| b.windows(3).any(|w| w == b".py"))
+                })
+                .then_some(())
+        },
+    );
+    let dry = e.run(&[
+        "recover",
+        "--dry-run",
+        "--legacy",
+        "--legacy-dir",
+        data.to_str().unwrap(),
+    ]);
     assert!(dry.stdout.contains("legacy: 3 process(es)"), "{dry:?}");
-    assert!(legacy.iter_mut().all(|c| c.try_wait().unwrap().is_none()), "the dry run stopped something");
-    let r = e.run(&["recover", "--legacy", "--legacy-dir", data.to_str().unwrap()]);
+    assert!(
+        legacy.iter_mut().all(|c| c.try_wait().unwrap().is_none()),
+        "the dry run stopped something"
+    );
+    let r = e.run(&[
+        "recover",
+        "--legacy",
+        "--legacy-dir",
+        data.to_str().unwrap(),
+    ]);
     // the planted symlink is a problem worth an exit 1, left in place
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stderr.contains("temp_9.dat is not a regular file"), "{r:?}");
     assert!(
-        r.stdout.contains("legacy: stopped 3 process(es) of the original tool (1 by SIGKILL)"),
+        r.stderr.contains("temp_9.dat is not a regular file"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout
+            .contains("legacy: stopped 3 process(es) of the original tool (1 by SIGKILL)"),
         "{r:?}"
     );
     for c in &mut legacy {

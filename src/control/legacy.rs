@@ -21,12 +21,12 @@ pub struct Converted {
     pub errors: Vec<(String, String)>,
 }
 
+/// (key, value) pairs in file order, or (where, what is wrong).
+pub type Pairs = Vec<(String, String)>;
+
 /// Parse .env text into keys and values, expanding `${VAR}` from keys above it, then
-/// from `env`. Returns (key, value, line) in file order; malformed lines are errors.
-pub fn parse_env(
-    text: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> (Vec<(String, String)>, Vec<(String, String)>) {
+/// from `env`. Returns the pairs in file order, and the malformed lines.
+pub fn parse_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> (Pairs, Pairs) {
     let mut vars: BTreeMap<String, String> = BTreeMap::new();
     let mut out = vec![];
     let mut errors = vec![];
@@ -85,12 +85,12 @@ fn expand(
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
         let after = &rest[i + 1..];
-        if let Some(body) = after.strip_prefix('{') {
-            if let Some(end) = body.find('}') {
-                out.push_str(&lookup(&body[..end]));
-                rest = &body[end + 1..];
-                continue;
-            }
+        if let Some(body) = after.strip_prefix('{')
+            && let Some(end) = body.find('}')
+        {
+            out.push_str(&lookup(&body[..end]));
+            rest = &body[end + 1..];
+            continue;
         }
         let len = after
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
