@@ -2278,3 +2278,51 @@ fn recover_legacy_stops_the_original_tool_and_only_it() {
     assert!(std::fs::symlink_metadata(data.join("temp_9.dat")).is_ok());
     assert_eq!(std::fs::read(&outside).unwrap(), b"not ballast");
 }
+
+/// A kernel without cpu.idle (before 5.15, or a cgroup setup that does not offer it; forced
+/// here with CRO_CPU_PLACEMENT=autogroup, as the fallback decides on such hosts): the
+/// burners run SCHED_IDLE with their autogroup at nice 19, status says so, and no idle
+/// cgroup is made.
+#[test]
+fn without_cpu_idle_the_burners_fall_back_to_autogroup() {
+    let e = Env::new();
+    let m = e.plain_mount();
+    e.desired(&idle_desired(&m));
+    let r = e
+        .cmd()
+        .env("CRO_CPU_PLACEMENT", "autogroup")
+        .args(["reconcile", "--once"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{r:?}");
+    let cpu = wait_for(Duration::from_secs(10), "the cpu worker", || {
+        e.workers().into_iter().find(|w| w.0 == "cpu").map(|w| w.1)
+    });
+    let st = wait_for(Duration::from_secs(10), "the worker's placement", || {
+        let st = e.status();
+        (st["host"]["cpu_placement"]["mode"] == "autogroup").then_some(st)
+    });
+    assert!(
+        st["host"]["cpu_placement"]["cgroup"].is_null(),
+        "{}",
+        st["host"]
+    );
+    let ag = std::fs::read_to_string(format!("/proc/{cpu}/autogroup")).unwrap();
+    assert!(ag.trim_end().ends_with("nice 19"), "{ag}");
+    // SCHED_IDLE (policy 5) on every burner thread
+    let mut burners = 0;
+    for t in std::fs::read_dir(format!("/proc/{cpu}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.starts_with("cro-burn") {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap();
+            let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+            assert_eq!(f[38], "5", "burner {comm} is not SCHED_IDLE");
+            burners += 1;
+        }
+    }
+    assert!(burners > 0, "no burner threads");
+    e.ok(&["recover"]);
+}

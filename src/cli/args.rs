@@ -67,7 +67,7 @@ pub struct Cli {
 pub enum Command {
     /// Write a desired-state file for this host (targets from the tiers).
     #[command(
-        after_help = "Examples:\n  cro init                    write state/desired.json (and its JSON Schema)\n  cro --desired /etc/cro/desired.json init\n  cro init --force            replace it, keeping the old one as .bak-<time>\n  cro --desired /etc/cro/desired.json init --from-env /opt/CloudResourceOptimizer/config/.env"
+        after_help = "Examples:\n  cro init                    write state/desired.json (and its JSON Schema)\n  cro --desired /etc/cro/desired.json init\n  cro init --force            replace it, keeping the old one as .bak-<time>\n  cro init --force --from-env /opt/cro-old/config/.env\n                              the original tool's settings instead"
     )]
     Init {
         /// Replace an existing file (the old one is kept as <file>.bak-<time>).
