@@ -2326,3 +2326,85 @@ fn without_cpu_idle_the_burners_fall_back_to_autogroup() {
     assert!(burners > 0, "no burner threads");
     e.ok(&["recover"]);
 }
+
+/// `cro explain`: every level in force has a one-line reason, from the same pass status
+/// makes. Before any pass: not running, and why. After one (targets 0): the policy's
+/// reason, the target and the window; JSON with `resources.<name>.{level_percent, reason}`.
+#[test]
+fn explain_gives_every_level_a_reason() {
+    let e = Env::new();
+    let m = e.plain_mount();
+    e.desired(&idle_desired(&m));
+    let before = e.ok(&["explain"]);
+    assert!(
+        before
+            .stdout
+            .contains("cpu: 0.0 % — not running: no pass has run yet"),
+        "{before:?}"
+    );
+    e.ok(&["reconcile", "--once"]);
+    three_workers(&e);
+    let j = e.ok(&["explain", "--json"]).json();
+    let res = j["resources"].as_object().unwrap();
+    let disk = format!("disk:{}", m.display());
+    for name in ["cpu", "memory", disk.as_str()] {
+        let x = &res[name];
+        assert_eq!(x["level_percent"], 0.0, "{name}: {x}");
+        assert_eq!(x["reason"], "target 0: nothing to hold", "{name}: {x}");
+        assert_eq!(x["target_percent"], 0.0);
+        assert!(x["coverage"].is_number(), "{name}: {x}");
+    }
+    let text = e.ok(&["explain"]).stdout;
+    assert!(
+        text.contains("memory: 0.0 % — target 0: nothing to hold"),
+        "{text}"
+    );
+    assert!(text.contains("target 0.0 % (mean)"), "{text}");
+}
+
+/// `cro simulate --from-history`: this host's own recorded organic load (total minus
+/// synthetic) replayed under the desired state in force, or another one (`--desired`):
+/// the same report as `--trace`. A history too short is a clear error (exit 2).
+#[test]
+fn simulate_replays_this_hosts_own_history() {
+    let e = Env::new();
+    let r = e.run(&["simulate", "--from-history"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("at least two"), "{r:?}");
+    // three days of passes a minute apart: cpu 50 % total of which 20 synthetic
+    e.write_history(
+        3 * 1440,
+        60.0,
+        r#""cpu":{"total":50,"synthetic":20,"level":0,"target":25}"#,
+    );
+    e.desired(r#"{"version":1,"window_days":3,"cpu":{"target_percent":25},"memory":{"enabled":false},"disk":{"enabled":false}}"#);
+    let j: serde_json::Value =
+        serde_json::from_str(&e.ok(&["simulate", "--from-history", "--json"]).stdout).unwrap();
+    let cpu = &j["resources"]["cpu"];
+    // organic 30 % alone meets 25 %: nothing to add, compliant
+    assert_eq!(cpu["compliant"], true, "{j}");
+    assert_eq!(cpu["cost_percent_hours"], 0.0, "{j}");
+    // another desired state on the same load: 40 % costs about 10 points over 3 days
+    let other = e.path().join("forty.json");
+    std::fs::write(
+        &other,
+        r#"{"version":1,"window_days":3,"cpu":{"target_percent":40},"memory":{"enabled":false},"disk":{"enabled":false}}"#,
+    )
+    .unwrap();
+    let j: serde_json::Value = serde_json::from_str(
+        &e.ok(&[
+            "--desired",
+            other.to_str().unwrap(),
+            "simulate",
+            "--from-history",
+            "--json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    let cost = j["resources"]["cpu"]["cost_percent_hours"]
+        .as_f64()
+        .unwrap();
+    assert!((600.0..900.0).contains(&cost), "about 10 % x 72 h: {j}");
+    assert_eq!(j["resources"]["cpu"]["compliant"], true, "{j}");
+}

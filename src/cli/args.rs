@@ -9,6 +9,7 @@ Examples:
   cro reconcile --once                     one pass (for cron / systemd timers)
   cro reconcile                            the daemon: watch the file, tick every interval
   cro status --json                        usage (organic/synthetic) vs target, jobs
+  cro explain                              why each level is what it is, in one line
   cro history --since 7d --csv             the record, for a spreadsheet or an auditor
   cro recover                              stop every worker, delete every ballast file and job
   cro simulate --trace examples/traces/diurnal-web.csv --policy fill-gap
@@ -126,6 +127,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Why each resource's level is what it is: target, window so far, forecast, deficit.
+    #[command(
+        after_help = "Examples:\n  cro explain                  one paragraph per resource, the reason first\n  cro explain --json | jq '.resources.cpu.reason'"
+    )]
+    Explain {
+        /// Print the explanation as JSON (`resources.<name>.{level_percent, reason, ...}`).
+        #[arg(long)]
+        json: bool,
+    },
     /// The recorded history.
     #[command(
         after_help = "Examples:\n  cro history --since 12h                 one line per record\n  cro history --since 30d --csv > h.csv   for a spreadsheet or an auditor"
@@ -190,12 +200,21 @@ pub enum Command {
     },
     /// Replay an organic-usage trace through the real policy; cost and compliance per resource.
     #[command(
-        after_help = "Examples:\n  cro simulate --trace examples/traces/diurnal-web.csv\n  cro simulate --trace my.csv --policy fill-gap   the naive policy"
+        after_help = "Examples:\n  cro simulate --trace examples/traces/diurnal-web.csv\n  cro simulate --trace my.csv --policy fill-gap   the naive policy\n  cro --desired p95.json simulate --from-history\n                 another target, priced on this host's own recorded load"
     )]
     Simulate {
         /// CSV with header `t,cpu,memory,disk` (any resource column may be absent).
-        #[arg(long, value_name = "CSV")]
-        trace: PathBuf,
+        #[arg(
+            long,
+            value_name = "CSV",
+            required_unless_present = "from_history",
+            conflicts_with = "from_history"
+        )]
+        trace: Option<PathBuf>,
+        /// Replay this host's own recorded organic load (the state directory's history
+        /// over the window) instead of a trace: what another target would have cost here.
+        #[arg(long)]
+        from_history: bool,
         /// The policy to replay: cro's own, or a naive one to compare with.
         #[arg(long, value_enum, default_value = "cro")]
         policy: crate::control::simulate::Policy,

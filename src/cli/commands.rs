@@ -112,6 +112,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         cli.command,
         Command::Plan { .. }
             | Command::Status { .. }
+            | Command::Explain { .. }
             | Command::Reconcile { .. }
             | Command::Serve { .. }
     ) {
@@ -140,6 +141,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             ..
         } => reconcile_daemon(&paths, textfile_dir.as_deref()),
         Command::Status { json } => show_status(&paths, json),
+        Command::Explain { json } => explain(&paths, json),
         Command::History { since, json, csv } => show_history(&paths, &since, json, csv),
         Command::Recover {
             dry_run,
@@ -156,10 +158,17 @@ pub fn run(cli: Cli) -> Result<i32> {
         ),
         Command::Simulate {
             trace,
+            from_history,
             policy,
             memory_gib,
             json,
-        } => simulate(&paths, &trace, policy, memory_gib, json),
+        } => simulate(
+            &paths,
+            trace.as_deref().filter(|_| !from_history),
+            policy,
+            memory_gib,
+            json,
+        ),
         Command::Report { html } => report(&paths, &html),
         Command::Serve { listen } => {
             crate::output::serve::run(&paths.state_dir, &paths.desired, &listen)?;
@@ -250,6 +259,18 @@ fn show_status(paths: &Paths, json: bool) -> Result<i32> {
         print_json(&s)
     } else {
         print!("{}", status::render_status(&s))
+    }
+    Ok(exit::OK)
+}
+
+/// `cro explain`: the reasoning behind each level in force, from the same pass status makes.
+fn explain(paths: &Paths, json: bool) -> Result<i32> {
+    let s = status::status(&paths.state_dir, &paths.desired)?;
+    let e = crate::output::explain::explain(&s);
+    if json {
+        print_json(&e)
+    } else {
+        print!("{}", crate::output::explain::render(&e))
     }
     Ok(exit::OK)
 }
@@ -357,11 +378,12 @@ fn recover(
     }
 }
 
-/// `cro simulate --trace FILE`: replay a recorded or made-up organic load through the
-/// policy; what cro would have added and how the window would have ended.
+/// `cro simulate --trace FILE` (or `--from-history`: this host's own recorded organic
+/// load over the window): replay it through the policy under the desired state; what cro
+/// would have added and how the window would have ended.
 fn simulate(
     paths: &Paths,
-    trace: &Path,
+    trace: Option<&Path>,
     policy: crate::control::simulate::Policy,
     memory_gib: Option<f64>,
     json: bool,
@@ -377,8 +399,32 @@ fn simulate(
         None => memory_total()?,
     };
     let r = d.resolve(&paths.desired, mem, false)?;
-    let text = std::fs::read_to_string(trace).map_err(|e| Error::io(trace, "read", e))?;
-    let t = crate::control::simulate::parse_trace(&text, trace)?;
+    let t = match trace {
+        Some(trace) => {
+            let text = std::fs::read_to_string(trace).map_err(|e| Error::io(trace, "read", e))?;
+            crate::control::simulate::parse_trace(&text, trace)?
+        }
+        None => {
+            let since = timefmt::now_unix() - r.window_days as f64 * 86_400.0;
+            let (records, warnings) = history::read_since(&paths.state_dir, since)?;
+            for w in warnings {
+                eprintln!("cro: warning: {w}");
+            }
+            let disk = r
+                .disk
+                .as_ref()
+                .and_then(|k| k.mounts.first())
+                .map(|m| m.display().to_string());
+            let t = crate::control::simulate::trace_from_history(&records, disk.as_deref())?;
+            eprintln!(
+                "cro: replaying {} records of {} ({} s apart) from the history",
+                t.rows.len(),
+                paths.state_dir.display(),
+                t.interval
+            );
+            t
+        }
+    };
     let rep = crate::control::simulate::simulate(&t, &r, policy);
     if json {
         println!("{}", serde_json::to_string(&rep).expect("serializes"))

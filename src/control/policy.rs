@@ -101,6 +101,11 @@ pub struct Decision {
     /// For mean: hours still needed at the level to close the deficit; for pNN: hours of
     /// padding still needed.
     pub hours_needed: f64,
+    /// The organic load the policy expects over the horizon, percent (its forecast).
+    pub organic_forecast_percent: f64,
+    /// For mean: what organic load is expected to leave short of the target, in
+    /// percent-hours, to be made up over the horizon (0: organic alone meets it).
+    pub deficit_percent_hours: f64,
     pub note: String,
 }
 
@@ -204,6 +209,8 @@ pub fn decide(inp: &Input) -> Decision {
             on_track: true,
             horizon_hours: round2(h / 3600.0),
             hours_needed: 0.0,
+            organic_forecast_percent: 0.0,
+            deficit_percent_hours: 0.0,
             note: "target 0: nothing to hold".into(),
         };
     }
@@ -262,6 +269,8 @@ pub fn decide(inp: &Input) -> Decision {
                 on_track,
                 horizon_hours: round2(h / 3600.0),
                 hours_needed: round2(hours_needed),
+                organic_forecast_percent: round2(e_organic),
+                deficit_percent_hours: round2((need - h * e_organic).max(0.0) / 3600.0),
                 note,
             }
         }
@@ -286,6 +295,8 @@ pub fn decide(inp: &Input) -> Decision {
                     on_track: true,
                     horizon_hours: round2(h / 3600.0),
                     hours_needed: 0.0,
+                    organic_forecast_percent: round2(e_organic),
+                    deficit_percent_hours: 0.0,
                     note: "enough samples reach the target without padding".into(),
                 };
             }
@@ -310,6 +321,8 @@ pub fn decide(inp: &Input) -> Decision {
                 on_track: feasible,
                 horizon_hours: round2(h / 3600.0),
                 hours_needed: round2(hours_needed),
+                organic_forecast_percent: round2(e_organic),
+                deficit_percent_hours: 0.0,
                 note,
             }
         }

@@ -115,6 +115,80 @@ pub fn parse_trace(text: &str, path: &Path) -> Result<Trace> {
     })
 }
 
+/// A trace from this host's own history: per record, the organic load (total minus
+/// synthetic) of cpu, memory and the disk mount `disk` (the desired state's first, or
+/// none). Records are placed on a grid of the most common interval between them (a pass
+/// every 60 s gives a 60 s grid); a gap with no record is downtime, as in a CSV trace.
+pub fn trace_from_history(
+    records: &[crate::state::history::Record],
+    disk: Option<&str>,
+) -> Result<Trace> {
+    let at: Vec<(f64, &crate::state::history::Record)> = records
+        .iter()
+        .filter_map(|r| Some((crate::timefmt::parse_rfc3339(&r.ts)?, r)))
+        .collect();
+    if at.len() < 2 {
+        return Err(Error::Usage(format!(
+            "--from-history: {} usable record(s) in the history; it takes at least two \
+             passes (run `cro reconcile` for a while first)",
+            at.len()
+        )));
+    }
+    // the most common step between passes, to 5 s (a pass a second or two late is still
+    // on the grid; steps under 10 s to the second)
+    let mut steps: BTreeMap<i64, usize> = BTreeMap::new();
+    for w in at.windows(2) {
+        let d = w[1].0 - w[0].0;
+        let q = if d < 10.0 { 1.0 } else { 5.0 };
+        let d = ((d / q).round() * q) as i64;
+        if d > 0 {
+            *steps.entry(d).or_default() += 1;
+        }
+    }
+    let interval = steps
+        .iter()
+        .max_by_key(|(d, n)| (**n, -**d))
+        .map(|(d, _)| *d as f64)
+        .unwrap_or(60.0);
+    let t0 = at[0].0;
+    let organic = |s: &Sample| (s.total - s.synthetic).clamp(0.0, 100.0);
+    let mut rows: Vec<(f64, [Option<f64>; 3])> = vec![];
+    let mut columns = [false; 3];
+    for (t, r) in &at {
+        let slot = ((t - t0) / interval).round() * interval;
+        if rows.last().is_some_and(|(prev, _)| *prev >= slot) {
+            continue; // two records in one slot: the first stands
+        }
+        let v = [
+            r.cpu.as_ref().map(organic),
+            r.memory.as_ref().map(organic),
+            disk.and_then(|m| r.disk.get(m)).map(organic),
+        ];
+        for k in 0..3 {
+            columns[k] |= v[k].is_some();
+        }
+        rows.push((slot, v));
+    }
+    if rows.len() < 2 {
+        return Err(Error::Usage(
+            "--from-history: the records fall into fewer than two intervals".into(),
+        ));
+    }
+    // A resource missing from a record (disabled then) counts as idle there.
+    for (_, v) in rows.iter_mut() {
+        for k in 0..3 {
+            if columns[k] && v[k].is_none() {
+                v[k] = Some(0.0);
+            }
+        }
+    }
+    Ok(Trace {
+        interval,
+        rows,
+        columns,
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Policy {
@@ -392,6 +466,39 @@ pub fn render(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trace_from_the_history_is_organic_load_on_the_passes_grid() {
+        use crate::state::history::{Record, Sample};
+        let rec = |ts: &str, cpu: (f64, f64), disk: Option<(f64, f64)>| Record {
+            ts: ts.into(),
+            interval_s: 60.0,
+            cpu: Some(Sample::new(cpu.0, cpu.1, 0.0, 30.0)),
+            memory: None,
+            disk: disk
+                .map(|(t, s)| [("/data".to_string(), Sample::new(t, s, 0.0, 30.0))].into())
+                .unwrap_or_default(),
+        };
+        let rs = vec![
+            rec("2026-11-01T00:00:00Z", (50.0, 20.0), Some((40.0, 10.0))),
+            rec("2026-11-01T00:01:00Z", (35.0, 0.0), None),
+            // a pass a second late: still its slot
+            rec("2026-11-01T00:02:01Z", (10.0, 5.0), Some((30.0, 0.0))),
+            rec("2026-11-01T00:03:00Z", (10.0, 5.0), Some((30.0, 0.0))),
+            // a pass missed at 00:04: downtime
+            rec("2026-11-01T00:05:00Z", (20.0, 0.0), Some((30.0, 0.0))),
+        ];
+        let t = trace_from_history(&rs, Some("/data")).unwrap();
+        assert_eq!(t.interval, 60.0);
+        assert_eq!(t.columns, [true, false, true]);
+        let times: Vec<f64> = t.rows.iter().map(|r| r.0).collect();
+        assert_eq!(times, [0.0, 60.0, 120.0, 180.0, 300.0]);
+        assert_eq!(t.rows[0].1, [Some(30.0), None, Some(30.0)]);
+        // the disk missing from a record counts as idle there
+        assert_eq!(t.rows[1].1, [Some(35.0), None, Some(0.0)]);
+        assert_eq!(t.rows[2].1[0], Some(5.0));
+        assert!(trace_from_history(&rs[..1], None).is_err());
+    }
 
     #[test]
     fn a_trace_shorter_than_the_window_is_judged_by_the_same_rule_as_status() {
