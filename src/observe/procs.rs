@@ -91,18 +91,22 @@ pub fn canonical_jobs_dir(state_dir: &Path) -> PathBuf {
     std::fs::canonicalize(&j).unwrap_or(j)
 }
 
+/// Every process ID in /proc now.
+pub fn pids() -> Vec<i32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .collect()
+}
+
 /// Every live worker of this state directory.
 pub fn workers(state_dir: &Path) -> Vec<WorkerProc> {
     let jobs_dir = canonical_jobs_dir(state_dir);
     let me = std::process::id() as i32;
     let mut out = vec![];
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
+    for pid in pids() {
         if pid == me || !is_worker_cmdline(pid) {
             continue;
         }

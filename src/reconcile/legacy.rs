@@ -52,18 +52,13 @@ fn cmdline(pid: i32) -> Option<Vec<u8>> {
 
 /// The original tool's processes running now.
 pub fn find() -> Vec<LegacyProc> {
-    let mut out = vec![];
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        if let Some(script) = cmdline(pid).as_deref().and_then(script_of) {
-            out.push(LegacyProc { pid, script });
-        }
-    }
+    let mut out: Vec<LegacyProc> = crate::observe::procs::pids()
+        .into_iter()
+        .filter_map(|pid| {
+            let script = cmdline(pid).as_deref().and_then(script_of)?;
+            Some(LegacyProc { pid, script })
+        })
+        .collect();
     out.sort_by_key(|p| p.pid);
     out
 }
