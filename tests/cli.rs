@@ -2408,3 +2408,65 @@ fn simulate_replays_this_hosts_own_history() {
     assert!((600.0..900.0).contains(&cost), "about 10 % x 72 h: {j}");
     assert_eq!(j["resources"]["cpu"]["compliant"], true, "{j}");
 }
+
+/// The cost of compliance: three days of passes with 20 % synthetic CPU and 10 % synthetic
+/// memory cost 20 % x 72 h x CPUs core-hours and 10 % x 72 h x GiB GiB-hours, 20 % and 10 %
+/// on average; status (text and JSON) and the metrics say so. Oracles: the CPU count from
+/// sysconf, MemTotal from /proc/meminfo, both read by the test.
+#[test]
+fn status_and_metrics_show_what_compliance_cost() {
+    let e = Env::new();
+    e.write_history(
+        3 * 1440,
+        60.0,
+        r#""cpu":{"total":50,"synthetic":20,"level":50,"target":50},"memory":{"total":40,"synthetic":10,"level":40,"target":40}"#,
+    );
+    e.desired(r#"{"version":1,"window_days":3,"cpu":{"target_percent":50},"memory":{"target_percent":40},"disk":{"enabled":false}}"#);
+    let st = e.status();
+    // SAFETY: sysconf takes an integer name; no memory is passed.
+    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) } as f64;
+    let gib = common::oracle::meminfo().0 as f64 / (1u64 << 30) as f64;
+    let cpu = &st["resources"]["cpu"]["cost"];
+    let want = 0.20 * 72.0 * cpus;
+    let got = cpu["amount"].as_f64().unwrap();
+    assert!(
+        (got - want).abs() < 0.02 * want,
+        "cpu cost {got}, want {want}: {cpu}"
+    );
+    assert_eq!(cpu["unit"], "cpu-core-hours");
+    assert!(
+        (cpu["share_percent"].as_f64().unwrap() - 20.0).abs() < 0.5,
+        "{cpu}"
+    );
+    let mem = &st["resources"]["memory"]["cost"];
+    let want = 0.10 * 72.0 * gib;
+    let got = mem["amount"].as_f64().unwrap();
+    assert!(
+        (got - want).abs() < 0.02 * want,
+        "memory cost {got}, want {want}: {mem}"
+    );
+    assert_eq!(mem["unit"], "gib-hours");
+    let text = e.ok(&["status"]).stdout;
+    assert!(
+        text.contains("synthetic cost over the window so far: cpu ")
+            && text.contains("CPU core-hours (20.0 % of it on average)"),
+        "{text}"
+    );
+    // the metrics, from a pass that starts nothing (paused: no load in a parallel test)
+    e.desired(r#"{"version":1,"paused":true,"window_days":3,"cpu":{"target_percent":50},"memory":{"target_percent":40},"disk":{"enabled":false}}"#);
+    let dir = e.path().join("textfile");
+    std::fs::create_dir_all(&dir).unwrap();
+    e.ok(&[
+        "reconcile",
+        "--once",
+        "--textfile-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(e.workers().is_empty());
+    let prom = std::fs::read_to_string(dir.join("cro.prom")).unwrap();
+    assert!(
+        prom.lines()
+            .any(|l| l.starts_with(r#"cro_synthetic_cost{resource="cpu",unit="cpu-core-hours"} "#)),
+        "{prom}"
+    );
+}

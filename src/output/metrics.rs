@@ -125,6 +125,11 @@ pub fn render(s: &Status, c: &ReconcileCounts) -> String {
         "gauge",
         "1 when the policy can meet the target within the limits.",
     );
+    let mut cost = Family::new(
+        "cro_synthetic_cost",
+        "gauge",
+        "Synthetic load over the window so far, in the unit label (cpu-core-hours, gib-hours).",
+    );
     let mut ballast = Family::new("cro_ballast_bytes", "gauge", "Ballast held now.");
     let mut workers = Family::new("cro_workers", "gauge", "Live workers.");
     let mut resource = |name: &str, mount: Option<&str>, u: &Usage| {
@@ -141,6 +146,11 @@ pub fn render(s: &Status, c: &ReconcileCounts) -> String {
             let mut l2 = l.clone();
             l2.push(("source", src));
             util.add(&l2, v / 100.0);
+        }
+        if let Some(c) = &u.cost {
+            let mut l2 = l.clone();
+            l2.push(("unit", c.unit));
+            cost.add(&l2, c.amount);
         }
         if let Some(w) = &u.window {
             let mut l2 = l.clone();
@@ -209,8 +219,8 @@ pub fn render(s: &Status, c: &ReconcileCounts) -> String {
     build.add(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
     let mut out = String::new();
     for f in [
-        target, util, level, window, coverage, compliant, on_track, ballast, workers, total, last,
-        valid, paused, build,
+        target, util, level, window, coverage, compliant, on_track, cost, ballast, workers, total,
+        last, valid, paused, build,
     ] {
         if f.samples.is_empty() {
             continue;

@@ -62,6 +62,39 @@ pub struct Usage {
     pub window: Option<WindowStat>,
     /// What the policy plans and whether the limits allow it.
     pub forecast: Option<Decision>,
+    /// What the synthetic load has cost over the window so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
+}
+
+/// The cost of compliance: synthetic load over the window so far, in the resource's own
+/// unit (CPU core-hours, GiB-hours of memory or disk), and as an average share of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cost {
+    pub amount: f64,
+    /// `cpu-core-hours` or `gib-hours`.
+    pub unit: &'static str,
+    /// The synthetic share of the resource, averaged over the recorded part of the window.
+    pub share_percent: f64,
+}
+
+/// What `synthetic_percent_hours` of a resource of `capacity` units cost (`recorded_h`:
+/// the recorded hours of the window, for the average share).
+pub fn cost(
+    synthetic_percent_hours: f64,
+    capacity: f64,
+    unit: &'static str,
+    recorded_h: f64,
+) -> Cost {
+    Cost {
+        amount: round2(synthetic_percent_hours / 100.0 * capacity),
+        unit,
+        share_percent: if recorded_h > 0.0 {
+            round2(synthetic_percent_hours / recorded_h)
+        } else {
+            0.0
+        },
+    }
 }
 
 /// What holds a resource now, as status says it.
@@ -147,6 +180,7 @@ fn usage(target: f64, statistic: Statistic, total: f64, synthetic: f64, level: f
         error: None,
         window: None,
         forecast: None,
+        cost: None,
     }
 }
 
@@ -337,28 +371,52 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
     let mut res = resources(&obs, &shown, &found);
     let window_s = shown.window_days as f64 * 86_400.0;
     let empty = window::Series::default();
-    let attach = |u: &mut Usage, series: Option<&window::Series>, key: &str| {
+    const GIB: f64 = (1u64 << 30) as f64;
+    // capacity: CPUs, or GiB of memory or disk
+    let attach = |u: &mut Usage,
+                  series: Option<&window::Series>,
+                  key: &str,
+                  capacity: f64,
+                  unit: &'static str| {
         let stat = u.statistic;
         let series = series.unwrap_or(&empty);
-        u.window = Some(window::stat(
+        let first = windows.first_record(series);
+        let w = window::stat(
             series,
-            windows.first_record(series),
+            first,
             obs.at,
             window_s,
             u.target_percent,
             stat,
             shown.before_first_record,
-        ));
+        );
+        let recorded_h = w.coverage
+            * window::judged_span(first, obs.at, window_s, shown.before_first_record)
+            / 3600.0;
+        u.cost = Some(cost(w.synthetic_percent_hours, capacity, unit, recorded_h));
+        u.window = Some(w);
         u.forecast = decisions.get(key).cloned();
     };
     if let Some(u) = res.cpu.as_mut() {
-        attach(u, Some(&windows.cpu), "cpu");
+        let cpus = obs.host_cpus as f64;
+        attach(u, Some(&windows.cpu), "cpu", cpus, "cpu-core-hours");
     }
     if let Some(u) = res.memory.as_mut() {
-        attach(u, Some(&windows.memory), "memory");
+        let gib = obs.memory.total_bytes as f64 / GIB;
+        attach(u, Some(&windows.memory), "memory", gib, "gib-hours");
     }
     for (m, u) in res.disk.iter_mut() {
-        attach(u, windows.disk.get(m), &Slot::disk(m).label());
+        let gib = obs
+            .disks
+            .get(std::path::Path::new(m))
+            .map_or(0.0, |d| d.usage.capacity_bytes() as f64 / GIB);
+        attach(
+            u,
+            windows.disk.get(m),
+            &Slot::disk(m).label(),
+            gib,
+            "gib-hours",
+        );
     }
     Ok(Status {
         resources: res,
@@ -469,6 +527,34 @@ pub fn render_status(s: &Status) -> String {
     }
     for (m, u) in &s.resources.disk {
         row(&format!("disk {m}"), u);
+    }
+    let mut costs = vec![];
+    let mut cost_of = |name: &str, u: &Usage| {
+        if let Some(c) = &u.cost {
+            let unit = match c.unit {
+                "cpu-core-hours" => "CPU core-hours",
+                _ => "GiB-hours",
+            };
+            costs.push(format!(
+                "{name} {:.2} {unit} ({:.1} % of it on average)",
+                c.amount, c.share_percent
+            ));
+        }
+    };
+    if let Some(u) = &s.resources.cpu {
+        cost_of("cpu", u);
+    }
+    if let Some(u) = &s.resources.memory {
+        cost_of("memory", u);
+    }
+    for (m, u) in &s.resources.disk {
+        cost_of(&format!("disk {m}"), u);
+    }
+    if !costs.is_empty() {
+        o += &format!(
+            "synthetic cost over the window so far: {}\n",
+            costs.join("; ")
+        );
     }
     o += &format!(
         "\n{:<16} {:>8} {:<8} {:>7} {:>24}  {}\n",
