@@ -200,6 +200,7 @@ mod tests {
             let mut recs = vec![];
             for (i, (total, syn, dt)) in samples.iter().enumerate() {
                 let r = history::Record {
+                    memory_metric: None,
                     ts: crate::timefmt::rfc3339(1_790_000_000.0 + i as f64 * 60.0),
                     interval_s: *dt,
                     cpu: Some(history::Sample::new(*total, syn.min(*total), 40.0, 40.0)),

@@ -2470,3 +2470,47 @@ fn status_and_metrics_show_what_compliance_cost() {
         "{prom}"
     );
 }
+
+/// `memory.metric`: the total measured the way the provider's agent does. With `used`
+/// (free's "used": no buffers or page cache) status reports that figure (the test computes
+/// it from /proc/meminfo itself), says how it is measured, and the history records it; a
+/// metric cro does not know is refused, naming the field.
+#[test]
+fn memory_is_measured_as_the_desired_metric_says() {
+    let e = Env::new();
+    e.desired(r#"{"version":1,"paused":true,"cpu":{"enabled":false},"disk":{"enabled":false},"memory":{"target_percent":5,"metric":"used"}}"#);
+    let oracle = || {
+        let t = std::fs::read_to_string("/proc/meminfo").unwrap();
+        let f = |n: &str| -> f64 {
+            t.lines()
+                .find_map(|l| l.strip_prefix(n))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0)
+        };
+        let total = f("MemTotal:");
+        (total - f("MemFree:") - f("Buffers:") - f("Cached:") - f("SReclaimable:")) / total * 100.0
+    };
+    let before = oracle();
+    let st = e.status();
+    let after = oracle();
+    let mem = &st["resources"]["memory"];
+    assert_eq!(mem["metric"], "used", "{mem}");
+    let got = mem["total_percent"].as_f64().unwrap();
+    assert!(
+        got >= before.min(after) - 0.5 && got <= before.max(after) + 0.5,
+        "status {got} %, /proc/meminfo says {before:.2}-{after:.2} %"
+    );
+    let text = e.ok(&["status"]).stdout;
+    assert!(
+        text.contains("memory measured as MemTotal - MemFree - Buffers - Cached - SReclaimable (memory.metric used)"),
+        "{text}"
+    );
+    e.ok(&["reconcile", "--once"]);
+    let h = e.ok(&["history", "--json"]).json();
+    assert_eq!(h[0]["memory_metric"], "used", "{h}");
+    e.desired(r#"{"version":1,"memory":{"metric":"rss"}}"#);
+    let r = e.run(&["validate"]);
+    assert_eq!(r.code, 78, "{r:?}");
+    assert!(r.stderr.contains("memory.metric"), "{r:?}");
+}

@@ -417,6 +417,7 @@ impl World for Sim {
             memory: Memory {
                 total_bytes: MEM_TOTAL,
                 available_bytes: MEM_TOTAL - mem_used.min(MEM_TOTAL),
+                used_bytes: mem_used.min(MEM_TOTAL),
                 cgroup_bounded: false,
             },
             memory_synthetic_bytes: (mem_syn / 100.0 * MEM_TOTAL as f64) as u64,

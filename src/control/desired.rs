@@ -90,6 +90,10 @@ pub struct MemorySpec {
     /// Ballast is given back before MemAvailable falls below this share of memory.
     #[schemars(range(min = 0, max = 100))]
     pub min_available_percent: f64,
+    /// How used memory is measured: `available` (MemTotal - MemAvailable, the default),
+    /// `used` (as `free` and psutil: without buffers and page cache) or `used_with_cache`
+    /// (MemTotal - MemFree). Pick what your provider's agent reports.
+    pub metric: MemoryMetric,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -148,6 +152,49 @@ impl Fill {
     }
 }
 
+/// How memory utilization is measured: providers' agents differ, and cro should hold the
+/// figure yours reads. The floor (`min_available_percent`) is always MemAvailable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MemoryMetric {
+    /// MemTotal - MemAvailable (the kernel's estimate of what new work could not get
+    /// without swapping; node_exporter dashboards, most cloud agents).
+    #[default]
+    Available,
+    /// MemTotal - MemFree - Buffers - Cached - SReclaimable (procps `free`'s "used",
+    /// psutil's `used`: the page cache does not count).
+    Used,
+    /// MemTotal - MemFree (agents that count the page cache as used).
+    UsedWithCache,
+}
+
+impl MemoryMetric {
+    pub fn name(self) -> &'static str {
+        match self {
+            MemoryMetric::Available => "available",
+            MemoryMetric::Used => "used",
+            MemoryMetric::UsedWithCache => "used_with_cache",
+        }
+    }
+    pub fn from_name(name: &str) -> Option<MemoryMetric> {
+        [
+            MemoryMetric::Available,
+            MemoryMetric::Used,
+            MemoryMetric::UsedWithCache,
+        ]
+        .into_iter()
+        .find(|m| m.name() == name)
+    }
+    /// The formula, for status and the report.
+    pub fn formula(self) -> &'static str {
+        match self {
+            MemoryMetric::Available => "MemTotal - MemAvailable",
+            MemoryMetric::Used => "MemTotal - MemFree - Buffers - Cached - SReclaimable",
+            MemoryMetric::UsedWithCache => "MemTotal - MemFree",
+        }
+    }
+}
+
 /// Every default of the desired state, written once: serde fills a missing field from
 /// these (through the `Default` impls below), `cro init` writes them, the schema shows them.
 pub mod defaults {
@@ -200,6 +247,7 @@ impl Default for MemorySpec {
             target_percent: None,
             statistic: defaults::STATISTIC.into(),
             min_available_percent: defaults::MIN_AVAILABLE_PERCENT,
+            metric: MemoryMetric::Available,
         }
     }
 }
@@ -325,6 +373,7 @@ pub struct MemoryTarget {
     pub target_percent: f64,
     pub statistic: Statistic,
     pub min_available_percent: f64,
+    pub metric: MemoryMetric,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -671,7 +720,7 @@ impl DesiredState {
             if t + self.memory.min_available_percent > 100.0 {
                 bad("memory.min_available_percent", format!("target {t} % plus min_available_percent {} % exceeds 100 %: the target could never be reached without breaking the floor; lower one of them", self.memory.min_available_percent));
             }
-            MemoryTarget { target_percent: t, statistic: stat(&mut bad, "memory.statistic", &self.memory.statistic), min_available_percent: self.memory.min_available_percent }
+            MemoryTarget { target_percent: t, statistic: stat(&mut bad, "memory.statistic", &self.memory.statistic), min_available_percent: self.memory.min_available_percent, metric: self.memory.metric }
         });
         let disk = self.disk.enabled.then(|| {
             let d = &self.disk;

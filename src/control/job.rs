@@ -1,7 +1,11 @@
 //! A job: what one worker must hold (its resource, level and limits). Written by the
 //! reconciler as `<state-dir>/jobs/<id>.json`, read by the worker; the types and the
 //! ranges a worker accepts live here, the files in `state::queue`.
-use crate::control::desired::Fill;
+use crate::control::desired::{Fill, MemoryMetric};
+
+fn is_available(m: &MemoryMetric) -> bool {
+    *m == MemoryMetric::Available
+}
 use crate::control::slot::Slot;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -38,6 +42,9 @@ pub enum JobSpec {
         #[serde(default)]
         target_percent: f64,
         min_available_percent: f64,
+        /// How used memory is measured (the desired state's memory.metric).
+        #[serde(default, skip_serializing_if = "is_available")]
+        metric: MemoryMetric,
     },
     Disk {
         mount: PathBuf,

@@ -66,6 +66,7 @@ pub fn desired_jobs(d: &Resolved, levels: &Levels) -> Vec<Job> {
                     level_percent: level(m.target_percent),
                     target_percent: m.target_percent,
                     min_available_percent: m.min_available_percent,
+                    metric: m.metric,
                 }),
                 Slot::Disk(mount) => d.disk.as_ref().map(|k| JobSpec::Disk {
                     mount: mount.clone(),

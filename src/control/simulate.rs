@@ -471,6 +471,7 @@ mod tests {
     fn a_trace_from_the_history_is_organic_load_on_the_passes_grid() {
         use crate::state::history::{Record, Sample};
         let rec = |ts: &str, cpu: (f64, f64), disk: Option<(f64, f64)>| Record {
+            memory_metric: None,
             ts: ts.into(),
             interval_s: 60.0,
             cpu: Some(Sample::new(cpu.0, cpu.1, 0.0, 30.0)),

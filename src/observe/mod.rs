@@ -4,6 +4,7 @@
 pub mod host;
 pub mod procs;
 pub mod sense;
+use crate::control::desired::MemoryMetric;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -161,6 +162,9 @@ pub fn usable_cpus(cg: &CgroupLimits) -> f64 {
 pub struct Memory {
     pub total_bytes: u64,
     pub available_bytes: u64,
+    /// Used memory as the desired state's `memory.metric` measures it (MemTotal -
+    /// MemAvailable by default); what the level and the window are about.
+    pub used_bytes: u64,
     /// true when a cgroup limit below the host's memory is the box we fill.
     pub cgroup_bounded: bool,
 }
@@ -170,8 +174,7 @@ impl Memory {
         if self.total_bytes == 0 {
             return 0.0;
         }
-        (self.total_bytes.saturating_sub(self.available_bytes)) as f64 / self.total_bytes as f64
-            * 100.0
+        self.used_bytes.min(self.total_bytes) as f64 / self.total_bytes as f64 * 100.0
     }
 }
 
@@ -206,12 +209,53 @@ pub fn parse_commit(text: &str) -> Option<(u64, u64)> {
 }
 
 pub fn read_memory(cg: &CgroupLimits) -> std::io::Result<Memory> {
+    read_memory_as(cg, MemoryMetric::Available)
+}
+
+/// Used memory by `metric` from /proc/meminfo text (bytes), None when a field it needs
+/// is missing.
+pub fn used_by(metric: MemoryMetric, text: &str) -> Option<u64> {
+    let f = |name: &str| meminfo_field(text, name);
+    let total = f("MemTotal:")?;
+    Some(match metric {
+        MemoryMetric::Available => total.saturating_sub(f("MemAvailable:")?),
+        MemoryMetric::Used => total
+            .saturating_sub(f("MemFree:")?)
+            .saturating_sub(f("Buffers:")?)
+            .saturating_sub(f("Cached:")?)
+            .saturating_sub(f("SReclaimable:").unwrap_or(0)),
+        MemoryMetric::UsedWithCache => total.saturating_sub(f("MemFree:")?),
+    })
+}
+
+fn meminfo_field(text: &str, name: &str) -> Option<u64> {
+    let l = text.lines().find(|l| l.starts_with(name))?;
+    l[name.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|k| k * 1024)
+}
+
+/// The host's memory, used memory measured by `metric`. Inside a cgroup limit below the
+/// host's memory, the cgroup's own usage is what is filled (whatever the metric).
+pub fn read_memory_as(cg: &CgroupLimits, metric: MemoryMetric) -> std::io::Result<Memory> {
     let text = std::fs::read_to_string("/proc/meminfo")?;
     let (total, avail) = parse_meminfo(&text)
         .ok_or_else(|| std::io::Error::other("/proc/meminfo lacks MemTotal or MemAvailable"))?;
+    let used = used_by(metric, &text).ok_or_else(|| {
+        std::io::Error::other(format!(
+            "/proc/meminfo lacks a field memory.metric {} needs ({})",
+            metric.name(),
+            metric.formula()
+        ))
+    })?;
     let mut m = Memory {
         total_bytes: total,
         available_bytes: avail,
+        used_bytes: used,
         cgroup_bounded: false,
     };
     if let (Some(limit), Some(usage)) = (cg.memory_limit_bytes, cg.memory_usage_bytes)
@@ -219,6 +263,7 @@ pub fn read_memory(cg: &CgroupLimits) -> std::io::Result<Memory> {
     {
         m.total_bytes = limit;
         m.available_bytes = avail.min(limit.saturating_sub(usage));
+        m.used_bytes = limit.saturating_sub(m.available_bytes);
         m.cgroup_bounded = true;
     }
     Ok(m)
@@ -547,6 +592,39 @@ pub fn mount_path_problem(m: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MEMINFO: &str = "MemTotal:       16000000 kB\nMemFree:         2000000 kB\n\
+MemAvailable:    9000000 kB\nBuffers:          500000 kB\nCached:          6000000 kB\n\
+SwapCached:            0 kB\nSReclaimable:     700000 kB\n";
+
+    #[test]
+    fn each_memory_metric_by_its_formula() {
+        let k = 1024u64;
+        // MemTotal - MemAvailable
+        assert_eq!(
+            used_by(MemoryMetric::Available, MEMINFO),
+            Some(7_000_000 * k)
+        );
+        // MemTotal - MemFree - Buffers - Cached - SReclaimable (free's "used")
+        assert_eq!(used_by(MemoryMetric::Used, MEMINFO), Some(6_800_000 * k));
+        // MemTotal - MemFree
+        assert_eq!(
+            used_by(MemoryMetric::UsedWithCache, MEMINFO),
+            Some(14_000_000 * k)
+        );
+        // an old kernel without SReclaimable: counted as 0; without MemFree: no figure
+        let old = MEMINFO.replace("SReclaimable:     700000 kB\n", "");
+        assert_eq!(used_by(MemoryMetric::Used, &old), Some(7_500_000 * k));
+        let broken = MEMINFO.replace("MemFree:", "MemFrei:");
+        assert_eq!(used_by(MemoryMetric::UsedWithCache, &broken), None);
+        for m in [
+            MemoryMetric::Available,
+            MemoryMetric::Used,
+            MemoryMetric::UsedWithCache,
+        ] {
+            assert_eq!(MemoryMetric::from_name(m.name()), Some(m));
+        }
+    }
 
     fn proc_cpu(pid: u32, started: f64, cpu_seconds: f64) -> ProcCpu {
         ProcCpu {

@@ -101,7 +101,16 @@ pub fn sense(
         )?;
     }
 
-    let memory = observe::read_memory(&cg).map_err(|e| Error::io("/proc/meminfo", "read", e))?;
+    let memory = observe::read_memory_as(
+        &cg,
+        desired
+            .memory
+            .as_ref()
+            .map_or(crate::control::desired::MemoryMetric::Available, |m| {
+                m.metric
+            }),
+    )
+    .map_err(|e| Error::io("/proc/meminfo", "read", e))?;
     let memory_synthetic_bytes = found
         .iter()
         .find(|f| f.id == "memory")

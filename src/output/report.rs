@@ -188,9 +188,12 @@ pub fn render(
         section("cpu", c.target_percent, c.statistic, &|r: &Record| r.cpu);
     }
     if let Some(m) = &d.memory {
-        section("memory", m.target_percent, m.statistic, &|r: &Record| {
-            r.memory
-        });
+        // how memory is measured, when not the default (MemTotal - MemAvailable)
+        let name = match m.metric {
+            crate::control::desired::MemoryMetric::Available => "memory".to_string(),
+            other => format!("memory, measured as {}", other.formula()),
+        };
+        section(&name, m.target_percent, m.statistic, &|r: &Record| r.memory);
     }
     if let Some(k) = &d.disk {
         for mount in &k.mounts {

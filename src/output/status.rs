@@ -65,6 +65,9 @@ pub struct Usage {
     /// What the synthetic load has cost over the window so far.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<Cost>,
+    /// How the total is measured (memory: the desired state's memory.metric).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
 }
 
 /// The cost of compliance: synthetic load over the window so far, in the resource's own
@@ -181,6 +184,7 @@ fn usage(target: f64, statistic: Statistic, total: f64, synthetic: f64, level: f
         window: None,
         forecast: None,
         cost: None,
+        metric: None,
     }
 }
 
@@ -203,13 +207,15 @@ pub fn resources(obs: &Observation, d: &Resolved, found: &[JobFound]) -> Resourc
         ));
     }
     if let Some(m) = &d.memory {
-        r.memory = Some(usage(
+        let mut u = usage(
             m.target_percent,
             m.statistic,
             obs.memory.used_percent(),
             obs.memory_synthetic_percent(),
             level("memory"),
-        ));
+        );
+        u.metric = Some(m.metric.name().to_string());
+        r.memory = Some(u);
     }
     if let Some(k) = &d.disk {
         for (m, o) in &obs.disks {
@@ -464,6 +470,17 @@ pub fn render_status(s: &Status) -> String {
             ""
         }
     );
+    if let Some(m) = s
+        .resources
+        .memory
+        .as_ref()
+        .and_then(|u| u.metric.as_deref())
+        && m != "available"
+    {
+        let formula =
+            crate::control::desired::MemoryMetric::from_name(m).map_or("", |x| x.formula());
+        o += &format!("memory measured as {formula} (memory.metric {m})\n");
+    }
     if !s.host.memory_psi {
         o += "memory pressure (PSI): not reported by this kernel; the memory worker gives \
                ballast back by MemAvailable alone\n";

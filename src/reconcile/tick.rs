@@ -58,6 +58,12 @@ pub fn record(obs: &Observation, desired: &Resolved, jobs: &[Job]) -> Record {
         }
     }
     Record {
+        memory_metric: desired
+            .memory
+            .as_ref()
+            .map(|m| m.metric)
+            .filter(|m| *m != crate::control::desired::MemoryMetric::Available)
+            .map(|m| m.name().to_string()),
         ts: timefmt::rfc3339(obs.at),
         interval_s: (obs.interval_s * 10.0).round() / 10.0,
         cpu,

@@ -19,6 +19,10 @@ pub struct Record {
     pub memory: Option<Sample>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub disk: BTreeMap<String, Sample>,
+    /// How memory was measured when not MemTotal - MemAvailable (`used`,
+    /// `used_with_cache`: the desired state's memory.metric).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_metric: Option<String>,
 }
 
 /// Percent of capacity. `organic = total - synthetic`.
@@ -192,6 +196,7 @@ mod tests {
 
     fn rec(ts: &str) -> Record {
         Record {
+            memory_metric: None,
             ts: ts.into(),
             interval_s: 60.0,
             cpu: Some(Sample::new(41.2, 38.0, 40.0, 40.0)),

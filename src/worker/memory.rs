@@ -45,7 +45,8 @@ pub fn target(
     commit: Option<Commit>,
 ) -> MemStep {
     let total = mem.total_bytes as f64;
-    let used = total - mem.available_bytes as f64;
+    // used as the desired state's memory.metric measures it; the floor is MemAvailable
+    let used = mem.used_bytes as f64;
     let organic = (used - own as f64).max(0.0);
     let want = (level / 100.0 * total - organic).max(0.0);
     // Keep a guard band above the floor so a real allocation between two of our
@@ -213,13 +214,14 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
         let JobSpec::Memory {
             level_percent,
             min_available_percent,
+            metric,
             ..
         } = ctx.spec
         else {
             break End::JobRemoved;
         };
         let cg = observe::read_cgroup_limits();
-        let mem = match observe::read_memory(&cg) {
+        let mem = match observe::read_memory_as(&cg, metric) {
             Ok(m) => m,
             Err(e) => {
                 // Blind: hold nothing rather than guess.
@@ -330,6 +332,7 @@ mod tests {
         Memory {
             total_bytes: total,
             available_bytes: avail,
+            used_bytes: total - avail,
             cgroup_bounded: false,
         }
     }
