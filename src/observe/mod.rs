@@ -180,32 +180,18 @@ impl Memory {
 
 /// (MemTotal, MemAvailable) in bytes from /proc/meminfo.
 pub fn parse_meminfo(text: &str) -> Option<(u64, u64)> {
-    let field = |name: &str| -> Option<u64> {
-        let l = text.lines().find(|l| l.starts_with(name))?;
-        l[name.len()..]
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .map(|k| k * 1024)
-    };
-    Some((field("MemTotal:")?, field("MemAvailable:")?))
+    Some((
+        meminfo_field(text, "MemTotal:")?,
+        meminfo_field(text, "MemAvailable:")?,
+    ))
 }
 
 /// (CommitLimit, Committed_AS) in bytes from /proc/meminfo.
 pub fn parse_commit(text: &str) -> Option<(u64, u64)> {
-    let field = |name: &str| -> Option<u64> {
-        let l = text.lines().find(|l| l.starts_with(name))?;
-        let kb: u64 = l[name.len()..]
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
-        Some(kb * 1024)
-    };
-    Some((field("CommitLimit:")?, field("Committed_AS:")?))
+    Some((
+        meminfo_field(text, "CommitLimit:")?,
+        meminfo_field(text, "Committed_AS:")?,
+    ))
 }
 
 pub fn read_memory(cg: &CgroupLimits) -> std::io::Result<Memory> {
@@ -228,6 +214,7 @@ pub fn used_by(metric: MemoryMetric, text: &str) -> Option<u64> {
     })
 }
 
+/// One /proc/meminfo field (`name` with its colon), in bytes.
 fn meminfo_field(text: &str, name: &str) -> Option<u64> {
     let l = text.lines().find(|l| l.starts_with(name))?;
     l[name.len()..]
@@ -240,7 +227,8 @@ fn meminfo_field(text: &str, name: &str) -> Option<u64> {
 }
 
 /// The host's memory, used memory measured by `metric`. Inside a cgroup limit below the
-/// host's memory, the cgroup's own usage is what is filled (whatever the metric).
+/// host's memory, the cgroup is the box that is filled: used is its limit less what is
+/// available in it (whatever the metric).
 pub fn read_memory_as(cg: &CgroupLimits, metric: MemoryMetric) -> std::io::Result<Memory> {
     let text = std::fs::read_to_string("/proc/meminfo")?;
     let (total, avail) = parse_meminfo(&text)

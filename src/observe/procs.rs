@@ -122,75 +122,97 @@ pub fn workers(state_dir: &Path) -> Vec<WorkerProc> {
     out
 }
 
-/// Send `sig` to `w` only if it is still that worker. With a pidfd (Linux >= 5.3) the check
-/// and the signal refer to the same process even if the PID is reused in between; older
-/// kernels fall back to kill(2) right after the check.
+/// Send `sig` to `w` only if it is still that worker (`process::signal_if`).
 pub fn signal(w: &WorkerProc, state_dir: &Path, sig: Sig) -> bool {
     let jobs_dir = canonical_jobs_dir(state_dir);
-    let pidfd = process::pidfd(w.pid);
-    let still =
-        is_worker_cmdline(w.pid) && held_lock(w.pid, &jobs_dir).is_some_and(|(id, _)| id == w.id);
-    if !still {
-        return false;
+    process::signal_if(w.pid, sig, || {
+        is_worker_cmdline(w.pid) && held_lock(w.pid, &jobs_dir).is_some_and(|(id, _)| id == w.id)
+    })
+}
+
+/// What `escalate` did with each process: ended by SIGTERM, by SIGKILL, or still running.
+pub struct Escalated<P> {
+    pub by_term: Vec<P>,
+    pub by_kill: Vec<P>,
+    pub left: Vec<P>,
+}
+
+/// SIGTERM each of `which`, wait up to `grace` for them to end, SIGKILL the rest and wait
+/// 5 s more. `signal` must check that a process is still the one meant before it signals;
+/// `alive` says which of a list still run; `progress` hears, once a second, who is still
+/// waited for (the command prints it; the daemon logs it).
+pub fn escalate<P: Clone + PartialEq>(
+    which: &[P],
+    grace: Duration,
+    signal: &dyn Fn(&P, Sig) -> bool,
+    alive: &dyn Fn(&[P]) -> Vec<P>,
+    describe: &dyn Fn(&P) -> String,
+    progress: &mut dyn FnMut(&str),
+) -> Escalated<P> {
+    for p in which {
+        signal(p, Sig::Term);
     }
-    match pidfd {
-        Some(fd) => process::signal_pidfd(&fd, sig),
-        None => process::signal_pid(w.pid, sig),
+    let wait = |ps: &[P], d: Duration, progress: &mut dyn FnMut(&str)| -> Vec<P> {
+        let start = Instant::now();
+        let mut said = 0;
+        loop {
+            let left = alive(ps);
+            if left.is_empty() || start.elapsed() >= d {
+                return left;
+            }
+            let secs = start.elapsed().as_secs();
+            if secs > said {
+                said = secs;
+                progress(&format!(
+                    "waiting for {} process(es) to stop ({secs} s): {}",
+                    left.len(),
+                    left.iter().map(describe).collect::<Vec<_>>().join(", ")
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let after_term = wait(which, grace, progress);
+    for p in &after_term {
+        progress(&format!("{} ignored SIGTERM; sending SIGKILL", describe(p)));
+        signal(p, Sig::Kill);
+    }
+    let left = wait(&after_term, Duration::from_secs(5), progress);
+    Escalated {
+        by_term: which
+            .iter()
+            .filter(|p| !after_term.contains(p))
+            .cloned()
+            .collect(),
+        by_kill: after_term
+            .iter()
+            .filter(|p| !left.contains(p))
+            .cloned()
+            .collect(),
+        left,
     }
 }
 
-/// Stop these workers: SIGTERM, wait up to `grace`, then SIGKILL and wait again. Returns
-/// (stopped by SIGTERM, stopped by SIGKILL, still running).
-/// `progress` hears, once a second, who is still being waited for (the command prints it
-/// for a person watching; the daemon logs it).
+/// Stop these workers (`escalate`). Returns (stopped by SIGTERM, stopped by SIGKILL,
+/// still running).
 pub fn stop(
     state_dir: &Path,
     which: &[WorkerProc],
     grace: Duration,
     progress: &mut dyn FnMut(&str),
 ) -> (usize, usize, Vec<WorkerProc>) {
-    for w in which {
-        signal(w, state_dir, Sig::Term);
-    }
-    let alive = |ws: &[WorkerProc]| -> Vec<WorkerProc> {
-        let now = workers(state_dir);
-        ws.iter().filter(|w| now.contains(w)).cloned().collect()
-    };
-    let mut wait = |ws: &[WorkerProc], d: Duration| -> Vec<WorkerProc> {
-        let start = Instant::now();
-        let mut said = 0;
-        loop {
-            let left = alive(ws);
-            if left.is_empty() || start.elapsed() >= d {
-                return left;
-            }
-            // progress for a person watching: once a second while workers give back
-            let secs = start.elapsed().as_secs();
-            if secs > said {
-                said = secs;
-                progress(&format!(
-                    "waiting for {} worker(s) to stop ({secs} s): {}",
-                    left.len(),
-                    left.iter()
-                        .map(|w| w.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    let after_term = wait(which, grace);
-    for w in &after_term {
-        tracing::warn!(pid = w.pid, id = %w.id, "worker ignored SIGTERM; sending SIGKILL");
-        signal(w, state_dir, Sig::Kill);
-    }
-    let after_kill = wait(&after_term, Duration::from_secs(5));
-    (
-        which.len() - after_term.len(),
-        after_term.len() - after_kill.len(),
-        after_kill,
-    )
+    let e = escalate(
+        which,
+        grace,
+        &|w, sig| signal(w, state_dir, sig),
+        &|ws| {
+            let now = workers(state_dir);
+            ws.iter().filter(|w| now.contains(w)).cloned().collect()
+        },
+        &|w| format!("worker {} (pid {})", w.id, w.pid),
+        progress,
+    );
+    (e.by_term.len(), e.by_kill.len(), e.left)
 }
 
 /// Reap exited children (the daemon starts workers and must not collect zombies).

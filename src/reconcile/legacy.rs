@@ -8,7 +8,7 @@
 //! through a symlink.
 use crate::sys::process::{self, Sig};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The original tool's scripts, as they appear in a command line.
 pub const SCRIPTS: [&str; 4] = [
@@ -63,16 +63,11 @@ pub fn find() -> Vec<LegacyProc> {
     out
 }
 
-/// Signal `p` if it is still that script (checked through a pidfd when there is one).
+/// Signal `p` if it is still that script (`process::signal_if`).
 fn signal(p: &LegacyProc, sig: Sig) -> bool {
-    let fd = process::pidfd(p.pid);
-    if cmdline(p.pid).as_deref().and_then(script_of) != Some(p.script) {
-        return false;
-    }
-    match fd {
-        Some(fd) => process::signal_pidfd(&fd, sig),
-        None => process::signal_pid(p.pid, sig),
-    }
+    process::signal_if(p.pid, sig, || {
+        cmdline(p.pid).as_deref().and_then(script_of) == Some(p.script)
+    })
 }
 
 /// What `stop_and_clean` did.
@@ -109,41 +104,24 @@ pub fn stop_and_clean(
                 "stopping the original tool's {} (pid {})",
                 p.script, p.pid
             ));
-            signal(p, Sig::Term);
         }
-        let alive =
-            |p: &LegacyProc| cmdline(p.pid).as_deref().and_then(script_of) == Some(p.script);
-        let wait = |ps: &[LegacyProc], d: Duration| -> Vec<LegacyProc> {
-            let start = Instant::now();
-            loop {
-                let left: Vec<LegacyProc> = ps.iter().filter(|p| alive(p)).cloned().collect();
-                if left.is_empty() || start.elapsed() >= d {
-                    return left;
-                }
-                process::reap_one();
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        let alive = |ps: &[LegacyProc]| -> Vec<LegacyProc> {
+            ps.iter()
+                .filter(|p| cmdline(p.pid).as_deref().and_then(script_of) == Some(p.script))
+                .cloned()
+                .collect()
         };
-        let after_term = wait(&found, grace);
-        for p in &after_term {
-            progress(&format!(
-                "{} (pid {}) ignored SIGTERM; SIGKILL",
-                p.script, p.pid
-            ));
-            signal(p, Sig::Kill);
-        }
-        let after_kill = wait(&after_term, Duration::from_secs(5));
-        r.stopped = found
-            .iter()
-            .filter(|p| !after_term.contains(p))
-            .map(name)
-            .collect();
-        r.killed = after_term
-            .iter()
-            .filter(|p| !after_kill.contains(p))
-            .map(name)
-            .collect();
-        r.left = after_kill.iter().map(name).collect();
+        let e = crate::observe::procs::escalate(
+            &found,
+            grace,
+            &signal,
+            &alive,
+            &|p| format!("{} (pid {})", p.script, p.pid),
+            progress,
+        );
+        r.stopped = e.by_term.iter().map(name).collect();
+        r.killed = e.by_kill.iter().map(name).collect();
+        r.left = e.left.iter().map(name).collect();
     }
     for d in dirs {
         clean_dir(d, dry_run, &mut r, progress);

@@ -25,6 +25,21 @@ pub fn pidfd(pid: i32) -> Option<OwnedFd> {
     rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
 }
 
+/// Signal `pid` only if `still()` says it is still the process meant. The pidfd is opened
+/// before the check, so with one (Linux >= 5.3) the check and the signal name the same
+/// process even if the PID is reused in between; older kernels fall back to kill(2) right
+/// after the check.
+pub fn signal_if(pid: i32, sig: Sig, still: impl FnOnce() -> bool) -> bool {
+    let fd = pidfd(pid);
+    if !still() {
+        return false;
+    }
+    match fd {
+        Some(fd) => signal_pidfd(&fd, sig),
+        None => signal_pid(pid, sig),
+    }
+}
+
 /// Signal the process a pidfd names.
 pub fn signal_pidfd(fd: &OwnedFd, sig: Sig) -> bool {
     rustix::process::pidfd_send_signal(fd, sig.to_rustix()).is_ok()
