@@ -23,6 +23,20 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
+/// A duration as people say it: `45 s`, `12 min`, `3 h`, `2 d` (rounded down).
+pub fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0);
+    if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7200.0 {
+        format!("{:.0} min", (s / 60.0).floor())
+    } else if s < 2.0 * 86_400.0 {
+        format!("{:.0} h", (s / 3600.0).floor())
+    } else {
+        format!("{:.0} d", (s / 86_400.0).floor())
+    }
+}
+
 /// Text safe inside HTML elements and double-quoted attributes.
 pub fn html_escape(t: &str) -> String {
     t.replace('&', "&amp;")
@@ -35,6 +49,14 @@ pub fn html_escape(t: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration(45.4), "45 s");
+        assert_eq!(duration(5000.0), "83 min");
+        assert_eq!(duration(4.0 * 3600.0 + 5.0), "4 h");
+        assert_eq!(duration(3.5 * 86_400.0), "3 d");
+    }
 
     #[test]
     fn formats() {

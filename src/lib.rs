@@ -5,6 +5,7 @@ pub mod cli;
 pub mod control;
 pub mod error;
 pub mod fault;
+pub mod fleet;
 pub mod format;
 pub mod fuzzing;
 pub mod observe;

@@ -104,7 +104,11 @@ pub fn run(cli: Cli) -> Result<i32> {
     let paths = Paths::from(&cli);
     if !matches!(
         cli.command,
-        Command::Schema | Command::Completions { .. } | Command::Man | Command::Validate { .. }
+        Command::Schema
+            | Command::Completions { .. }
+            | Command::Man
+            | Command::Validate { .. }
+            | Command::Fleet { .. }
     ) {
         check_state_dir(&paths.state_dir)?;
     }
@@ -170,6 +174,23 @@ pub fn run(cli: Cli) -> Result<i32> {
             json,
         ),
         Command::Report { html } => report(&paths, &html),
+        Command::Fleet {
+            prometheus,
+            json,
+            html,
+            limit,
+            stale_after,
+            timeout,
+            bearer_token_file,
+        } => fleet(FleetArgs {
+            prometheus,
+            json,
+            html,
+            limit,
+            stale_after,
+            timeout,
+            bearer_token_file,
+        }),
         Command::Serve { listen } => {
             crate::output::serve::run(&paths.state_dir, &paths.desired, &listen)?;
             Ok(exit::OK)
@@ -271,6 +292,61 @@ fn explain(paths: &Paths, json: bool) -> Result<i32> {
         print_json(&e)
     } else {
         print!("{}", crate::output::explain::render(&e))
+    }
+    Ok(exit::OK)
+}
+
+struct FleetArgs {
+    prometheus: String,
+    json: bool,
+    html: Option<PathBuf>,
+    limit: Option<usize>,
+    stale_after: String,
+    timeout: String,
+    bearer_token_file: Option<PathBuf>,
+}
+
+/// `cro fleet --prometheus URL`: every host's compliance from Prometheus, worst first.
+fn fleet(a: FleetArgs) -> Result<i32> {
+    let dur = |opt: &str, v: &str| {
+        timefmt::parse_duration(v)
+            .filter(|s| *s > 0.0)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "--{opt} {v:?}: give a duration like 30s, 15m or 2h"
+                ))
+            })
+    };
+    let stale_after_s = dur("stale-after", &a.stale_after)?;
+    let timeout = std::time::Duration::from_secs_f64(dur("timeout", &a.timeout)?);
+    let bearer = match &a.bearer_token_file {
+        Some(p) => {
+            Some(std::fs::read_to_string(p).map_err(|e| Error::io(p, "read the bearer token", e))?)
+        }
+        None => None,
+    };
+    let client = crate::fleet::prometheus::Client::new(&a.prometheus, timeout, bearer)?;
+    let f = crate::fleet::fetch(&client, crate::fleet::view::Rules { stale_after_s })?;
+    if a.json {
+        print_json(&f)
+    } else if let Some(file) = &a.html {
+        fsutil::write_atomic(
+            file,
+            crate::output::fleet::render_html(&f).as_bytes(),
+            0o644,
+            true,
+        )?;
+        eprintln!(
+            "cro: wrote {} ({} hosts from {})",
+            file.display(),
+            f.hosts.len(),
+            f.prometheus
+        );
+    } else {
+        print!(
+            "{}",
+            crate::output::fleet::render_text(&f, a.limit.unwrap_or(usize::MAX))
+        )
     }
     Ok(exit::OK)
 }

@@ -130,6 +130,16 @@ pub fn render(s: &Status, c: &ReconcileCounts) -> String {
         "gauge",
         "Synthetic load over the window so far, in the unit label (cpu-core-hours, gib-hours).",
     );
+    let mut share = Family::new(
+        "cro_synthetic_cost_share_ratio",
+        "gauge",
+        "Synthetic share of the resource, averaged over the recorded part of the window.",
+    );
+    let mut organic_forecast = Family::new(
+        "cro_forecast_organic_ratio",
+        "gauge",
+        "The organic load the window policy expects over its horizon.",
+    );
     let mut ballast = Family::new("cro_ballast_bytes", "gauge", "Ballast held now.");
     let mut workers = Family::new("cro_workers", "gauge", "Live workers.");
     let mut resource = |name: &str, mount: Option<&str>, u: &Usage| {
@@ -151,6 +161,7 @@ pub fn render(s: &Status, c: &ReconcileCounts) -> String {
             let mut l2 = l.clone();
             l2.push(("unit", c.unit));
             cost.add(&l2, c.amount);
+            share.add(&l, c.share_percent / 100.0);
         }
         if let Some(w) = &u.window {
             let mut l2 = l.clone();
@@ -161,6 +172,7 @@ pub fn render(s: &Status, c: &ReconcileCounts) -> String {
         }
         if let Some(f) = &u.forecast {
             on_track.add(&l, if f.on_track { 1.0 } else { 0.0 });
+            organic_forecast.add(&l, f.organic_forecast_percent / 100.0);
         }
     };
     if let Some(u) = &s.resources.cpu {
@@ -219,8 +231,23 @@ pub fn render(s: &Status, c: &ReconcileCounts) -> String {
     build.add(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
     let mut out = String::new();
     for f in [
-        target, util, level, window, coverage, compliant, on_track, cost, ballast, workers, total,
-        last, valid, paused, build,
+        target,
+        util,
+        level,
+        window,
+        coverage,
+        compliant,
+        on_track,
+        organic_forecast,
+        cost,
+        share,
+        ballast,
+        workers,
+        total,
+        last,
+        valid,
+        paused,
+        build,
     ] {
         if f.samples.is_empty() {
             continue;

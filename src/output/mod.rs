@@ -1,6 +1,7 @@
 //! What people and scrapers read: `status` (text and JSON), the audit report (HTML),
 //! Prometheus metrics, and the read-only HTTP server.
 pub mod explain;
+pub mod fleet;
 pub mod metrics;
 pub mod report;
 pub mod serve;

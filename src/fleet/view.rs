@@ -1,0 +1,566 @@
+//! The fleet as an operator reads it, built from the answers of three queries (pure: no
+//! I/O, the evaluation time comes with the answers). A host is identified by its
+//! `instance` label; each of its resources gets a state, and the host the worst of them.
+use crate::fleet::prometheus::{Answer, Sample};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The cro series the view reads, in one selector (one query however many hosts).
+pub const METRICS_QUERY: &str = "{__name__=~\"cro_(target_ratio|window_ratio|window_coverage_ratio|compliant|forecast_on_track|forecast_organic_ratio|synthetic_cost|synthetic_cost_share_ratio|level_ratio|utilization_ratio|last_reconcile_timestamp_seconds|config_valid|paused|build_info)\"}";
+/// Hosts seen in the last 6 hours, with their last pass: those missing from the metrics
+/// query (no sample for 5 minutes) are gone.
+pub const SEEN_QUERY: &str =
+    "max by (instance) (max_over_time(cro_last_reconcile_timestamp_seconds[6h]))";
+/// Whether each target's last scrape worked.
+pub const UP_QUERY: &str = "min by (instance) (up)";
+
+/// How a resource (and, the worst of them, a host) stands, worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum State {
+    /// The policy says the target cannot be met within the limits: it will miss.
+    #[serde(rename = "not on track")]
+    NotOnTrack,
+    /// cro is not working there: no recent pass, an invalid desired state, or its metrics
+    /// are gone. It will miss unless someone looks.
+    #[serde(rename = "not reconciling")]
+    NotReconciling,
+    /// On track, but the window statistic is below the target so far.
+    #[serde(rename = "at risk")]
+    AtRisk,
+    #[serde(rename = "compliant")]
+    Compliant,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::NotOnTrack => "not on track",
+            State::NotReconciling => "not reconciling",
+            State::AtRisk => "at risk",
+            State::Compliant => "compliant",
+        }
+    }
+    pub const ALL: [State; 4] = [
+        State::NotOnTrack,
+        State::NotReconciling,
+        State::AtRisk,
+        State::Compliant,
+    ];
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Cost {
+    pub amount: f64,
+    pub unit: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share_percent: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Resource {
+    /// `cpu`, `memory` or `disk`.
+    pub resource: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mount: Option<String>,
+    pub state: State,
+    pub target_percent: Option<f64>,
+    /// `mean` or `pNN`.
+    pub statistic: Option<String>,
+    /// The window statistic so far.
+    pub window_percent: Option<f64>,
+    pub coverage_percent: Option<f64>,
+    pub compliant: Option<bool>,
+    pub on_track: Option<bool>,
+    /// The organic load the host's policy expects.
+    pub organic_forecast_percent: Option<f64>,
+    pub level_percent: Option<f64>,
+    pub organic_percent: Option<f64>,
+    pub synthetic_percent: Option<f64>,
+    /// Synthetic load over the window so far.
+    pub cost: Option<Cost>,
+}
+
+impl Resource {
+    /// `cpu`, `memory`, `disk /data`.
+    pub fn label(&self) -> String {
+        match &self.mount {
+            Some(m) => format!("{} {m}", self.resource),
+            None => self.resource.clone(),
+        }
+    }
+    /// How far the window is above (+) or below (-) the target, in points: within a
+    /// state, the worst first.
+    fn margin(&self) -> f64 {
+        match (self.window_percent, self.target_percent) {
+            (Some(w), Some(t)) => w - t,
+            _ => f64::NEG_INFINITY,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Host {
+    pub instance: String,
+    pub state: State,
+    /// Why the host is not reconciling, or other things worth a look, in words.
+    pub problems: Vec<String>,
+    /// Seconds since the last reconcile pass, by Prometheus's clock.
+    pub last_pass_age_s: Option<f64>,
+    pub config_valid: Option<bool>,
+    pub paused: bool,
+    /// Whether Prometheus's last scrape of this instance worked.
+    pub up: Option<bool>,
+    pub version: Option<String>,
+    pub resources: Vec<Resource>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Counts {
+    pub hosts: usize,
+    #[serde(rename = "not on track")]
+    pub not_on_track: usize,
+    #[serde(rename = "not reconciling")]
+    pub not_reconciling: usize,
+    #[serde(rename = "at risk")]
+    pub at_risk: usize,
+    pub compliant: usize,
+}
+
+impl Counts {
+    fn add(&mut self, s: State) {
+        self.hosts += 1;
+        match s {
+            State::NotOnTrack => self.not_on_track += 1,
+            State::NotReconciling => self.not_reconciling += 1,
+            State::AtRisk => self.at_risk += 1,
+            State::Compliant => self.compliant += 1,
+        }
+    }
+    pub fn get(&self, s: State) -> usize {
+        match s {
+            State::NotOnTrack => self.not_on_track,
+            State::NotReconciling => self.not_reconciling,
+            State::AtRisk => self.at_risk,
+            State::Compliant => self.compliant,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Fleet {
+    pub prometheus: String,
+    /// Prometheus's evaluation time, RFC 3339.
+    pub evaluated_at: String,
+    /// Hosts by their (worst) state.
+    pub hosts_by_state: Counts,
+    /// Per resource (`cpu`, `memory`, `disk`): hosts by that resource's worst state.
+    pub resources: BTreeMap<String, Counts>,
+    /// The fleet's synthetic load over the window so far, per resource and unit.
+    pub cost: Vec<Cost>,
+    /// Worst first.
+    pub hosts: Vec<Host>,
+}
+
+/// Options of the view.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// A host whose last pass is older than this is not reconciling.
+    pub stale_after_s: f64,
+}
+
+fn pct(v: f64) -> Option<f64> {
+    v.is_finite().then(|| (v * 1e4).round() / 100.0)
+}
+
+/// Build the view from the three answers (`metrics`: METRICS_QUERY, `seen`: SEEN_QUERY,
+/// `up`: UP_QUERY).
+pub fn build(prometheus: &str, metrics: &Answer, seen: &Answer, up: &Answer, r: Rules) -> Fleet {
+    let now = [metrics.at, seen.at, up.at].into_iter().fold(0.0, f64::max);
+    let mut hosts: BTreeMap<String, Host> = BTreeMap::new();
+    fn entry<'a>(hosts: &'a mut BTreeMap<String, Host>, i: &str) -> &'a mut Host {
+        hosts.entry(i.to_string()).or_insert_with(|| Host {
+            instance: i.to_string(),
+            state: State::Compliant,
+            problems: vec![],
+            last_pass_age_s: None,
+            config_valid: None,
+            paused: false,
+            up: None,
+            version: None,
+            resources: vec![],
+        })
+    }
+    fn resource<'a>(h: &'a mut Host, s: &Sample) -> &'a mut Resource {
+        let name = s.label("resource");
+        let mount = Some(s.label("mount")).filter(|m| !m.is_empty() && name == "disk");
+        let at = match h
+            .resources
+            .iter()
+            .position(|x| x.resource == name && x.mount.as_deref() == mount)
+        {
+            Some(i) => i,
+            None => {
+                h.resources.push(Resource {
+                    resource: name.to_string(),
+                    mount: mount.map(str::to_string),
+                    state: State::Compliant,
+                    target_percent: None,
+                    statistic: None,
+                    window_percent: None,
+                    coverage_percent: None,
+                    compliant: None,
+                    on_track: None,
+                    organic_forecast_percent: None,
+                    level_percent: None,
+                    organic_percent: None,
+                    synthetic_percent: None,
+                    cost: None,
+                });
+                h.resources.len() - 1
+            }
+        };
+        &mut h.resources[at]
+    }
+    for s in &metrics.samples {
+        let instance = s.label("instance");
+        let name = s.label("__name__");
+        let h = entry(&mut hosts, instance);
+        let v = s.value;
+        match name {
+            "cro_last_reconcile_timestamp_seconds" => {
+                h.last_pass_age_s = (v > 0.0).then(|| (now - v).max(0.0).round())
+            }
+            "cro_config_valid" => h.config_valid = Some(v == 1.0),
+            "cro_paused" => h.paused = v == 1.0,
+            "cro_build_info" => h.version = Some(s.label("version").to_string()),
+            _ if s.label("resource").is_empty() => {}
+            "cro_target_ratio" => resource(h, s).target_percent = pct(v),
+            "cro_window_ratio" => {
+                let x = resource(h, s);
+                x.window_percent = pct(v);
+                x.statistic = Some(s.label("statistic").to_string());
+            }
+            "cro_window_coverage_ratio" => resource(h, s).coverage_percent = pct(v),
+            "cro_compliant" => resource(h, s).compliant = Some(v == 1.0),
+            "cro_forecast_on_track" => resource(h, s).on_track = Some(v == 1.0),
+            "cro_forecast_organic_ratio" => resource(h, s).organic_forecast_percent = pct(v),
+            "cro_level_ratio" => resource(h, s).level_percent = pct(v),
+            "cro_utilization_ratio" => {
+                let x = resource(h, s);
+                match s.label("source") {
+                    "organic" => x.organic_percent = pct(v),
+                    "synthetic" => x.synthetic_percent = pct(v),
+                    _ => {}
+                }
+            }
+            "cro_synthetic_cost" => {
+                let unit = s.label("unit").to_string();
+                let x = resource(h, s);
+                let share = x.cost.as_ref().and_then(|c| c.share_percent);
+                x.cost = Some(Cost {
+                    amount: v,
+                    unit,
+                    share_percent: share,
+                });
+            }
+            "cro_synthetic_cost_share_ratio" => {
+                let x = resource(h, s);
+                let share = pct(v);
+                match x.cost.as_mut() {
+                    Some(c) => c.share_percent = share,
+                    None => {
+                        x.cost = Some(Cost {
+                            amount: f64::NAN,
+                            unit: String::new(),
+                            share_percent: share,
+                        })
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // hosts seen lately whose metrics are gone now
+    for s in &seen.samples {
+        let i = s.label("instance");
+        if !hosts.contains_key(i) {
+            let h = entry(&mut hosts, i);
+            h.last_pass_age_s = (s.value > 0.0).then(|| (now - s.value).max(0.0).round());
+            h.problems.push(
+                "no cro metrics in the last 5 minutes (the scrape fails, or cro serve / the textfile is gone)"
+                    .into(),
+            );
+        }
+    }
+    for s in &up.samples {
+        if let Some(h) = hosts.get_mut(s.label("instance")) {
+            h.up = Some(s.value == 1.0);
+        }
+    }
+    let mut out: Vec<Host> = hosts.into_values().collect();
+    for h in &mut out {
+        if h.up == Some(false) {
+            h.problems
+                .push("Prometheus cannot scrape it (up == 0)".into());
+        }
+        if h.config_valid == Some(false) {
+            h.problems
+                .push("its desired state is invalid (`cro validate` says why)".into());
+        }
+        match h.last_pass_age_s {
+            Some(a) if a > r.stale_after_s => h.problems.push(format!(
+                "no reconcile pass for {}",
+                crate::format::duration(a)
+            )),
+            None if h.problems.is_empty() => h.problems.push("no reconcile pass yet".into()),
+            _ => {}
+        }
+        if h.paused {
+            h.problems
+                .push("paused (\"paused\": true in its desired state)".into());
+        }
+        let broken = h.problems.iter().any(|p| !p.starts_with("paused"));
+        for x in &mut h.resources {
+            x.state = if broken {
+                State::NotReconciling
+            } else if x.on_track == Some(false) {
+                State::NotOnTrack
+            } else if x.compliant == Some(true) {
+                State::Compliant
+            } else {
+                State::AtRisk
+            };
+        }
+        h.resources.sort_by(|a, b| {
+            (a.state, a.resource.as_str(), &a.mount).cmp(&(b.state, b.resource.as_str(), &b.mount))
+        });
+        h.state = h
+            .resources
+            .iter()
+            .map(|x| x.state)
+            .min()
+            .unwrap_or(if broken {
+                State::NotReconciling
+            } else {
+                State::Compliant
+            });
+    }
+    let worst_margin = |h: &Host| {
+        h.resources
+            .iter()
+            .filter(|x| x.state == h.state)
+            .map(Resource::margin)
+            .reduce(f64::min)
+            // nothing known (its metrics are gone): as bad as it gets within its state
+            .unwrap_or(f64::NEG_INFINITY)
+    };
+    out.sort_by(|a, b| {
+        a.state
+            .cmp(&b.state)
+            .then(worst_margin(a).total_cmp(&worst_margin(b)))
+            .then(a.instance.cmp(&b.instance))
+    });
+    let mut by_state = Counts::default();
+    let mut resources: BTreeMap<String, Counts> = BTreeMap::new();
+    let mut cost: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for h in &out {
+        by_state.add(h.state);
+        let mut worst: BTreeMap<&str, State> = BTreeMap::new();
+        for x in &h.resources {
+            let w = worst.entry(&x.resource).or_insert(x.state);
+            *w = (*w).min(x.state);
+            if let Some(c) = &x.cost
+                && c.amount.is_finite()
+            {
+                *cost
+                    .entry((x.resource.clone(), c.unit.clone()))
+                    .or_default() += c.amount;
+            }
+        }
+        for (r, s) in worst {
+            resources.entry(r.to_string()).or_default().add(s);
+        }
+    }
+    Fleet {
+        prometheus: prometheus.to_string(),
+        evaluated_at: crate::timefmt::rfc3339(now),
+        hosts_by_state: by_state,
+        resources,
+        cost: cost
+            .into_iter()
+            .map(|((r, unit), amount)| Cost {
+                amount: (amount * 100.0).round() / 100.0,
+                unit: format!("{unit} ({r})"),
+                share_percent: None,
+            })
+            .collect(),
+        hosts: out,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(name: &str, labels: &[(&str, &str)], v: f64) -> Sample {
+        let mut l: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        l.insert("__name__".into(), name.into());
+        Sample {
+            labels: l,
+            value: v,
+        }
+    }
+
+    /// One host's series as cro's /metrics has them.
+    fn host(i: &str, window: f64, compliant: bool, on_track: bool, age: f64) -> Vec<Sample> {
+        let cpu = [("instance", i), ("resource", "cpu")];
+        vec![
+            s("cro_target_ratio", &cpu, 0.25),
+            s(
+                "cro_window_ratio",
+                &[("instance", i), ("resource", "cpu"), ("statistic", "mean")],
+                window,
+            ),
+            s("cro_window_coverage_ratio", &cpu, 0.9),
+            s("cro_compliant", &cpu, compliant as u8 as f64),
+            s("cro_forecast_on_track", &cpu, on_track as u8 as f64),
+            s(
+                "cro_synthetic_cost",
+                &[
+                    ("instance", i),
+                    ("resource", "cpu"),
+                    ("unit", "cpu-core-hours"),
+                ],
+                10.0,
+            ),
+            s("cro_synthetic_cost_share_ratio", &cpu, 0.05),
+            s(
+                "cro_last_reconcile_timestamp_seconds",
+                &[("instance", i)],
+                100_000.0 - age,
+            ),
+            s("cro_config_valid", &[("instance", i)], 1.0),
+            s("cro_paused", &[("instance", i)], 0.0),
+        ]
+    }
+
+    fn answer(samples: Vec<Sample>) -> Answer {
+        Answer {
+            at: 100_000.0,
+            samples,
+        }
+    }
+
+    #[test]
+    fn states_and_order_worst_first() {
+        let mut m = vec![];
+        m.extend(host("ok", 0.30, true, true, 30.0));
+        m.extend(host("risk-a", 0.20, false, true, 30.0));
+        m.extend(host("risk-b", 0.10, false, true, 30.0));
+        m.extend(host("miss", 0.22, false, false, 30.0));
+        m.extend(host("stale", 0.30, true, true, 5000.0));
+        let seen = answer(vec![
+            s("", &[("instance", "ok")], 99_990.0),
+            s("", &[("instance", "gone")], 90_000.0),
+        ]);
+        let up = answer(vec![s("", &[("instance", "ok")], 1.0)]);
+        let f = build(
+            "http://p",
+            &answer(m),
+            &seen,
+            &up,
+            Rules {
+                stale_after_s: 900.0,
+            },
+        );
+        let order: Vec<(&str, State)> = f
+            .hosts
+            .iter()
+            .map(|h| (h.instance.as_str(), h.state))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("miss", State::NotOnTrack),
+                ("gone", State::NotReconciling),
+                ("stale", State::NotReconciling),
+                ("risk-b", State::AtRisk),
+                ("risk-a", State::AtRisk),
+                ("ok", State::Compliant),
+            ]
+        );
+        let stale = &f.hosts[2];
+        assert!(
+            stale.problems[0].contains("no reconcile pass for 83 min"),
+            "{:?}",
+            stale.problems
+        );
+        assert!(f.hosts[1].problems[0].contains("no cro metrics"));
+        assert_eq!(f.hosts_by_state.hosts, 6);
+        assert_eq!(f.hosts_by_state.at_risk, 2);
+        assert_eq!(f.resources["cpu"].not_on_track, 1);
+        let ok = &f.hosts[5];
+        assert_eq!(ok.up, Some(true));
+        let r = &ok.resources[0];
+        assert_eq!(r.window_percent, Some(30.0));
+        assert_eq!(r.statistic.as_deref(), Some("mean"));
+        assert_eq!(
+            r.cost,
+            Some(Cost {
+                amount: 10.0,
+                unit: "cpu-core-hours".into(),
+                share_percent: Some(5.0)
+            })
+        );
+        // five hosts with metrics, 10 core-hours each
+        assert_eq!(f.cost[0].amount, 50.0);
+    }
+
+    #[test]
+    fn a_disk_resource_per_mount_and_the_worst_decides() {
+        let i = "h";
+        let mut m = host(i, 0.30, true, true, 0.0);
+        for (mount, ok) in [("/data", true), ("/logs", false)] {
+            let l = [("instance", i), ("resource", "disk"), ("mount", mount)];
+            m.push(s("cro_target_ratio", &l, 0.25));
+            m.push(s("cro_compliant", &l, ok as u8 as f64));
+            m.push(s("cro_forecast_on_track", &l, 1.0));
+        }
+        let f = build(
+            "p",
+            &answer(m),
+            &answer(vec![]),
+            &answer(vec![]),
+            Rules {
+                stale_after_s: 900.0,
+            },
+        );
+        let h = &f.hosts[0];
+        assert_eq!(h.state, State::AtRisk);
+        assert_eq!(h.resources.len(), 3);
+        assert_eq!(h.resources[0].label(), "disk /logs");
+        assert_eq!(f.resources["disk"].at_risk, 1);
+        assert_eq!(f.resources["cpu"].compliant, 1);
+    }
+
+    #[test]
+    fn invalid_config_and_failed_scrape_are_not_reconciling() {
+        let mut m = host("h", 0.30, true, true, 0.0);
+        m.retain(|x| x.label("__name__") != "cro_config_valid");
+        m.push(s("cro_config_valid", &[("instance", "h")], 0.0));
+        let f = build(
+            "p",
+            &answer(m),
+            &answer(vec![]),
+            &answer(vec![s("", &[("instance", "h")], 0.0)]),
+            Rules {
+                stale_after_s: 900.0,
+            },
+        );
+        assert_eq!(f.hosts[0].state, State::NotReconciling);
+        assert_eq!(f.hosts[0].problems.len(), 2, "{:?}", f.hosts[0].problems);
+    }
+}

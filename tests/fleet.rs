@@ -1,0 +1,263 @@
+//! `cro fleet` against a real Prometheus (Debian's prometheus package; CI installs it)
+//! scraping several `cro serve` instances, each with its own recorded history and desired
+//! state. No load: every host is paused, the window statistics come from the histories.
+mod common;
+use common::*;
+use std::time::Duration;
+
+fn free_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// Prometheus on a free loopback port scraping `targets` every second; the guard stops it.
+fn prometheus(e: &Env, targets: &[&str]) -> (Daemon, String) {
+    let ok = std::process::Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "prometheus not found: apt-get install prometheus (CI does)"
+    );
+    let dir = e.path().join("prometheus");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nrule_files: ['{}']\nscrape_configs:\n  - job_name: cro\n    static_configs:\n      - targets: [{}]\n",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/examples/prometheus-rules.yml"),
+            targets
+                .iter()
+                .map(|t| format!("'{t}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )
+    .unwrap();
+    let addr = free_addr();
+    let server = Daemon(
+        std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(Duration::from_secs(30), "prometheus to listen", || {
+        std::net::TcpStream::connect(&addr).ok()
+    });
+    (server, format!("http://{addr}"))
+}
+
+/// A host: its desired state and `days` of history at `cpu_total` % (of which
+/// `cpu_synthetic` cro's), reconciled once, then served.
+fn host(desired: &str, days: usize, cpu_total: f64, cpu_synthetic: f64) -> (Env, Daemon, String) {
+    let e = Env::new();
+    e.desired(desired);
+    e.write_history(
+        days * 288,
+        300.0,
+        &format!(
+            r#""cpu":{{"total":{cpu_total},"synthetic":{cpu_synthetic},"level":{cpu_total},"target":25.0}}"#
+        ),
+    );
+    let (server, addr) = serve_idle_as_is(&e);
+    (e, server, addr)
+}
+
+const PAUSED: &str = r#"{"version":1,"paused":true,"window_days":3,"cpu":{"target_percent":25},"memory":{"enabled":false},"disk":{"enabled":false}}"#;
+
+#[test]
+fn fleet_view_from_a_real_prometheus_scraping_cro_serve() {
+    // compliant: 30 % over the window, 20 points of it synthetic
+    let (_a, _sa, a) = host(PAUSED, 3, 30.0, 20.0);
+    // at risk: 22 % over the first two days, the policy can make it up on the third
+    let (_b, _sb, b) = host(PAUSED, 2, 22.0, 0.0);
+    // not on track: 60 % wanted, 1 % of synthetic CPU allowed
+    let (_c, _sc, c) = host(
+        &PAUSED.replace(
+            r#""target_percent":25"#,
+            r#""target_percent":60,"max_synthetic_percent":1"#,
+        ),
+        3,
+        10.0,
+        0.0,
+    );
+    // not reconciling: its desired state became invalid after the last pass
+    let (d_env, _sd, d) = host(PAUSED, 3, 30.0, 0.0);
+    std::fs::write(d_env.desired_path(), "{\"version\":1,").unwrap();
+    let p_env = Env::new();
+    let (_prom, url) = prometheus(&p_env, &[&a, &b, &c, &d]);
+
+    // Prometheus needs a scrape or two of each
+    let fleet = wait_for_or(
+        Duration::from_secs(60),
+        || {
+            let r = p_env.run(&["fleet", "--prometheus", &url, "--json"]);
+            (r.code == 0).then_some(())?;
+            let f = r.json();
+            let hosts = f["hosts"].as_array()?;
+            let complete = hosts.len() == 4
+                && hosts
+                    .iter()
+                    .all(|h| h["resources"].as_array().is_some_and(|r| !r.is_empty()));
+            complete.then_some(f)
+        },
+        || {
+            let r = p_env.run(&["fleet", "--prometheus", &url, "--json"]);
+            format!("4 hosts in the fleet view: {} {}", r.stdout, r.stderr)
+        },
+    );
+    let hosts = fleet["hosts"].as_array().unwrap();
+    let order: Vec<(&str, &str)> = hosts
+        .iter()
+        .map(|h| {
+            (
+                h["instance"].as_str().unwrap(),
+                h["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (c.as_str(), "not on track"),
+            (d.as_str(), "not reconciling"),
+            (b.as_str(), "at risk"),
+            (a.as_str(), "compliant"),
+        ],
+        "worst first: {fleet:#}"
+    );
+    let good = &hosts[3];
+    assert_eq!(good["up"], true);
+    assert_eq!(good["config_valid"], true);
+    let cpu = &good["resources"][0];
+    assert_eq!(cpu["resource"], "cpu");
+    assert_eq!(cpu["target_percent"], 25.0);
+    assert_eq!(cpu["statistic"], "mean");
+    let w = cpu["window_percent"].as_f64().unwrap();
+    assert!((29.0..=30.5).contains(&w), "window {w}: {cpu}");
+    // 20 % of this machine's CPUs for 3 days
+    let cpus = std::thread::available_parallelism().unwrap().get() as f64;
+    let cost = cpu["cost"]["amount"].as_f64().unwrap();
+    let want = 0.20 * cpus * 72.0;
+    assert!(
+        (cost - want).abs() < want * 0.05,
+        "cost {cost} core-hours, want about {want}: {cpu}"
+    );
+    assert_eq!(cpu["cost"]["unit"], "cpu-core-hours");
+    assert!(
+        hosts[1]["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("desired state is invalid"),
+        "{}",
+        hosts[1]
+    );
+    assert_eq!(fleet["hosts_by_state"]["hosts"], 4);
+    assert_eq!(fleet["resources"]["cpu"]["at risk"], 1);
+    // the text table and the HTML file say the same, worst first
+    let text = p_env.ok(&["fleet", "--prometheus", &url]).stdout;
+    let first = text.lines().find(|l| l.starts_with("127.0.0.1")).unwrap();
+    assert!(
+        first.starts_with(&c) && first.contains("not on track"),
+        "{text}"
+    );
+    assert!(
+        text.starts_with("4 hosts in http://")
+            && text.contains("1 not on track, 1 not reconciling, 1 at risk, 1 compliant"),
+        "{text}"
+    );
+    let limited = p_env
+        .ok(&["fleet", "--prometheus", &url, "--limit", "1"])
+        .stdout;
+    assert!(limited.contains("... and 3 more host(s)"), "{limited}");
+    let html = p_env.path().join("fleet.html");
+    p_env.ok(&[
+        "fleet",
+        "--prometheus",
+        &url,
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    let html = std::fs::read_to_string(html).unwrap();
+    let pos = |s: &str| {
+        html.find(s)
+            .unwrap_or_else(|| panic!("{s} not in the HTML"))
+    };
+    assert!(pos(&c) < pos(&d) && pos(&d) < pos(&b) && pos(&b) < pos(&a));
+    for bad in ["<script", "<link", "<img", "src=", "href="] {
+        assert!(!html.contains(bad), "the fleet report loads nothing: {bad}");
+    }
+    // the recording rules (examples/prometheus-rules.yml, loaded by this Prometheus)
+    // count the hosts per state as the view does
+    let client = cro::fleet::prometheus::Client::new(&url, Duration::from_secs(10), None).unwrap();
+    let nonzero = fleet["resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|c| c.as_object().unwrap().iter())
+        .filter(|(k, v)| *k != "hosts" && v.as_u64() != Some(0))
+        .count();
+    let recorded = wait_for_or(
+        Duration::from_secs(30),
+        || {
+            let a = client.query("resource_state:cro_hosts:count").unwrap();
+            (a.samples.len() == nonzero).then_some(a)
+        },
+        || {
+            format!(
+                "the recording rules: {:?}",
+                client.query("{__name__=~\"resource_state.*|instance.*\"}")
+            )
+        },
+    );
+    for s in &recorded.samples {
+        let state = s.label("state");
+        assert_eq!(
+            s.value,
+            fleet["resources"][s.label("resource")][state]
+                .as_f64()
+                .unwrap(),
+            "{state}: {recorded:?}"
+        );
+    }
+}
+
+#[test]
+fn fleet_names_a_url_that_is_not_prometheus() {
+    let e = Env::new();
+    // nobody listens there
+    let nobody = free_addr();
+    let r = e.run(&["fleet", "--prometheus", &format!("http://{nobody}")]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains(&nobody) && r.stderr.contains("cannot reach it"),
+        "{}",
+        r.stderr
+    );
+    // cro's own dashboard is not Prometheus
+    let (_server, addr) = serve_idle(&e);
+    let r = e.run(&["fleet", "--prometheus", &format!("http://{addr}")]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains(&addr) && r.stderr.contains("is this the Prometheus server's URL?"),
+        "{}",
+        r.stderr
+    );
+    // a URL that is not http://
+    let r = e.run(&["fleet", "--prometheus", "prometheus:9090"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("not an http:// URL"), "{}", r.stderr);
+}
