@@ -233,6 +233,30 @@ fn fleet_view_from_a_real_prometheus_scraping_cro_serve() {
             "{state}: {recorded:?}"
         );
     }
+    // every query of the Grafana dashboard is valid PromQL on this Prometheus, and the
+    // fleet row's (the recorded series above, the worst hosts) have data
+    let dash: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/grafana-dashboard.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut fleet_row = 0;
+    for panel in dash["panels"].as_array().unwrap() {
+        for t in panel["targets"].as_array().into_iter().flatten() {
+            let expr = t["expr"].as_str().unwrap().replace("$instance", ".*");
+            let a = client
+                .query(&expr)
+                .unwrap_or_else(|e| panic!("panel {:?}: {e}", panel["title"]));
+            if (21..=23).contains(&panel["id"].as_i64().unwrap()) {
+                assert!(!a.samples.is_empty(), "panel {:?}: no data", panel["title"]);
+                fleet_row += 1;
+            }
+        }
+    }
+    assert_eq!(fleet_row, 4, "the fleet row's four queries");
 }
 
 #[test]
