@@ -902,6 +902,17 @@ fn html_report_is_self_contained_with_charts_and_verdicts() {
     e.ok(&["report", "--html", out.to_str().unwrap()]);
     let html = std::fs::read_to_string(&out).unwrap();
     assert_eq!(html.matches("<svg").count(), 2, "one chart per resource");
+    // the cost of compliance: 20 % of this host's CPUs over the 3 recorded days
+    let cpus = std::thread::available_parallelism().unwrap().get() as f64;
+    let want = format!(
+        "cpu: {} CPU core-hours (20 % of the cpu over the recorded time)",
+        (0.2 * cpus * 72.0 * 100.0).round() / 100.0
+    );
+    assert!(html.contains(&want), "report lacks {want:?}");
+    assert!(
+        html.contains("memory: 0 GiB-hours (0 % of the memory"),
+        "no synthetic memory: no cost"
+    );
     for needle in [
         "class=\"organic\"",
         "class=\"synthetic\"",

@@ -534,9 +534,23 @@ fn report(paths: &Paths, html: &Path) -> Result<i32> {
             .reduce(f64::min)
     };
     let host = crate::observe::host::hostname();
+    const GIB: f64 = (1u64 << 30) as f64;
+    let capacity = crate::output::report::Capacity {
+        cpus: observe::host_cpus() as f64,
+        memory_gib: memory_total()? as f64 / GIB,
+        disk_gib: r
+            .disk
+            .iter()
+            .flat_map(|k| k.mounts.iter())
+            .map(|m| {
+                let gib = observe::fs_usage(m).map_or(0.0, |u| u.capacity_bytes() as f64 / GIB);
+                (m.display().to_string(), gib)
+            })
+            .collect(),
+    };
     fsutil::write_atomic(
         html,
-        crate::output::report::render(&host, &r, &records, first, now).as_bytes(),
+        crate::output::report::render(&host, &r, &capacity, &records, first, now).as_bytes(),
         0o644,
         true,
     )?;
