@@ -120,4 +120,21 @@ fn main() {
         let m = 25.0 + 10.0 * diurnal(h) + r.noise(1.0);
         Some((c, m, 25.0))
     });
+    // A steadily rising load (a service taking on users): CPU 5 % to 60 % over the 30
+    // days, memory 15 % to 45 %.
+    write("rising", 6, |t, r| {
+        let x = t as f64 / (DAYS * 86_400) as f64;
+        let (h, _) = clock(t);
+        let c = 5.0 + 55.0 * x + 4.0 * (diurnal(h) - 0.5) + r.noise(2.0);
+        let m = 15.0 + 30.0 * x + r.noise(0.5);
+        Some((c, m, 20.0 + 10.0 * x))
+    });
+    // A step up (a migration lands on day 15): CPU 10 % for 15 days, then 55 %.
+    write("step-up", 7, |t, r| {
+        let (h, day) = clock(t);
+        let after = day >= 15;
+        let c = if after { 55.0 } else { 10.0 } + 4.0 * (diurnal(h) - 0.5) + r.noise(2.0);
+        let m = if after { 45.0 } else { 15.0 } + r.noise(0.5);
+        Some((c, m, if after { 40.0 } else { 20.0 }))
+    });
 }

@@ -219,11 +219,11 @@ pub fn run(cli: Cli) -> Result<i32> {
 /// `cro plan`: what a reconcile would do now, and why; changes nothing.
 fn plan(paths: &Paths, json: bool) -> Result<i32> {
     let d = paths.load_resolved()?;
-    let (p, obs) = status::plan_now(&paths.state_dir, &d)?;
+    let (p, obs, decisions) = status::plan_now(&paths.state_dir, &d)?;
     if json {
         print_json(&p)
     } else {
-        print!("{}", status::render_plan(&p, &obs))
+        print!("{}", status::render_plan(&p, &obs, &decisions))
     }
     Ok(exit::OK)
 }

@@ -42,6 +42,13 @@ pub struct DesiredState {
     /// only, for a provider whose measurement of the host began with cro).
     #[serde(default)]
     pub before_first_record: BeforeFirstRecord,
+    /// How a mean target is paced in the first window after install (with
+    /// `before_first_record: zero`): `defer` (the default: pad only once the rest of the
+    /// window needs more than 3/4 of the catch-up level, so organic load that rises pays
+    /// for itself) or `pace` (pad evenly from the start: more robust to a long outage late
+    /// in the first window, dearer when organic load grows). docs/SIMULATION.md has both.
+    #[serde(default)]
+    pub first_window: FirstWindow,
     /// Target by nominal memory size; the last tier whose `min_memory_gib` the host reaches wins.
     #[serde(default = "default_tiers")]
     pub tiers: Vec<Tier>,
@@ -132,6 +139,17 @@ pub enum BeforeFirstRecord {
     Zero,
     /// Not counted: the window is judged over the time since the first record.
     Ignore,
+}
+
+/// How a mean target is paced in the first window (see `DesiredState::first_window`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FirstWindow {
+    /// Wait for organic load while the rest can still be made up even if it stops.
+    #[default]
+    Defer,
+    /// Pad evenly over the first window from the start.
+    Pace,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -277,6 +295,7 @@ impl Default for DesiredState {
             window_days: defaults::WINDOW_DAYS,
             history_grace_days: defaults::HISTORY_GRACE_DAYS,
             before_first_record: BeforeFirstRecord::Zero,
+            first_window: FirstWindow::Defer,
             tiers: default_tiers(),
             cpu: CpuSpec::default(),
             memory: MemorySpec::default(),
@@ -355,10 +374,21 @@ pub struct Resolved {
     pub window_days: u32,
     pub history_grace_days: u32,
     pub before_first_record: BeforeFirstRecord,
+    pub first_window: FirstWindow,
     pub memory_tier_gib: f64,
     pub cpu: Option<CpuTarget>,
     pub memory: Option<MemoryTarget>,
     pub disk: Option<DiskTarget>,
+}
+
+impl Resolved {
+    /// Whether a mean target may wait for organic load in the first window: only when
+    /// the time before the first record counts as 0 % (then only the window that closes
+    /// at first record + W can be compliant) and the desired state does not say `pace`.
+    pub fn defers_in_first_window(&self) -> bool {
+        self.before_first_record == BeforeFirstRecord::Zero
+            && self.first_window == FirstWindow::Defer
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -775,6 +805,7 @@ impl DesiredState {
             window_days: self.window_days,
             history_grace_days: self.history_grace_days,
             before_first_record: self.before_first_record,
+            first_window: self.first_window,
             memory_tier_gib: nominal,
             cpu,
             memory,

@@ -86,6 +86,7 @@ pub fn decide_levels(
             series: series.unwrap_or(&empty),
             prev_level,
             organic_now: Some(organic_now),
+            defer_in_first_window: desired.defers_in_first_window(),
         });
         let written_at = found.iter().find(|f| f.id == id).and_then(|f| f.written_at);
         let level = small_change(prev_level, d.wanted, written_at, obs.at).unwrap_or(d.level);

@@ -635,7 +635,7 @@ fn forecast_text(d: &Decision) -> String {
 
 /// `plan` as text: each action, and for each job written the level in the host's terms
 /// (the level is the *total* the worker holds; it adds only what organic load leaves).
-pub fn render_plan(p: &Plan, obs: &Observation) -> String {
+pub fn render_plan(p: &Plan, obs: &Observation, decisions: &BTreeMap<String, Decision>) -> String {
     if p.actions.is_empty() {
         return "nothing to change\n".into();
     }
@@ -643,19 +643,27 @@ pub fn render_plan(p: &Plan, obs: &Observation) -> String {
     for a in &p.actions {
         o += &a.describe();
         if let crate::control::plan::Action::Write { job, .. } = a {
-            o += &format!(" ({})", level_in_host_terms(&job.spec, obs));
+            let why = Slot::from_id(&job.id).and_then(|s| decisions.get(&s.label()));
+            o += &format!(" ({})", level_in_host_terms(&job.spec, obs, why));
         }
         o += "\n";
     }
     o
 }
 
-fn level_in_host_terms(spec: &crate::state::queue::JobSpec, obs: &Observation) -> String {
+fn level_in_host_terms(
+    spec: &crate::state::queue::JobSpec,
+    obs: &Observation,
+    why: Option<&Decision>,
+) -> String {
     use crate::state::queue::JobSpec;
     let l = spec.level_percent();
     if l <= 0.0 {
-        return "level 0: add nothing now; organic load or the window so far meets the target"
-            .into();
+        return match why {
+            Some(d) => format!("level 0: add nothing now; {}", d.note),
+            None => "level 0: add nothing now; organic load or the window so far meets the target"
+                .into(),
+        };
     }
     match spec {
         JobSpec::Cpu { .. } => format!(
@@ -693,15 +701,19 @@ fn level_in_host_terms(spec: &crate::state::queue::JobSpec, obs: &Observation) -
 }
 
 /// `plan`: what a reconcile would do now (same observation, windows and policy).
-pub fn plan_now(state_dir: &Path, d: &Resolved) -> Result<(Plan, Observation)> {
+pub fn plan_now(
+    state_dir: &Path,
+    d: &Resolved,
+) -> Result<(Plan, Observation, BTreeMap<String, Decision>)> {
     let q = Queue::new(state_dir);
     let found = q.list()?;
     let tick::Pass {
         observation: obs,
         plan,
+        decisions,
         ..
     } = tick::prepare(&q, d, &found)?;
-    Ok((plan, obs))
+    Ok((plan, obs, decisions))
 }
 
 pub fn history_csv(rs: &[Record]) -> String {
