@@ -1011,8 +1011,14 @@ fn promtool_accepts_metrics_and_alert_rules() {
     assert!(dash["panels"].as_array().unwrap().len() >= 5);
 }
 
+/// The PNG's width, from its IHDR chunk.
+fn png_width(png: &[u8]) -> u32 {
+    u32::from_be_bytes(png[16..20].try_into().unwrap())
+}
+
 /// The dashboard as a browser sees it: headless Chromium (Debian's chromium; CI installs
-/// it) takes a screenshot and dumps the rendered DOM, which must hold the chart elements.
+/// it) takes a screenshot (desktop and phone) and dumps the rendered DOM, which must hold
+/// the charts with a day of history in them.
 #[test]
 fn dashboard_renders_in_headless_chromium() {
     let chromium = ["chromium", "chromium-browser", "google-chrome"]
@@ -1026,9 +1032,22 @@ fn dashboard_renders_in_headless_chromium() {
     let chromium =
         chromium.expect("headless Chromium not found: apt-get install chromium (CI does)");
     let e = Env::new();
-    let (_server, addr) = serve_idle(&e);
+    // a day of history every 5 minutes: organic 10 %, cro's 15 % on top (paused now, so
+    // no load while the other tests run)
+    e.desired(
+        &Desired::idle(&e.plain_mount())
+            .set("/cpu/target_percent", 25)
+            .set("/paused", true)
+            .text(),
+    );
+    e.write_history(
+        288,
+        300.0,
+        r#""cpu":{"total":25.0,"synthetic":15.0,"level":25.0,"target":25.0}"#,
+    );
+    let (_server, addr) = serve_idle_as_is(&e);
     let shot = e.path().join("dashboard.png");
-    let browse = |extra: &[&str]| {
+    let browse_at = |size: &str, extra: &[&str]| {
         let profile = tempfile::tempdir().unwrap();
         std::process::Command::new(chromium)
             .args([
@@ -1040,14 +1059,15 @@ fn dashboard_renders_in_headless_chromium() {
                 "--disable-background-networking",
                 "--disable-component-update",
                 "--disable-sync",
-                "--window-size=1200,700",
             ])
+            .arg(format!("--window-size={size}"))
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .args(extra)
             .arg(format!("http://{addr}/"))
             .output()
             .unwrap()
     };
+    let browse = |extra: &[&str]| browse_at("1200,700", extra);
     browse(&[&format!("--screenshot={}", shot.display())]);
     let png = std::fs::read(&shot).expect("chromium wrote no screenshot");
     assert!(
@@ -1055,12 +1075,33 @@ fn dashboard_renders_in_headless_chromium() {
         "screenshot is {} bytes",
         png.len()
     );
+    // and as a phone shows it (390 px wide): the page must not be wider than the screen
+    let phone = e.path().join("phone.png");
+    let out = browse_at("390,1400", &[&format!("--screenshot={}", phone.display())]);
+    let png = std::fs::read(&phone).unwrap_or_else(|_| panic!("no phone screenshot: {out:?}"));
+    assert_eq!(png_width(&png), 390);
     let dom = String::from_utf8_lossy(&browse(&["--dump-dom"]).stdout).to_string();
+    // the 24-hour chart: a bar per 5 minutes recorded (288, and the pass's own record)
+    let day24 = dom
+        .split("class=\"chart day24\"")
+        .nth(1)
+        .expect("a 24-hour chart");
+    let day24 = &day24[..day24.find("</svg>").unwrap()];
+    let bars = day24.matches("class=\"organic\"").count();
+    assert!(
+        (280..=300).contains(&bars),
+        "{bars} bars in the 24-hour chart"
+    );
+    assert!(day24.matches("class=\"synthetic\"").count() >= 280);
     for needle in [
         "<svg",
         "class=\"organic\"",
         "class=\"synthetic\"",
         "class=\"target\"",
+        "class=\"level\"",
+        "class=\"running\"",
+        "class=\"sentence\"",
+        "against a target of 25 % (mean)",
         "id=\"resources\"",
         "id=\"jobs\"",
     ] {

@@ -9,14 +9,16 @@ use crate::timefmt;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+/// One day of a resource: seconds recorded, and Σ value × dt (percent-seconds) of the
+/// total, organic and synthetic load; seconds at or above the target.
 #[derive(Debug, Default, Clone)]
-struct Day {
-    dt: f64,
-    total: f64,
-    organic: f64,
-    synthetic: f64,
-    at_target: f64,
-    target: f64,
+pub(crate) struct Day {
+    pub dt: f64,
+    pub total: f64,
+    pub organic: f64,
+    pub synthetic: f64,
+    pub at_target: f64,
+    pub target: f64,
 }
 
 /// Per-day aggregates of one resource's samples.
@@ -40,9 +42,10 @@ fn days(records: &[Record], pick: &dyn Fn(&Record) -> Option<Sample>) -> BTreeMa
     out
 }
 
-fn chart(days: &BTreeMap<String, Day>, target: f64) -> String {
+/// Daily bars (organic and synthetic stacked), the running mean and the target line.
+pub(crate) fn chart(days: &BTreeMap<String, Day>, target: f64) -> String {
     let n = days.len().max(1) as f64;
-    let (w, h, pad) = (720.0, 220.0, 30.0);
+    let (w, h, pad) = (720.0, 220.0, 46.0);
     let bw = (w - 2.0 * pad) / n;
     let y = |v: f64| h - pad - v.clamp(0.0, 100.0) / 100.0 * (h - 2.0 * pad);
     let mut svg = format!(

@@ -8,6 +8,7 @@
 //! runtime. It replaced tiny_http, under which 64 idle connections on a loaded 2-CPU VM
 //! left a real request unanswered for over 10 s (tests/faults.rs).
 use crate::error::{Error, Result};
+use crate::output::dashboard;
 use crate::output::status::{self, Status};
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -16,87 +17,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Dashboard HTML for a status view: one bar per resource (organic and synthetic stacked,
-/// the target as a line), the window and the jobs. Self-contained: no scripts, no network.
-pub fn dashboard(s: &Status) -> String {
-    let esc = crate::format::html_escape;
-    let mut rows = String::new();
-    let mut bar = |name: &str, u: &status::Usage| {
-        let (o, y, t) = (
-            u.organic_percent.clamp(0.0, 100.0),
-            u.synthetic_percent.clamp(0.0, 100.0),
-            u.target_percent.clamp(0.0, 100.0),
-        );
-        let w = u.window.as_ref();
-        rows += &format!(
-            "<tr><td>{}</td><td><svg class=\"bar\" viewBox=\"0 0 100 10\" preserveAspectRatio=\"none\" width=\"300\" height=\"18\" role=\"img\" aria-label=\"{}\">\
-<rect x=\"0\" y=\"0\" width=\"100\" height=\"10\" fill=\"#eee\"/>\
-<rect class=\"organic\" x=\"0\" y=\"0\" width=\"{o:.2}\" height=\"10\" fill=\"#4a7bd0\"/>\
-<rect class=\"synthetic\" x=\"{o:.2}\" y=\"0\" width=\"{y:.2}\" height=\"10\" fill=\"#e8a33c\"/>\
-<line class=\"target\" x1=\"{t:.2}\" x2=\"{t:.2}\" y1=\"0\" y2=\"10\" stroke=\"#c00\" stroke-width=\"0.6\"/></svg></td>\
-<td>{:.1} %</td><td>{:.1} %</td><td>{:.1} %</td><td>{:.1} %</td><td>{}</td><td>{}</td></tr>\n",
-            esc(name),
-            esc(name),
-            u.total_percent,
-            u.synthetic_percent,
-            u.level_percent,
-            u.target_percent,
-            w.map_or("-".into(), |w| format!(
-                "{} {:.1} % ({:.0} % covered){}",
-                w.statistic,
-                w.value,
-                w.coverage * 100.0,
-                if w.compliant { ", compliant" } else { "" }
-            )),
-            esc(&u
-                .forecast
-                .as_ref()
-                .map_or(String::new(), |f| f.note.clone())),
-        );
-    };
-    if let Some(u) = &s.resources.cpu {
-        bar("cpu", u);
-    }
-    if let Some(u) = &s.resources.memory {
-        bar("memory", u);
-    }
-    for (m, u) in &s.resources.disk {
-        bar(&format!("disk {m}"), u);
-    }
-    let jobs: String = s
-        .jobs
-        .iter()
-        .map(|j| {
-            format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                esc(&j.id),
-                j.pid.map_or("-".into(), |p| p.to_string()),
-                if j.alive { "running" } else { "stopped" },
-                j.synthetic_percent
-                    .map_or("-".into(), |p| format!("{p:.1} %"))
-            )
-        })
-        .collect();
-    let err = s.desired.error.as_ref().map_or(String::new(), |e| {
-        format!("<p class=\"error\">Config error: {}</p>", esc(e))
-    });
-    format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"10\"><title>cro</title>\
-<style>body{{font:14px sans-serif;margin:2em}}td,th{{padding:4px 10px;text-align:left}}.error{{color:#c00}}</style></head><body>\
-<h1>cro on {}</h1><p>{} ({}), tier {} GiB, {} CPUs; last reconcile {}{}</p>{err}\
-<table id=\"resources\"><tr><th>resource</th><th>organic / synthetic / target</th><th>total</th><th>synthetic</th><th>level</th><th>target</th><th>window</th><th>forecast</th></tr>\n{rows}</table>\
-<h2>Jobs</h2><table id=\"jobs\"><tr><th>job</th><th>pid</th><th>state</th><th>holds</th></tr>\n{jobs}</table>\
-<p><a href=\"/api/status\">/api/status</a> · <a href=\"/metrics\">/metrics</a></p></body></html>\n",
-        esc(&crate::observe::host::hostname()),
-        esc(s.host.os.as_deref().unwrap_or("Linux")),
-        esc(&s.host.platform),
-        s.host.memory_tier_gib,
-        s.host.cpus,
-        esc(s.last_reconcile.as_deref().unwrap_or("never")),
-        if s.desired.paused { " — PAUSED" } else { "" },
-    )
-}
 
 const MAX_CONNECTIONS: usize = 128;
 /// One remote client (an IP) may hold this many at once, so one host cannot take the
@@ -420,7 +340,11 @@ fn page(path: &str, shared: &Shared) -> Response {
         Err(e) => return text(500, &format!("{e}\n"), PLAIN),
     };
     match path {
-        "/" => text(200, &dashboard(&s), "text/html; charset=utf-8"),
+        "/" => {
+            let now = crate::timefmt::now_unix();
+            let c = dashboard::charts(state_dir, &s, now, s.desired.window_days);
+            text(200, &dashboard::render(&s, &c), "text/html; charset=utf-8")
+        }
         "/api/status" => text(
             200,
             &(serde_json::to_string_pretty(&*s).expect("serializes") + "\n"),

@@ -31,6 +31,8 @@ pub struct DesiredInfo {
     pub valid: bool,
     pub error: Option<String>,
     pub paused: bool,
+    /// The window the targets are judged over (the built-in default's when invalid).
+    pub window_days: u32,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -320,7 +322,7 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
     let mem = observe::read_memory(&cg).map_err(|e| Error::io("/proc/meminfo", "read", e))?;
     let loaded = crate::state::desired_file::load(desired_path)
         .and_then(|(d, src)| Ok((d.resolve(desired_path, mem.total_bytes, true)?, src)));
-    let (resolved, info) = match loaded {
+    let (resolved, mut info) = match loaded {
         Ok((r, src)) => {
             let paused = r.paused;
             (
@@ -331,6 +333,7 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
                     valid: true,
                     error: None,
                     paused,
+                    window_days: 0,
                 },
             )
         }
@@ -342,6 +345,7 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
                 valid: false,
                 error: Some(e.to_string()),
                 paused: false,
+                window_days: 0,
             },
         ),
     };
@@ -353,6 +357,7 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
             .resolve(desired_path, mem.total_bytes, false)
             .expect("default is valid")
     });
+    info.window_days = shown.window_days;
     let tick::Pass {
         observation: obs,
         windows,
