@@ -101,7 +101,8 @@ pub(crate) fn timeline(points: &[(f64, Sample)], now: f64) -> String {
         if *t <= from || *t > now {
             continue;
         }
-        let i = (((t - from) / STEP_S) as usize).min(n - 1);
+        // a record covers the time before its end: one ending on a boundary is the bar before
+        let i = ((((t - from) / STEP_S).ceil() as usize).max(1) - 1).min(n - 1);
         let b = &mut bins[i];
         b.0 += 1.0;
         b.1 += s.organic();
