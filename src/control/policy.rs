@@ -110,6 +110,10 @@ pub struct Decision {
     /// For mean: what organic load is expected to leave short of the target, in
     /// percent-hours, to be made up over the horizon (0: organic alone meets it).
     pub deficit_percent_hours: f64,
+    /// First window: padding waits for organic load while the rest can still be made up
+    /// (`first_window: defer`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deferring: bool,
     pub note: String,
 }
 
@@ -298,6 +302,7 @@ pub fn decide(inp: &Input) -> Decision {
             hours_needed: 0.0,
             organic_forecast_percent: 0.0,
             deficit_percent_hours: 0.0,
+            deferring: false,
             note: "target 0: nothing to hold".into(),
         };
     }
@@ -391,6 +396,7 @@ pub fn decide(inp: &Input) -> Decision {
                 hours_needed: round2(hours_needed),
                 organic_forecast_percent: round2(e_organic),
                 deficit_percent_hours: round2((need - h * e_organic).max(0.0) / 3600.0),
+                deferring: defer,
                 note,
             }
         }
@@ -417,6 +423,7 @@ pub fn decide(inp: &Input) -> Decision {
                     hours_needed: 0.0,
                     organic_forecast_percent: round2(e_organic),
                     deficit_percent_hours: 0.0,
+                    deferring: false,
                     note: "enough samples reach the target without padding".into(),
                 };
             }
@@ -443,6 +450,7 @@ pub fn decide(inp: &Input) -> Decision {
                 hours_needed: round2(hours_needed),
                 organic_forecast_percent: round2(e_organic),
                 deficit_percent_hours: 0.0,
+                deferring: false,
                 note,
             }
         }
@@ -538,7 +546,10 @@ mod tests {
         i.defer_in_first_window = true;
         let d = decide(&i);
         assert_eq!(d.level, 0.0, "{d:?}");
-        assert!(d.on_track && d.note.starts_with("deferring"), "{d:?}");
+        assert!(
+            d.on_track && d.deferring && d.note.starts_with("deferring"),
+            "{d:?}"
+        );
         // without deferral the same host paces from the start
         i.defer_in_first_window = false;
         assert!(decide(&i).wanted > 40.0);

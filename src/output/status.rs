@@ -628,6 +628,9 @@ fn forecast_text(d: &Decision) -> String {
     if !d.on_track {
         return d.note.clone();
     }
+    if d.deferring {
+        return format!("on track: {}", d.note);
+    }
     if d.hours_needed > 0.0 {
         format!(
             "on track: needs {:.0} more h at the level ({})",
