@@ -1,5 +1,5 @@
 //! The command line as the user typed it (clap types only). `main` turns it into calls.
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 const EXAMPLES: &str = "\
@@ -202,30 +202,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  cro fleet --prometheus http://prom:9090            worst hosts first\n  cro fleet --prometheus http://prom:9090 --limit 20\n  cro fleet --prometheus http://prom:9090 --json | jq '.hosts[0]'\n  cro fleet --prometheus http://prom:9090 --html /tmp/fleet.html\n\nHosts are Prometheus's `instance` labels; three queries however many hosts.\nStates: not on track (cannot meet the target within its limits), not\nreconciling (no recent pass, invalid desired state, metrics gone), at risk\n(on track, below the target so far), compliant."
     )]
-    Fleet {
-        /// The Prometheus server's base URL (plain http://).
-        #[arg(long, env = "CRO_PROMETHEUS", value_name = "URL")]
-        prometheus: String,
-        /// Print the fleet as JSON (`hosts[].{instance, state, problems, resources[]}`).
-        #[arg(long, conflicts_with = "html")]
-        json: bool,
-        /// Write the fleet report to FILE: one self-contained HTML page.
-        #[arg(long, value_name = "FILE")]
-        html: Option<PathBuf>,
-        /// Show only the N worst hosts in the text table [default: all].
-        #[arg(long, value_name = "N")]
-        limit: Option<usize>,
-        /// A host whose last pass is older than this is "not reconciling".
-        #[arg(long, default_value = "15m", value_name = "DUR")]
-        stale_after: String,
-        /// Give up on Prometheus after this long.
-        #[arg(long, default_value = "30s", value_name = "DUR")]
-        timeout: String,
-        /// Send the token in this file as `Authorization: Bearer` (a proxy in front of
-        /// Prometheus).
-        #[arg(long, value_name = "FILE")]
-        bearer_token_file: Option<PathBuf>,
-    },
+    Fleet(FleetArgs),
     /// Replay an organic-usage trace through the real policy; cost and compliance per resource.
     #[command(
         after_help = "Examples:\n  cro simulate --trace examples/traces/diurnal-web.csv\n  cro simulate --trace my.csv --policy fill-gap   the naive policy\n  cro --desired p95.json simulate --from-history\n                 another target, priced on this host's own recorded load"
@@ -270,6 +247,33 @@ pub enum Command {
         #[arg(long, value_name = "FD")]
         lock_fd: Option<i32>,
     },
+}
+
+/// `cro fleet`'s options.
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// The Prometheus server's base URL (plain http://).
+    #[arg(long, env = "CRO_PROMETHEUS", value_name = "URL")]
+    pub prometheus: String,
+    /// Print the fleet as JSON (`hosts[].{instance, state, problems, resources[]}`).
+    #[arg(long, conflicts_with = "html")]
+    pub json: bool,
+    /// Write the fleet report to FILE: one self-contained HTML page.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Show only the N worst hosts in the text table [default: all].
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// A host whose last pass is older than this is "not reconciling".
+    #[arg(long, default_value = "15m", value_name = "DUR")]
+    pub stale_after: String,
+    /// Give up on Prometheus after this long.
+    #[arg(long, default_value = "30s", value_name = "DUR")]
+    pub timeout: String,
+    /// Send the token in this file as `Authorization: Bearer` (a proxy in front of
+    /// Prometheus).
+    #[arg(long, value_name = "FILE")]
+    pub bearer_token_file: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! One documented function per subcommand: raw arguments (`args`) become a validated
 //! `Paths`, the command does its work through the library, and what it shows is rendered
 //! in `output/` and printed here. Each returns an exit code (see `error::exit`).
-use crate::cli::args::{Cli, Command};
+use crate::cli::args::{Cli, Command, FleetArgs};
 use crate::control::desired::{self, Resolved, Source};
 use crate::error::{Error, Result, exit};
 use crate::observe;
@@ -174,23 +174,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             json,
         ),
         Command::Report { html } => report(&paths, &html),
-        Command::Fleet {
-            prometheus,
-            json,
-            html,
-            limit,
-            stale_after,
-            timeout,
-            bearer_token_file,
-        } => fleet(FleetArgs {
-            prometheus,
-            json,
-            html,
-            limit,
-            stale_after,
-            timeout,
-            bearer_token_file,
-        }),
+        Command::Fleet(a) => fleet(a),
         Command::Serve { listen } => {
             crate::output::serve::run(&paths.state_dir, &paths.desired, &listen)?;
             Ok(exit::OK)
@@ -294,16 +278,6 @@ fn explain(paths: &Paths, json: bool) -> Result<i32> {
         print!("{}", crate::output::explain::render(&e))
     }
     Ok(exit::OK)
-}
-
-struct FleetArgs {
-    prometheus: String,
-    json: bool,
-    html: Option<PathBuf>,
-    limit: Option<usize>,
-    stale_after: String,
-    timeout: String,
-    bearer_token_file: Option<PathBuf>,
 }
 
 /// `cro fleet --prometheus URL`: every host's compliance from Prometheus, worst first.

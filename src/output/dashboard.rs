@@ -4,6 +4,7 @@
 //! the jobs. Self-contained (no scripts, nothing loaded from elsewhere: the server's CSP
 //! forbids it anyway), and laid out to be read on a phone. Rendering is pure; `charts`
 //! reads what they show (the last day's history, the window cache).
+use crate::control::slot::Slot;
 use crate::format::html_escape as esc;
 use crate::output::report::{self, Day};
 use crate::output::status::{Status, Usage};
@@ -12,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 
-/// What the charts show, per resource label (`cpu`, `memory`, `disk /data`).
+/// What the charts show, per slot label (`cpu`, `memory`, `disk:/data`).
 #[derive(Debug, Default, Clone)]
 pub struct Charts {
     pub now: f64,
@@ -44,7 +45,14 @@ pub fn charts(state_dir: &Path, s: &Status, now: f64, window_days: u32) -> Chart
         }
     }
     let (w, _) = crate::state::window_cache::load(state_dir, now, window_days as f64 * DAY_S);
-    let mut add = |label: String, series: &crate::control::window::Series, target: f64| {
+    for (slot, u) in s.resources.each() {
+        let series = match &slot {
+            Slot::Cpu => Some(&w.cpu),
+            Slot::Memory => Some(&w.memory),
+            Slot::Disk(m) => w.disk.get(&m.display().to_string()),
+        };
+        let Some(series) = series else { continue };
+        let target = u.target_percent;
         let mut days: BTreeMap<String, Day> = BTreeMap::new();
         for (k, b) in &series.buckets {
             let d = days
@@ -59,32 +67,22 @@ pub fn charts(state_dir: &Path, s: &Status, now: f64, window_days: u32) -> Chart
             d.at_target += b.time_at_or_above(target);
             d.target = target;
         }
-        c.days.insert(label, days);
-    };
-    if let Some(u) = &s.resources.cpu {
-        add("cpu".into(), &w.cpu, u.target_percent);
-    }
-    if let Some(u) = &s.resources.memory {
-        add("memory".into(), &w.memory, u.target_percent);
-    }
-    for (m, u) in &s.resources.disk {
-        if let Some(series) = w.disk.get(m) {
-            add(format!("disk {m}"), series, u.target_percent);
-        }
+        c.days.insert(slot.label(), days);
     }
     c
 }
 
+/// A record's samples by slot label (as `Resources::each` names them).
 fn samples(r: &Record) -> Vec<(String, Sample)> {
     let mut v = vec![];
     if let Some(s) = r.cpu {
-        v.push(("cpu".to_string(), s));
+        v.push((Slot::Cpu.label(), s));
     }
     if let Some(s) = r.memory {
-        v.push(("memory".to_string(), s));
+        v.push((Slot::Memory.label(), s));
     }
     for (m, s) in &r.disk {
-        v.push((format!("disk {m}"), *s));
+        v.push((Slot::disk(m).label(), *s));
     }
     v
 }
@@ -92,7 +90,7 @@ fn samples(r: &Record) -> Vec<(String, Sample)> {
 /// The last 24 hours in 5-minute bars: organic (blue) and synthetic (orange) stacked, the
 /// level the worker held (dark line) and the target (red, dashed). Gaps stay empty.
 pub(crate) fn timeline(points: &[(f64, Sample)], now: f64) -> String {
-    let (w, h, pad) = (720.0, 220.0, 46.0);
+    let (w, h, pad) = report::CHART;
     let from = now - DAY_S;
     let n = (DAY_S / STEP_S) as usize;
     // per 5-minute bin: Σdt, Σorganic·dt, Σsynthetic·dt, Σlevel·dt, last target
@@ -111,20 +109,8 @@ pub(crate) fn timeline(points: &[(f64, Sample)], now: f64) -> String {
         b.4 = s.target;
     }
     let bw = (w - 2.0 * pad) / n as f64;
-    let y = |v: f64| h - pad - v.clamp(0.0, 100.0) / 100.0 * (h - 2.0 * pad);
-    let mut svg = format!(
-        "<svg class=\"chart day24\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"the last 24 hours\">"
-    );
-    for g in [0.0, 25.0, 50.0, 75.0, 100.0] {
-        let _ = write!(
-            svg,
-            "<line x1=\"{pad}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/><text x=\"2\" y=\"{:.1}\" font-size=\"10\">{g}%</text>",
-            w - pad,
-            y(g),
-            y(g),
-            y(g) + 3.0
-        );
-    }
+    let y = report::chart_y;
+    let mut svg = report::chart_open("chart day24", "the last 24 hours");
     for (hours, label) in [(24.0, "−24 h"), (12.0, "−12 h"), (0.0, "now")] {
         let x = pad + (DAY_S - hours * 3600.0) / DAY_S * (w - 2.0 * pad);
         let anchor = if hours == 0.0 { "end" } else { "start" };
@@ -242,21 +228,15 @@ pub fn render(s: &Status, c: &Charts) -> String {
         let _ = write!(
             sections,
             "<section class=\"resource\" id=\"r-{}\"><h2>{}</h2><p class=\"sentence\">{}</p><div class=\"charts\"><figure><figcaption>Last 24 hours</figcaption>{}</figure><figure><figcaption>The window so far, per day (line: running mean)</figcaption>{}</figure></div></section>",
-            esc(&label.replace([' ', '/'], "-")),
+            esc(&label.replace([':', '/'], "-")),
             esc(label),
             esc(&sentence(u, &reason)),
             timeline(recent, c.now),
             report::chart(days, u.target_percent)
         );
     };
-    if let Some(u) = &s.resources.cpu {
-        resource("cpu", u);
-    }
-    if let Some(u) = &s.resources.memory {
-        resource("memory", u);
-    }
-    for (m, u) in &s.resources.disk {
-        resource(&format!("disk {m}"), u);
+    for (slot, u) in s.resources.each() {
+        resource(&slot.label(), u);
     }
     let mut table = String::new();
     let mut row = |name: &str, u: &Usage| {
@@ -278,14 +258,8 @@ pub fn render(s: &Status, c: &Charts) -> String {
             )),
         );
     };
-    if let Some(u) = &s.resources.cpu {
-        row("cpu", u);
-    }
-    if let Some(u) = &s.resources.memory {
-        row("memory", u);
-    }
-    for (m, u) in &s.resources.disk {
-        row(&format!("disk {m}"), u);
+    for (slot, u) in s.resources.each() {
+        row(&slot.label(), u);
     }
     let jobs: String = s
         .jobs

@@ -72,17 +72,12 @@ fn one(u: &Usage, job: Option<&JobInfo>) -> Explanation {
 /// The explanation of a status.
 pub fn explain(s: &Status) -> Explain {
     let job = |id: &str| s.jobs.iter().find(|j| j.id == id && j.alive);
-    let mut resources = BTreeMap::new();
-    if let Some(u) = &s.resources.cpu {
-        resources.insert("cpu".into(), one(u, job("cpu")));
-    }
-    if let Some(u) = &s.resources.memory {
-        resources.insert("memory".into(), one(u, job("memory")));
-    }
-    for (m, u) in &s.resources.disk {
-        let slot = crate::control::slot::Slot::disk(m);
-        resources.insert(slot.label(), one(u, job(&slot.id())));
-    }
+    let resources = s
+        .resources
+        .each()
+        .into_iter()
+        .map(|(slot, u)| (slot.label(), one(u, job(&slot.id()))))
+        .collect();
     Explain { resources }
 }
 

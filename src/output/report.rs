@@ -43,24 +43,41 @@ fn days(records: &[Record], pick: &dyn Fn(&Record) -> Option<Sample>) -> BTreeMa
 }
 
 /// Daily bars (organic and synthetic stacked), the running mean and the target line.
-pub(crate) fn chart(days: &BTreeMap<String, Day>, target: f64) -> String {
-    let n = days.len().max(1) as f64;
-    let (w, h, pad) = (720.0, 220.0, 46.0);
-    let bw = (w - 2.0 * pad) / n;
-    let y = |v: f64| h - pad - v.clamp(0.0, 100.0) / 100.0 * (h - 2.0 * pad);
+/// The charts' frame (report and dashboard alike): 720 × 220 user units, a margin for
+/// the axis labels, 0-100 % upwards.
+pub(crate) const CHART: (f64, f64, f64) = (720.0, 220.0, 46.0);
+
+/// Where a percentage goes on a chart's vertical axis.
+pub(crate) fn chart_y(v: f64) -> f64 {
+    let (_, h, pad) = CHART;
+    h - pad - v.clamp(0.0, 100.0) / 100.0 * (h - 2.0 * pad)
+}
+
+/// A chart's opening tag (`class`, and what it shows for screen readers) and its grid:
+/// a line and a label every 25 %.
+pub(crate) fn chart_open(class: &str, label: &str) -> String {
+    let (w, h, pad) = CHART;
     let mut svg = format!(
-        "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\">"
+        "<svg class=\"{class}\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"{label}\">"
     );
     for g in [0.0, 25.0, 50.0, 75.0, 100.0] {
+        let y = chart_y(g);
         let _ = write!(
             svg,
-            "<line x1=\"{pad}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/><text x=\"2\" y=\"{:.1}\" font-size=\"9\">{g}%</text>",
+            "<line x1=\"{pad}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"2\" y=\"{:.1}\" font-size=\"9\">{g}%</text>",
             w - pad,
-            y(g),
-            y(g),
-            y(g) + 3.0
+            y + 3.0
         );
     }
+    svg
+}
+
+pub(crate) fn chart(days: &BTreeMap<String, Day>, target: f64) -> String {
+    let n = days.len().max(1) as f64;
+    let (w, _, pad) = CHART;
+    let bw = (w - 2.0 * pad) / n;
+    let y = chart_y;
+    let mut svg = chart_open("chart", "daily load over the window");
     let mut running = (0.0, 0.0);
     let mut path = String::new();
     for (i, d) in days.values().enumerate() {

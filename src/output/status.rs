@@ -45,6 +45,24 @@ pub struct Resources {
     pub disk: BTreeMap<String, Usage>,
 }
 
+impl Resources {
+    /// Every resource shown, with its slot (whose `label()` names it: `cpu`, `memory`,
+    /// `disk:/data`), in the order status lists them.
+    pub fn each(&self) -> Vec<(Slot, &Usage)> {
+        let mut v = vec![];
+        if let Some(u) = &self.cpu {
+            v.push((Slot::Cpu, u));
+        }
+        if let Some(u) = &self.memory {
+            v.push((Slot::Memory, u));
+        }
+        for (m, u) in &self.disk {
+            v.push((Slot::disk(m), u));
+        }
+        v
+    }
+}
+
 #[derive(Debug, Serialize, Clone)]
 pub struct Usage {
     pub target_percent: f64,
