@@ -307,6 +307,37 @@ table{{border-collapse:collapse}}td,th{{padding:3px 8px;text-align:left;border-b
 mod tests {
     use super::*;
 
+    /// Every resource, a disk too, gets its sentence with the reason `explain` gives.
+    #[test]
+    fn each_resource_has_its_sentence_and_charts() {
+        let d = tempfile::tempdir().unwrap();
+        let data = d.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let desired = d.path().join("desired.json");
+        std::fs::write(
+            &desired,
+            format!(
+                r#"{{"version":1,"cpu":{{"target_percent":0}},"memory":{{"enabled":false}},"disk":{{"target_percent":0,"allow_plain_directory":true,"mounts":["{}"]}}}}"#,
+                data.display()
+            ),
+        )
+        .unwrap();
+        let s = crate::output::status::status(d.path(), &desired).unwrap();
+        let page = render(&s, &Charts::default());
+        let disk = Slot::disk(&data).label();
+        let section = page
+            .split(&format!("<h2>{disk}</h2>"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no section for {disk}"));
+        let section = &section[..section.find("</section>").unwrap()];
+        assert!(
+            section.contains("no pass has run yet"),
+            "the disk's reason: {section}"
+        );
+        assert_eq!(section.matches("<svg").count(), 2);
+        assert_eq!(page.matches("<section class=\"resource\"").count(), 2);
+    }
+
     #[test]
     fn the_timeline_has_a_bar_per_recorded_five_minutes_and_leaves_gaps() {
         let now = 1_800_000_000.0;
