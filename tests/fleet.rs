@@ -280,6 +280,15 @@ fn fleet_names_a_url_that_is_not_prometheus() {
         "{}",
         r.stderr
     );
+    // a Prometheus that scrapes no cro: zero hosts, said plainly, at today's date
+    let (_prom, url) = prometheus(&e, &[]);
+    let r = e.ok(&["fleet", "--prometheus", &url]);
+    assert!(
+        r.stdout.starts_with(&format!("0 hosts in {url} at 20"))
+            && r.stdout.contains("none exports cro metrics"),
+        "{}",
+        r.stdout
+    );
     // a URL that is not http://
     let r = e.run(&["fleet", "--prometheus", "prometheus:9090"]);
     assert_eq!(r.code, 2, "{r:?}");

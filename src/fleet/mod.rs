@@ -12,8 +12,13 @@ use crate::error::Result;
 
 /// Ask Prometheus and build the view.
 pub fn fetch(client: &prometheus::Client, rules: view::Rules) -> Result<view::Fleet> {
-    let metrics = client.query(view::METRICS_QUERY)?;
+    let mut metrics = client.query(view::METRICS_QUERY)?;
     let seen = client.query(view::SEEN_QUERY)?;
     let up = client.query(view::UP_QUERY)?;
+    // An empty vector carries no evaluation time: with no series at all, say when by
+    // our own clock (not 1970).
+    if [metrics.at, seen.at, up.at].iter().all(|t| *t == 0.0) {
+        metrics.at = crate::timefmt::now_unix();
+    }
     Ok(view::build(client.base(), &metrics, &seen, &up, rules))
 }
