@@ -1000,14 +1000,7 @@ fn promtool_accepts_metrics_and_alert_rules() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let dash: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/examples/grafana-dashboard.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let dash = grafana_dashboard();
     assert!(dash["panels"].as_array().unwrap().len() >= 5);
 }
 

@@ -235,14 +235,7 @@ fn fleet_view_from_a_real_prometheus_scraping_cro_serve() {
     }
     // every query of the Grafana dashboard is valid PromQL on this Prometheus, and the
     // fleet row's (the recorded series above, the worst hosts) have data
-    let dash: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/examples/grafana-dashboard.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let dash = grafana_dashboard();
     let mut fleet_row = 0;
     for panel in dash["panels"].as_array().unwrap() {
         for t in panel["targets"].as_array().into_iter().flatten() {

@@ -191,17 +191,13 @@ fn seasonal_distribution(series: &Series, now: f64, h: f64) -> Option<Vec<f64>> 
     Some(p.iter().map(|x| x / sum).collect())
 }
 
-/// Damped-trend (Holt) smoothing of daily organic means: how much organic load to expect,
-/// on average, over the next `h` seconds. None with fewer than three full days recorded.
+/// Damped-trend (Holt) smoothing of daily organic means: (how much organic load to expect,
+/// on average, over the next `h` seconds; the mean of the last seven full days). Their
+/// difference is how much the seasonal copy of last week should move. None with fewer
+/// than three full days recorded.
 /// Used only for horizons of a day or more: it moves the forecast with a trend (a service
 /// taking on users, a migration that landed) that a seasonal copy of last week misses.
 /// Damped (φ = 0.9 per day): a trend is believed for about ten days, not forever.
-pub fn trend_forecast(series: &Series, now: f64, h: f64) -> Option<f64> {
-    trend(series, now, h).map(|t| t.0)
-}
-
-/// (the damped-trend forecast over the horizon, the mean of the last seven full days):
-/// their difference is how much the seasonal copy of last week should move.
 fn trend(series: &Series, now: f64, h: f64) -> Option<(f64, f64)> {
     const ALPHA: f64 = 0.4;
     const BETA: f64 = 0.2;
@@ -584,14 +580,14 @@ mod tests {
         // rising 2 points a day for 10 days: the next days are expected higher, damped
         let s = series(24 * 10, |i| (5.0 + 2.0 * (i / 24) as f64, 0.0));
         let now = 10.0 * DAY + 1.0;
-        let f = trend_forecast(&s, now, 5.0 * DAY).unwrap();
+        let f = trend(&s, now, 5.0 * DAY).unwrap().0;
         assert!(f > 23.0 + 2.0 && f < 23.0 + 2.0 * 10.0, "{f}");
         // flat: the level
         let s = series(24 * 10, |_| (30.0, 0.0));
-        assert!((trend_forecast(&s, now, 5.0 * DAY).unwrap() - 30.0).abs() < 1e-9);
+        assert!((trend(&s, now, 5.0 * DAY).unwrap().0 - 30.0).abs() < 1e-9);
         // fewer than three full days: no trend
         let s = series(24 * 2, |_| (30.0, 0.0));
-        assert_eq!(trend_forecast(&s, 2.0 * DAY + 1.0, DAY), None);
+        assert_eq!(trend(&s, 2.0 * DAY + 1.0, DAY), None);
     }
 
     #[test]

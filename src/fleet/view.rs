@@ -56,6 +56,16 @@ pub struct Cost {
     pub share_percent: Option<f64>,
 }
 
+/// One resource's synthetic load summed over the fleet.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FleetCost {
+    /// `cpu`, `memory` or `disk`.
+    pub resource: String,
+    pub amount: f64,
+    /// `cpu-core-hours` or `gib-hours`.
+    pub unit: String,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Resource {
     /// `cpu`, `memory` or `disk`.
@@ -156,7 +166,7 @@ pub struct Fleet {
     /// Per resource (`cpu`, `memory`, `disk`): hosts by that resource's worst state.
     pub resources: BTreeMap<String, Counts>,
     /// The fleet's synthetic load over the window so far, per resource and unit.
-    pub cost: Vec<Cost>,
+    pub cost: Vec<FleetCost>,
     /// Worst first.
     pub hosts: Vec<Host>,
 }
@@ -388,10 +398,10 @@ pub fn build(prometheus: &str, metrics: &Answer, seen: &Answer, up: &Answer, r: 
         resources,
         cost: cost
             .into_iter()
-            .map(|((r, unit), amount)| Cost {
-                amount: (amount * 100.0).round() / 100.0,
-                unit: format!("{unit} ({r})"),
-                share_percent: None,
+            .map(|((resource, unit), amount)| FleetCost {
+                resource,
+                amount: crate::format::round2(amount),
+                unit,
             })
             .collect(),
         hosts: out,
@@ -516,7 +526,14 @@ mod tests {
             })
         );
         // five hosts with metrics, 10 core-hours each
-        assert_eq!(f.cost[0].amount, 50.0);
+        assert_eq!(
+            f.cost,
+            [FleetCost {
+                resource: "cpu".into(),
+                amount: 50.0,
+                unit: "cpu-core-hours".into()
+            }]
+        );
     }
 
     #[test]

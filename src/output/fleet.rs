@@ -123,7 +123,7 @@ pub fn render_text(f: &Fleet, limit: usize) -> String {
             "  synthetic load over the window: {}",
             f.cost
                 .iter()
-                .map(|c| format!("{:.1} {}", c.amount, c.unit))
+                .map(|c| format!("{:.1} {} ({})", c.amount, c.unit, c.resource))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -213,7 +213,14 @@ pub fn render_html(f: &Fleet) -> String {
         body.push_str(
             &f.cost
                 .iter()
-                .map(|c| format!("<b>{:.1}</b> {}", c.amount, html_escape(&c.unit)))
+                .map(|c| {
+                    format!(
+                        "<b>{:.1}</b> {} ({})",
+                        c.amount,
+                        html_escape(&c.unit),
+                        html_escape(&c.resource)
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
         );

@@ -695,3 +695,12 @@ pub mod oracle {
         (field("MemTotal:"), field("MemAvailable:"))
     }
 }
+
+/// examples/grafana-dashboard.json, parsed.
+pub fn grafana_dashboard() -> serde_json::Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/grafana-dashboard.json"
+    );
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
