@@ -78,8 +78,8 @@ rps=float(re.search(r"Requests/sec:\s+([\d.]+)",t).group(1)); print(p50,p99,rps)
 load_on() {
   case $1 in
     alone) ;;
-    cro) cro_desired '{"version":1,"first_window":"pace","cpu":{"target_percent":70},"memory":{"enabled":false},"disk":{"enabled":false}}'; cro_once; sleep 4 ;;
-    cro-autogroup) cro_desired '{"version":1,"first_window":"pace","cpu":{"target_percent":70},"memory":{"enabled":false},"disk":{"enabled":false}}'; CRO_CPU_PLACEMENT=autogroup cro_once; sleep 4 ;;
+    cro) cro_desired '{"version":1,"cpu":{"target_percent":70},"memory":{"enabled":false},"disk":{"enabled":false}}'; cro_once; sleep 4 ;;
+    cro-autogroup) cro_desired '{"version":1,"cpu":{"target_percent":70},"memory":{"enabled":false},"disk":{"enabled":false}}'; CRO_CPU_PLACEMENT=autogroup cro_once; sleep 4 ;;
     stress) stress-ng --cpu "$(nproc)" --cpu-load 70 --quiet & stress=$!; sleep 2 ;;
   esac
 }

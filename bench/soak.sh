@@ -39,7 +39,7 @@ trap 'exit 130' INT TERM
 read -r total avail < <(awk '/MemTotal/{t=$2}/MemAvailable/{a=$2}END{print t*1024, a*1024}' /proc/meminfo)
 mem_level=$(python3 -c "print(round(($total-$avail+200*2**20)/$total*100,3))")
 cat >"$state/desired.json" <<JSON
-{"version":1,"interval_seconds":$INTERVAL,"window_days":1,"first_window":"pace",
+{"version":1,"interval_seconds":$INTERVAL,"window_days":1,
  "cpu":{"target_percent":30},
  "memory":{"target_percent":$mem_level,"min_available_percent":5},
  "disk":{"target_percent":50,"min_free_percent":10,"min_free_gib":0,"mounts":["$disk"]}}

@@ -199,7 +199,7 @@ fn cpu_section(stress: &Option<String>) {
             {
                 let solo = solo();
                 let c = Cro::new("cpu");
-                c.desired(&format!(r#"{{"version":1,"first_window":"pace","cpu":{{"target_percent":{level}}},"memory":{{"enabled":false}},"disk":{{"enabled":false}}}}"#));
+                c.desired(&format!(r#"{{"version":1,"cpu":{{"target_percent":{level}}},"memory":{{"enabled":false}},"disk":{{"enabled":false}}}}"#));
                 c.reconcile();
                 std::thread::sleep(SETTLE);
                 let (total, rate) = measure(sp.as_ref(), WINDOW);
@@ -251,7 +251,7 @@ fn memory_section() {
     let c = Cro::new("mem");
     let (total, avail) = meminfo();
     let level = (total - avail + GIB) as f64 / total as f64 * 100.0;
-    c.desired(&format!(r#"{{"version":1,"first_window":"pace","cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":{level:.4}}}}}"#));
+    c.desired(&format!(r#"{{"version":1,"cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":{level:.4}}}}}"#));
     c.reconcile();
     let t = Instant::now();
     let pid = loop {
@@ -267,7 +267,7 @@ fn memory_section() {
     // (a) a real process allocates so much that MemAvailable would fall through the floor
     let (_, avail) = meminfo();
     let floor_pct = (avail - 1536 * MIB) as f64 / total as f64 * 100.0;
-    c.desired(&format!(r#"{{"version":1,"first_window":"pace","cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":{level:.4},"min_available_percent":{floor_pct:.4}}}}}"#));
+    c.desired(&format!(r#"{{"version":1,"cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":{level:.4},"min_available_percent":{floor_pct:.4}}}}}"#));
     c.reconcile();
     std::thread::sleep(Duration::from_secs(2));
     let before = proc_status_kib(pid, "VmRSS:") * 1024;
@@ -295,14 +295,14 @@ fn memory_section() {
         "| a real 1.5 GiB allocation crosses the floor: 1 GiB of ballast given back after | {released:.2} s (the allocation itself took {alloc_done:.2} s) | never: holds until killed |"
     );
     // (b) the level is lowered: time from the job change to the memory being back
-    c.desired(r#"{"version":1,"first_window":"pace","cpu":{"enabled":false},"disk":{"enabled":false},"memory":{"target_percent":0}}"#);
+    c.desired(r#"{"version":1,"cpu":{"enabled":false},"disk":{"enabled":false},"memory":{"target_percent":0}}"#);
     std::thread::sleep(Duration::from_secs(3));
-    c.desired(&format!(r#"{{"version":1,"first_window":"pace","cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":{level:.4}}}}}"#));
+    c.desired(&format!(r#"{{"version":1,"cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":{level:.4}}}}}"#));
     c.reconcile();
     while proc_status_kib(pid, "VmRSS:") * 1024 < GIB - 64 * MIB {
         std::thread::sleep(Duration::from_millis(20));
     }
-    c.desired(r#"{"version":1,"first_window":"pace","paused":true}"#);
+    c.desired(r#"{"version":1,"paused":true}"#);
     let t = Instant::now();
     c.reconcile();
     let (_, a1) = meminfo();
@@ -382,7 +382,7 @@ fn disk_section() {
             (v[0], v[0] + v[1])
         };
         let (u0, cap) = used();
-        c.desired(&format!(r#"{{"version":1,"first_window":"pace","cpu":{{"enabled":false}},"memory":{{"enabled":false}},"disk":{{"mounts":["{}"],"target_percent":80,"min_free_gib":0,"fill":"{fill}"}}}}"#, m.display()));
+        c.desired(&format!(r#"{{"version":1,"cpu":{{"enabled":false}},"memory":{{"enabled":false}},"disk":{{"mounts":["{}"],"target_percent":80,"min_free_gib":0,"fill":"{fill}"}}}}"#, m.display()));
         let t = Instant::now();
         c.reconcile();
         let target = (cap as f64 * 0.78) as u64;
@@ -432,7 +432,7 @@ fn disk_section() {
 fn daemon_section() {
     println!("\n## The daemon's own footprint\n");
     let c = Cro::new("daemon");
-    c.desired(r#"{"version":1,"first_window":"pace","interval_seconds":1,"cpu":{"target_percent":0},"memory":{"target_percent":0},"disk":{"enabled":false}}"#);
+    c.desired(r#"{"version":1,"interval_seconds":1,"cpu":{"target_percent":0},"memory":{"target_percent":0},"disk":{"enabled":false}}"#);
     let mut d = c
         .cmd()
         .arg("reconcile")
@@ -504,7 +504,7 @@ fn window_section() {
     }
     drop(day_file);
     let written = t.elapsed().as_secs_f64();
-    c.desired(r#"{"version":1,"first_window":"pace","cpu":{"target_percent":25},"memory":{"target_percent":40},"disk":{"enabled":false}}"#);
+    c.desired(r#"{"version":1,"cpu":{"target_percent":25},"memory":{"target_percent":40},"disk":{"enabled":false}}"#);
     // CPU counters as a reconcile would have left them, so status needs no CPU sample of its own.
     std::fs::write(
         c.state().join("counters.json"),

@@ -66,7 +66,7 @@ used_mib() { awk '/MemTotal/{t=$2}/MemAvailable/{a=$2}END{print int((t-a)/1024)}
 total_mib="$(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo)"
 mem_pct="$(awk -v u="$(used_mib)" -v t="$total_mib" 'BEGIN{printf "%.2f", (u+200)/t*100}')"
 cat > "$S/desired.json" <<JSON
-{"version":1,"interval_seconds":60,"first_window":"pace",
+{"version":1,"interval_seconds":60,
  "cpu":{"target_percent":30},
  "memory":{"target_percent":$mem_pct,"min_available_percent":5},
  "disk":{"target_percent":50,"min_free_gib":0,"mounts":["$M"]}}

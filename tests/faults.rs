@@ -12,7 +12,7 @@ const DISK_ONLY: &str = r#""cpu":{"enabled":false},"memory":{"enabled":false},"#
 
 fn disk_desired(m: &Path, target: u32, extra: &str) -> String {
     format!(
-        r#"{{"version":1,"first_window":"pace",{extra}"disk":{{"target_percent":{target},"min_free_percent":5,"min_free_gib":0,"fill":"write","mounts":["{}"]}}}}"#,
+        r#"{{"version":1,{extra}"disk":{{"target_percent":{target},"min_free_percent":5,"min_free_gib":0,"fill":"write","mounts":["{}"]}}}}"#,
         m.display()
     )
 }
@@ -32,7 +32,7 @@ fn crash_states(m: &Path) -> Vec<(String, Vec<String>)> {
             vec!["cpu".into(), disk_id, "memory".into()],
         ),
         (
-            r#"{"version":1,"first_window":"pace","cpu":{"target_percent":0},"memory":{"enabled":false},"disk":{"enabled":false}}"#.into(),
+            r#"{"version":1,"cpu":{"target_percent":0},"memory":{"enabled":false},"disk":{"enabled":false}}"#.into(),
             vec!["cpu".into()],
         ),
         (

@@ -157,7 +157,7 @@ impl Drop for Sampler {
 #[test]
 fn cpu_holds_40_percent_on_an_idle_host() {
     let e = Env::new();
-    e.desired(r#"{"version":1,"first_window":"pace","cpu":{"target_percent":40},"memory":{"enabled":false},"disk":{"enabled":false}}"#);
+    e.desired(r#"{"version":1,"cpu":{"target_percent":40},"memory":{"enabled":false},"disk":{"enabled":false}}"#);
     e.ok(&["reconcile", "--once"]);
     std::thread::sleep(Duration::from_secs(5));
     let total = host_cpu_over(Duration::from_secs(5));
@@ -178,7 +178,7 @@ fn cpu_fills_only_the_gap_next_to_a_busy_loop_and_yields_to_it() {
     let spin = Spinner::start();
     let desired = |t: u32| {
         format!(
-            r#"{{"version":1,"first_window":"pace","cpu":{{"target_percent":{t}}},"memory":{{"enabled":false}},"disk":{{"enabled":false}}}}"#
+            r#"{{"version":1,"cpu":{{"target_percent":{t}}},"memory":{{"enabled":false}},"disk":{{"enabled":false}}}}"#
         )
     };
     let (mut ratios, mut totals) = (vec![], vec![]);
@@ -232,7 +232,7 @@ fn memory_300_mib_above_now(e: &Env) -> f64 {
     let used = total - avail;
     let level = (used + 300 * MIB) as f64 / total as f64 * 100.0;
     let floor = (avail - 700 * MIB) as f64 / total as f64 * 100.0;
-    e.desired(&format!(r#"{{"version":1,"first_window":"pace","cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":{level:.4},"min_available_percent":{floor:.4}}}}}"#));
+    e.desired(&format!(r#"{{"version":1,"cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":{level:.4},"min_available_percent":{floor:.4}}}}}"#));
     floor
 }
 
@@ -304,7 +304,7 @@ fn memory_ballast_is_reached_released_and_yields_to_a_real_allocator() {
     drop(hog);
 
     // Released on pause.
-    e.desired(r#"{"version":1,"first_window":"pace","paused":true}"#);
+    e.desired(r#"{"version":1,"paused":true}"#);
     e.ok(&["reconcile", "--once"]);
     assert!(!pid_alive(pid));
     assert!(e.workers().is_empty());
@@ -316,7 +316,7 @@ fn disk_reaches_its_level_on_tmpfs_and_a_real_writer_never_meets_enospc() {
     let m = e.tmpfs(256);
     let desired = |level: u32| {
         format!(
-            r#"{{"version":1,"first_window":"pace","cpu":{{"enabled":false}},"memory":{{"enabled":false}},"disk":{{"mounts":["{}"],"target_percent":{level},"min_free_percent":10,"min_free_gib":0}}}}"#,
+            r#"{{"version":1,"cpu":{{"enabled":false}},"memory":{{"enabled":false}},"disk":{{"mounts":["{}"],"target_percent":{level},"min_free_percent":10,"min_free_gib":0}}}}"#,
             m.display()
         )
     };
@@ -467,7 +467,7 @@ fn a_latency_sensitive_service_keeps_its_tail_next_to_the_burners() {
     let nginx = Nginx::start();
     nginx.wrk(1, 1); // warm up
     let e = Env::new();
-    e.desired(r#"{"version":1,"first_window":"pace","cpu":{"target_percent":70},"memory":{"enabled":false},"disk":{"enabled":false}}"#);
+    e.desired(r#"{"version":1,"cpu":{"target_percent":70},"memory":{"enabled":false},"disk":{"enabled":false}}"#);
     let (mut alone, mut cro) = (vec![], vec![]);
     for round in 0..4 {
         for with_cro in [round % 2 == 0, round % 2 != 0] {
@@ -531,7 +531,7 @@ fn a_fast_writer_never_meets_enospc_next_to_disk_ballast() {
     }
     let _u = Umount(m.clone());
     e.desired(&format!(
-        r#"{{"version":1,"first_window":"pace","cpu":{{"enabled":false}},"memory":{{"enabled":false}},"disk":{{"mounts":["{}"],"target_percent":85,"min_free_percent":10,"min_free_gib":0}}}}"#,
+        r#"{{"version":1,"cpu":{{"enabled":false}},"memory":{{"enabled":false}},"disk":{{"mounts":["{}"],"target_percent":85,"min_free_percent":10,"min_free_gib":0}}}}"#,
         m.display()
     ));
     let pct = || {
@@ -632,7 +632,7 @@ fn the_memory_worker_backs_off_when_it_cannot_map() {
 fn wants_a_gib_more_memory(e: &Env) {
     let (total, avail) = meminfo();
     let level = (total - avail + 1024 * MIB) as f64 / total as f64 * 100.0;
-    e.desired(&format!(r#"{{"version":1,"first_window":"pace","cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":{level:.4},"min_available_percent":1}}}}"#));
+    e.desired(&format!(r#"{{"version":1,"cpu":{{"enabled":false}},"disk":{{"enabled":false}},"memory":{{"target_percent":{level:.4},"min_available_percent":1}}}}"#));
 }
 
 /// Puts vm.overcommit_memory and its limit back, however the test ends.

@@ -50,12 +50,12 @@ grep -q "cpu.target_percent" "$work/bad.log" || { echo "the refusal does not nam
 "$cro" validate "$work/etc/desired.json" >/dev/null
 # the variables reach the desired state and the units (the service itself is not started)
 play playbook.yml -e cro_manage_service=true -e cro_mode=none -e cro_paused=true \
-  -e cro_interval_seconds=30 -e cro_window_days=7 -e cro_first_window=pace -e "cro_textfile_dir=$work/textfile" >/dev/null
+  -e cro_interval_seconds=30 -e cro_window_days=7 -e cro_first_window=defer -e "cro_textfile_dir=$work/textfile" >/dev/null
 v=$("$cro" validate --json "$work/etc/desired.json")
 python3 - "$v" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1])
-assert r["paused"] is True and r["interval_seconds"] == 30 and r["window_days"] == 7 and r["first_window"] == "pace", r
+assert r["paused"] is True and r["interval_seconds"] == 30 and r["window_days"] == 7 and r["first_window"] == "defer", r
 PY
 grep -q "^ExecStart=$work/bin/cro --state-dir $work/state --desired $work/etc/desired.json reconcile --textfile-dir $work/textfile$" "$work/units/cro.service" \
   || { echo "the unit does not carry the paths and --textfile-dir:" >&2; grep ExecStart "$work/units/cro.service" >&2; exit 1; }

@@ -21,7 +21,7 @@ read -r total avail < <(awk '/MemTotal/{t=$2}/MemAvailable/{a=$2}END{print t*102
 # 160 MiB above now: the 26 MiB of disk ballast on the tmpfs is memory too (shmem), and
 # the workers themselves take a few MiB; the memory worker must still hold >= 32 MiB.
 mem=$(python3 -c "print(round(($total-$avail+160*2**20)/$total*100,3))")
-printf '{"version":1,"first_window":"pace","cpu":{"target_percent":0},"memory":{"target_percent":%s,"min_available_percent":5},"disk":{"target_percent":40,"min_free_gib":0,"mounts":["%s"]}}' \
+printf '{"version":1,"cpu":{"target_percent":0},"memory":{"target_percent":%s,"min_available_percent":5},"disk":{"target_percent":40,"min_free_gib":0,"mounts":["%s"]}}' \
   "$mem" "$work/disk" >"$work/desired.json"
 export CRO_RUN_DIR="$work/run"
 run() { (umask 0077; setpriv --bounding-set="-all,$caps" --no-new-privs -- "$cro" --state-dir "$work/state" --desired "$work/desired.json" "$@"); }

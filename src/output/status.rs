@@ -523,8 +523,17 @@ pub fn render_status(s: &Status) -> String {
         "last reconcile: {}\n\n",
         s.last_reconcile.as_deref().unwrap_or("never")
     );
+    // The first column is as wide as its longest name (a disk's mount path can be long), so
+    // every value stays under its header.
+    let rw = name_width(
+        s.resources
+            .disk
+            .keys()
+            .map(|m| m.chars().count() + "disk ".len())
+            .chain(["RESOURCE".len(), "memory".len()]),
+    );
     o += &format!(
-        "{:<16} {:>7} {:>6} {:>7} {:>8} {:>10} {:>7} {:>8} {:>6}  {}\n",
+        "{:<rw$} {:>7} {:>6} {:>7} {:>8} {:>10} {:>7} {:>8} {:>6}  {}\n",
         "RESOURCE",
         "TARGET",
         "STAT",
@@ -538,7 +547,7 @@ pub fn render_status(s: &Status) -> String {
     );
     let mut row = |name: &str, u: &Usage| {
         o += &format!(
-            "{:<16} {:>6.1}% {:>6} {:>6.1}% {:>7.1}% {:>9.1}% {:>6.1}% {:>7.1}% {:>5.0}%  {}\n",
+            "{:<rw$} {:>6.1}% {:>6} {:>6.1}% {:>7.1}% {:>9.1}% {:>6.1}% {:>7.1}% {:>5.0}%  {}\n",
             name,
             u.target_percent,
             u.statistic,
@@ -596,8 +605,14 @@ pub fn render_status(s: &Status) -> String {
             costs.join("; ")
         );
     }
+    let jw = name_width(
+        s.jobs
+            .iter()
+            .map(|j| j.id.chars().count())
+            .chain(["JOB".len()]),
+    );
     o += &format!(
-        "\n{:<16} {:>8} {:<8} {:>7} {:>24}  {}\n",
+        "\n{:<jw$} {:>8} {:<8} {:>7} {:>24}  {}\n",
         "JOB", "PID", "STATE", "HOLDS", "BALLAST", "NOTE"
     );
     if s.jobs.is_empty() {
@@ -625,7 +640,7 @@ pub fn render_status(s: &Status) -> String {
             .or(j.limited_by.as_ref().map(|l| format!("limited by {l}")))
             .unwrap_or_default();
         o += &format!(
-            "{:<16} {:>8} {:<8} {:>7} {:>24}  {}\n",
+            "{:<jw$} {:>8} {:<8} {:>7} {:>24}  {}\n",
             j.id,
             j.pid.map_or("-".into(), |p| p.to_string()),
             if j.alive {
@@ -640,6 +655,12 @@ pub fn render_status(s: &Status) -> String {
         );
     }
     o
+}
+
+/// The width of a table's first column: its longest name, at least 16 (the width the
+/// table had when every name was short, so a plain host's output does not move).
+fn name_width(lens: impl Iterator<Item = usize>) -> usize {
+    lens.max().unwrap_or(0).max(16)
 }
 
 fn forecast_text(d: &Decision) -> String {

@@ -44,11 +44,9 @@ impl std::fmt::Debug for Run {
 
 /// A desired state that starts every worker but loads nothing: CPU and memory at level 0,
 /// disk padding a plain directory at 0 %. Safe to run in parallel with other tests.
-/// `first_window: pace`: a test that raises a target wants the level now, not deferred
-/// (a fresh state directory is in its first window).
 pub fn idle_desired(disk_mount: &Path) -> String {
     format!(
-        r#"{{"version":1,"first_window":"pace","cpu":{{"target_percent":0}},"memory":{{"target_percent":0}},"disk":{{"target_percent":0,"min_free_gib":0,"allow_plain_directory":true,"mounts":["{}"]}}}}"#,
+        r#"{{"version":1,"cpu":{{"target_percent":0}},"memory":{{"target_percent":0}},"disk":{{"target_percent":0,"min_free_gib":0,"allow_plain_directory":true,"mounts":["{}"]}}}}"#,
         disk_mount.display()
     )
 }

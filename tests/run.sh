@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The whole test suite, with its own set-up: the README's second command and what CI runs.
+#
+#   bash tests/run.sh                 set up what is missing, then run everything CI runs
+#   bash tests/run.sh --setup-only    set up what is missing, run nothing
+#   bash tests/run.sh --check         name what is missing (and the package), change nothing
+#
+# The suite drives real clients and real kernel features, so it needs more than cargo:
+# a tool that is missing is installed (as root, where apt-get exists: Debian, Ubuntu), or
+# named with the package that brings it, before any test runs. No test passes because a
+# tool is missing: the tests that use one fail with its name when it is not there.
+# Root is needed: the disk tests mount small tmpfs and loop filesystems, the CPU tests make
+# a cgroup. The measuring tests run alone and serially after the build, so they own the CPUs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=run
+case "${1:-}" in
+  "") ;;
+  --setup-only) mode=setup ;;
+  --check) mode=check ;;
+  -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+  *) echo "tests/run.sh: unknown option $1 (--setup-only, --check)" >&2; exit 2 ;;
+esac
+
+# The tests run Debian's python (where python3-seccomp puts its module), whatever else is
+# first on the PATH (pyenv, a virtualenv).
+PY=${CRO_TEST_PYTHON:-/usr/bin/python3}
+# What the suite needs beyond cargo: "how to find it|Debian package|what needs it".
+needs=(
+  "cc|gcc|the linker cargo calls"
+  "systemd-analyze|systemd|the unit files' checks (examples/systemd/verify.sh)"
+  "promtool|prometheus|metrics, alert and recording rules (cli tests, CI)"
+  "prometheus|prometheus|the fleet view against a real Prometheus (tests/fleet.rs)"
+  "chromium|chromium|the dashboard rendered in a headless browser (cli tests)"
+  "nginx|nginx-light|a real latency-sensitive service next to the burners (tests/measure.rs)"
+  "wrk|wrk|nginx's benchmark client (tests/measure.rs)"
+  "mkfs.ext4|e2fsprogs|the fast writer's loop filesystem (tests/measure.rs)"
+  "$PY|python3|tests/tools/oldkernel.py, the Ansible role's test"
+  "py:seccomp|python3-seccomp|a 3.10 kernel's system calls (tests/tools/oldkernel.py)"
+  "py:ensurepip|python3-venv|virtualenvs for cargo-zigbuild and ansible-core (packaging, Ansible)"
+  "rpmbuild|rpm|the .rpm (packaging/build.sh) and its checks"
+  "dpkg-deb|dpkg|the .deb (packaging/build.sh) and its install test"
+  "objdump|binutils|the portable binary's glibc symbols (packaging/build.sh)"
+)
+
+have() {
+  case "$1" in
+    py:*) [ -x "$PY" ] && "$PY" -c "import ${1#py:}" 2>/dev/null ;;
+    *) command -v "$1" >/dev/null ;;
+  esac
+}
+
+missing=() pkgs=()
+for n in "${needs[@]}"; do
+  IFS='|' read -r tool pkg why <<<"$n"
+  if ! have "$tool"; then
+    missing+=("  ${tool#py:} (Debian/Ubuntu package $pkg): $why")
+    case " ${pkgs[*]} " in *" $pkg "*) ;; *) pkgs+=("$pkg") ;; esac
+  fi
+done
+command -v cargo >/dev/null || missing+=("  cargo: the Rust toolchain (rustup, or your distribution's cargo)")
+
+can_install() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$mode" = check ] || ! can_install || ! command -v cargo >/dev/null; then
+    {
+      echo "tests/run.sh: the test suite needs tools that are not installed:"
+      printf '%s\n' "${missing[@]}"
+      if [ "${#pkgs[@]}" -gt 0 ]; then
+        echo "Install them with: apt-get install --no-install-recommends ${pkgs[*]}"
+        echo "(or your distribution's equivalents), or run this script as root on Debian/Ubuntu."
+      fi
+    } >&2
+    exit 1
+  fi
+  echo "tests/run.sh: installing what the tests need (apt-get):"
+  printf '%s\n' "${missing[@]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+  for n in "${needs[@]}"; do
+    IFS='|' read -r tool pkg _ <<<"$n"
+    have "$tool" || { echo "tests/run.sh: $pkg installed, but ${tool#py:} is still missing" >&2; exit 1; }
+  done
+fi
+[ "$mode" = check ] && { echo "tests/run.sh: everything the suite needs is installed"; exit 0; }
+
+if [ "$(id -u)" != 0 ]; then
+  echo "tests/run.sh: run as root: the disk tests mount a 256 MiB tmpfs and loop filesystems, the CPU tests make a cgroup" >&2
+  exit 1
+fi
+# Formatting and lints come with rustup's components; a distribution's cargo may lack them.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  if command -v rustup >/dev/null; then
+    rustup component add rustfmt clippy
+  else
+    echo "tests/run.sh: cargo fmt and cargo clippy are needed (rustup component add rustfmt clippy)" >&2
+    exit 1
+  fi
+fi
+[ "$mode" = setup ] && { echo "tests/run.sh: set up"; exit 0; }
+
+cargo --version
+# Habits first, they are cheap: formatting and lints (clippy with warnings as errors;
+# Cargo.toml's [lints] make an unsafe block without a SAFETY comment an error).
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+# Build everything (tests included) before any test runs, so no compiler shares the CPUs
+# with a test. The measuring tests run in release: a debug build's busy loop is too noisy
+# to judge a 5 % slowdown on a shared VM.
+cargo build --locked --all-targets
+cargo test --locked --release --test simulation --test measure --no-run
+# The unit files (syntax, and a confined run of the hardened unit's settings).
+bash examples/systemd/verify.sh target/debug/cro
+bash examples/systemd/confined.sh target/debug/cro
+# The release artifacts: the portable binary (GLIBC <= 2.17), the tarball, .deb and .rpm;
+# then install and purge the .deb, check the .rpm's files and scripts, and run the portable
+# binary as on a 3.10 kernel without PSI (packaging/check.sh says what each check is).
+bash packaging/build.sh
+bash packaging/check.sh
+# The Ansible role (binary and tarball installs, variables, uninstall after recover).
+bash examples/ansible/test-local.sh target/debug/cro
+# The tests last, so the runner's summary is the last thing printed: the functional ones
+# in parallel, then the measuring ones alone and serially.
+cargo test --locked --lib --test cli --test faults --test fleet
+cargo test --locked --release --test simulation --test measure -- --test-threads=1
