@@ -52,11 +52,15 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// The field and message are made printable here, once for every output (terminal,
+    /// status JSON, the dashboard): they may quote a piece of the file (a key, a value),
+    /// which is shortened and has its control characters escaped, so a file cannot write
+    /// escape sequences to a terminal or a megabyte into status.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Problem {
         Problem {
-            field: field.into(),
+            field: crate::format::printable(&field.into(), 120),
             position: None,
-            message: message.into(),
+            message: crate::format::printable(&message.into(), 400),
         }
     }
 }

@@ -46,9 +46,34 @@ pub fn html_escape(t: &str) -> String {
         .replace('\'', "&#39;")
 }
 
+/// Text safe to print to a terminal and to quote in JSON a person reads: control
+/// characters escaped (`\u{1b}`), at most `max` characters (then `…`).
+pub fn printable(t: &str, max: usize) -> String {
+    let mut o = String::new();
+    for (n, c) in t.chars().enumerate() {
+        if n == max {
+            o.push('…');
+            break;
+        }
+        if c.is_control() {
+            o.extend(c.escape_default());
+        } else {
+            o.push(c);
+        }
+    }
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_escapes_control_characters_and_caps_the_length() {
+        assert_eq!(printable("a\u{1b}[31mb\rc", 100), "a\\u{1b}[31mb\\rc");
+        assert_eq!(printable("abcdef", 3), "abc…");
+        assert_eq!(printable("tab\tline\nnext", 100), "tab\\tline\\nnext");
+    }
 
     #[test]
     fn durations() {

@@ -2754,3 +2754,167 @@ fn memory_is_measured_as_the_desired_metric_says() {
     assert_eq!(r.code, 78, "{r:?}");
     assert!(r.stderr.contains("memory.metric"), "{r:?}");
 }
+
+/// Run cro with a deadline: a command that blocks (on a FIFO, say) fails the test instead
+/// of hanging it.
+fn run_within(e: &Env, args: &[&str], desired: Option<&std::path::Path>, secs: u64) -> Run {
+    let mut c = e.cmd();
+    if let Some(d) = desired {
+        c.env("CRO_DESIRED", d);
+    }
+    let mut child = c
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("cro {args:?} still running after {secs} s: it blocked");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Run::from_output(child.wait_with_output().unwrap())
+}
+
+/// Issue 24, 1: the desired path is trusted like the state directory. A FIFO, a symlink to
+/// a file only root may read, a group-writable file and a file in a world-writable
+/// directory are each refused at once (exit 78 naming the path and what is wrong) by
+/// validate, plan and reconcile; status and the server say so without blocking; nothing of
+/// the other file is printed or served; the workers keep their last good jobs.
+#[test]
+fn an_untrusted_desired_file_is_refused_at_once_and_nothing_of_it_is_shown() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new();
+    let secret_dir = e.path().join("secret");
+    std::fs::create_dir(&secret_dir).unwrap();
+    std::fs::set_permissions(&secret_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let secret = secret_dir.join("shadow");
+    let marker = "root:TOPSECRET:20228";
+    std::fs::write(&secret, format!("{marker}:0:99999:7:::\n")).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (_server, addr) = serve_idle(&e);
+    let before = three_workers(&e);
+    let good = std::fs::read_to_string(e.desired_path()).unwrap();
+    let desired = e.desired_path();
+    let reset = || {
+        let _ = std::fs::remove_file(&desired);
+    };
+    // a valid document with a marker, so a file that were read would show it
+    let valid_with_marker = format!(r#"{{"version":1,"paused":true,"cpu":{{"TOPSECRET":1}}}}"#);
+    let ww = e.path().join("world-writable");
+    std::fs::create_dir(&ww).unwrap();
+    std::fs::set_permissions(&ww, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let in_ww = ww.join("desired.json");
+    std::fs::write(&in_ww, &valid_with_marker).unwrap();
+    type Case<'a> = (
+        &'a str,
+        Box<dyn Fn() + 'a>,
+        Option<&'a std::path::Path>,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "fifo",
+            Box::new(|| {
+                reset();
+                let o = std::process::Command::new("mkfifo")
+                    .arg(&desired)
+                    .output()
+                    .unwrap();
+                assert!(o.status.success());
+            }),
+            None,
+            "is a FIFO",
+        ),
+        (
+            "symlink to a root-only file",
+            Box::new(|| {
+                reset();
+                std::os::unix::fs::symlink(&secret, &desired).unwrap();
+            }),
+            None,
+            "is a symbolic link",
+        ),
+        (
+            "group-writable file",
+            Box::new(|| {
+                reset();
+                std::fs::write(&desired, &valid_with_marker).unwrap();
+                std::fs::set_permissions(&desired, std::fs::Permissions::from_mode(0o664)).unwrap();
+            }),
+            None,
+            "is writable by its group",
+        ),
+        (
+            "file in a world-writable directory",
+            Box::new(|| {}),
+            Some(&in_ww),
+            "which is writable by everyone",
+        ),
+    ];
+    for (name, make, named, why) in &cases {
+        make();
+        let path = named.map_or(desired.clone(), |p| p.to_path_buf());
+        for args in [&["validate"][..], &["plan"], &["reconcile", "--once"]] {
+            let t0 = Instant::now();
+            let r = run_within(&e, args, *named, 10);
+            assert_eq!(r.code, 78, "{name}: cro {args:?}: {r:?}");
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "{name}: {args:?} took {:?}",
+                t0.elapsed()
+            );
+            assert!(
+                r.stderr.contains(&path.display().to_string()) && r.stderr.contains(why),
+                "{name}: cro {args:?} must name the path and say `{why}`: {r:?}"
+            );
+            assert!(
+                !r.stderr.contains("TOPSECRET") && !r.stdout.contains("TOPSECRET"),
+                "{name}: {r:?}"
+            );
+        }
+        let r = run_within(&e, &["status", "--json"], *named, 10);
+        assert!(
+            r.stdout.contains(why),
+            "{name}: status --json must say why: {r:?}"
+        );
+        assert!(!r.stdout.contains("TOPSECRET"), "{name}: {r:?}");
+        if named.is_none() {
+            for page in ["/api/status", "/", "/metrics"] {
+                let (code, _, body) = http(
+                    &addr,
+                    &format!("GET {page} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+                );
+                assert_eq!(code, 200, "{name}: {page}");
+                assert!(
+                    !body.contains("TOPSECRET"),
+                    "{name}: {page} served the other file: {body}"
+                );
+            }
+        }
+        // the workers kept their last good jobs
+        assert_eq!(e.workers(), before, "{name}: the workers changed");
+    }
+    reset();
+    std::fs::write(&desired, good).unwrap();
+    e.ok(&["validate"]);
+    // a draft named on the command line is the caller's own business: validate reads it
+    // wherever it is (here: its unknown field is reported), but never a FIFO
+    let r = e.run(&["validate", in_ww.to_str().unwrap()]);
+    assert!(r.code == 78 && r.stderr.contains("unknown field"), "{r:?}");
+    let fifo = e.path().join("draft-fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let r = run_within(&e, &["validate", fifo.to_str().unwrap()], None, 10);
+    assert!(r.code == 78 && r.stderr.contains("is a FIFO"), "{r:?}");
+}

@@ -130,6 +130,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             no_mount_check,
         } => validate(
             file.as_deref().unwrap_or(&paths.desired),
+            file.is_some(),
             json,
             !no_mount_check,
         ),
@@ -647,9 +648,16 @@ fn init(path: &Path, force: bool, from_env: Option<&Path>) -> Result<i32> {
 }
 
 /// `cro validate [FILE]`: check a desired state and show what it resolves to here; exit
-/// 2 with every problem named (file, field, fix) when it is invalid.
-fn validate(path: &Path, json: bool, check_mounts: bool) -> Result<i32> {
-    let Some(bytes) = crate::state::desired_file::read(path)? else {
+/// 78 with every problem named (file, field, fix) when it is invalid. A FILE named on the
+/// command line is a draft the person at the terminal chose (any owner or directory); the
+/// desired path cro acts on gets the trust checks every reader applies.
+fn validate(path: &Path, named_here: bool, json: bool, check_mounts: bool) -> Result<i32> {
+    let read = if named_here {
+        crate::state::desired_file::read_named(path)?
+    } else {
+        crate::state::desired_file::read(path)?
+    };
+    let Some(bytes) = read else {
         return Err(Error::Invalid {
             path: path.to_path_buf(),
             problems: vec![crate::error::Problem::new(

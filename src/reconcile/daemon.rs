@@ -170,12 +170,23 @@ fn reconsider(
 ) -> bool {
     let now = match read() {
         Ok(b) => b,
+        // An untrusted file (a FIFO, a link, writable by others): nothing of it is acted
+        // on, and the config counts as invalid until it is fixed.
+        Err(e @ Error::Invalid { .. }) => {
+            let was_ok = std::mem::replace(config_ok, false);
+            if was_ok {
+                tracing::error!("{e}\nkeeping the last good desired state");
+            }
+            return was_ok;
+        }
         Err(e) => {
             tracing::warn!("{e}");
             return false;
         }
     };
-    if now == *seen {
+    // The same bytes are no change, unless the last read was refused (then the same
+    // content, trusted again, is loaded again).
+    if now == *seen && *config_ok {
         return false;
     }
     *seen = now;

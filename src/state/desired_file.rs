@@ -1,8 +1,17 @@
-//! Reading the desired-state file: bounded (at most `MAX_BYTES` + 1 are read, so a huge
-//! file is refused without being read whole), and absent meaning the built-in default.
-//! Parsing and resolution are pure and live in `control::desired`.
+//! Reading the desired-state file. Root acts on it, and status, `/api/status` and the
+//! dashboard publish its errors to any local reader, so it is trusted like the state
+//! directory (DESIGN.md, "Desired state"): opened without blocking (a FIFO cannot hang the
+//! daemon or serve) and without following a final symlink (a link to /etc/shadow cannot be
+//! read and quoted); it must be a regular file owned by root or the user running cro, not
+//! writable by group or others, in a directory with the same rule. Anything else is exit
+//! 78 naming the path and the fix, and nothing of the file is read. The read is bounded (at
+//! most `MAX_BYTES` + 1 bytes, so a huge file is refused without being read whole); no
+//! file means the built-in default. Parsing and resolution are pure and live in
+//! `control::desired`.
 use crate::control::desired::{DesiredState, MAX_BYTES, Source, from_contents};
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Result};
+use std::fs::{File, Metadata};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Load the desired file, or the built-in default when it does not exist.
@@ -10,18 +19,144 @@ pub fn load(path: &Path) -> Result<(DesiredState, Source)> {
     from_contents(path, read(path)?.as_deref())
 }
 
-/// Read the desired file, at most one byte past MAX_BYTES (so a huge file is refused
-/// without being read whole). `None` when there is no file.
+/// Read the desired file after the trust checks. `None` when there is no file.
 pub fn read(path: &Path) -> Result<Option<Vec<u8>>> {
-    use std::io::Read;
-    let f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, "read", e)),
+    let f = match open(path, false)? {
+        Some(f) => f,
+        None => return Ok(None),
     };
+    let md = f.metadata().map_err(|e| Error::io(path, "inspect", e))?;
+    if let Some(why) = file_problem(&md) {
+        return Err(untrusted(path, &why));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let dmd = std::fs::metadata(dir).map_err(|e| Error::io(dir, "inspect", e))?;
+    if let Some(why) = owner_problem(&dmd) {
+        return Err(untrusted(
+            path,
+            &format!("is in {} which {why}", dir.display()),
+        ));
+    }
+    read_bounded(f, path).map(Some)
+}
+
+/// Read a file the person at the terminal named (`cro validate FILE`, a draft anywhere):
+/// any owner and directory, a symlink followed, but never a FIFO, device or socket, and
+/// never blocking. Its errors go to that person's terminal only.
+pub fn read_named(path: &Path) -> Result<Option<Vec<u8>>> {
+    let f = match open(path, true)? {
+        Some(f) => f,
+        None => return Ok(None),
+    };
+    let md = f.metadata().map_err(|e| Error::io(path, "inspect", e))?;
+    if let Some(kind) = not_regular(&md) {
+        return Err(untrusted(path, &format!("is {kind}, not a regular file")));
+    }
+    read_bounded(f, path).map(Some)
+}
+
+/// Open without blocking (O_NONBLOCK: a FIFO with no writer would block the open) and,
+/// unless `follow`, without following a final symlink. `None` when there is no file.
+fn open(path: &Path, follow: bool) -> Result<Option<File>> {
+    let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC | nofollow)
+        .open(path)
+    {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) && !follow => {
+            let to = std::fs::read_link(path)
+                .map(|t| format!(" (to {})", t.display()))
+                .unwrap_or_default();
+            Err(untrusted(
+                path,
+                &format!(
+                    "is a symbolic link{to}; cro does not follow a link at the desired path: \
+                     name the file itself with --desired, or replace the link with the file"
+                ),
+            ))
+        }
+        Err(e) => Err(Error::io(path, "read", e)),
+    }
+}
+
+fn read_bounded(f: File, path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
     let mut buf = vec![];
     f.take(MAX_BYTES as u64 + 1)
         .read_to_end(&mut buf)
         .map_err(|e| Error::io(path, "read", e))?;
-    Ok(Some(buf))
+    Ok(buf)
+}
+
+/// What is wrong with the desired file itself, if anything.
+fn file_problem(md: &Metadata) -> Option<String> {
+    if let Some(kind) = not_regular(md) {
+        return Some(format!("is {kind}, not a regular file"));
+    }
+    owner_problem(md)
+}
+
+fn not_regular(md: &Metadata) -> Option<&'static str> {
+    let t = md.file_type();
+    if t.is_file() {
+        None
+    } else if t.is_fifo() {
+        Some("a FIFO")
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else if t.is_block_device() || t.is_char_device() {
+        Some("a device")
+    } else {
+        Some("not a regular file")
+    }
+}
+
+/// The owner and write-bit rule shared by the file and its directory: owned by root or by
+/// the user running cro, not writable by group or others.
+fn owner_problem(md: &Metadata) -> Option<String> {
+    let me = crate::sys::euid();
+    if md.uid() != 0 && md.uid() != me {
+        Some(format!(
+            "is owned by uid {}, not by root or uid {me} that runs cro",
+            md.uid()
+        ))
+    } else if md.mode() & 0o022 != 0 {
+        Some(format!(
+            "is writable by {} (mode {:o})",
+            if md.mode() & 0o002 != 0 {
+                "everyone"
+            } else {
+                "its group"
+            },
+            md.mode() & 0o7777
+        ))
+    } else {
+        None
+    }
+}
+
+/// Exit 78, naming the path, what is wrong and the fix; nothing of the file is quoted.
+fn untrusted(path: &Path, why: &str) -> Error {
+    let fix = if why.contains("symbolic link") || why.contains("regular file") {
+        String::new()
+    } else {
+        format!(
+            "; cro will not act on a file others can change: make the file and its directory \
+             owned by root (or the user running cro) and closed to writes by others (chmod \
+             go-w {} and its directory), or keep it in a directory such as /etc/cro",
+            path.display()
+        )
+    };
+    Error::Invalid {
+        path: path.to_path_buf(),
+        problems: vec![Problem::new("", format!("{} {why}{fix}", path.display()))],
+    }
 }
