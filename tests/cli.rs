@@ -2805,7 +2805,7 @@ fn an_untrusted_desired_file_is_refused_at_once_and_nothing_of_it_is_shown() {
         let _ = std::fs::remove_file(&desired);
     };
     // a valid document with a marker, so a file that were read would show it
-    let valid_with_marker = format!(r#"{{"version":1,"paused":true,"cpu":{{"TOPSECRET":1}}}}"#);
+    let valid_with_marker = r#"{"version":1,"paused":true,"cpu":{"TOPSECRET":1}}"#;
     let ww = e.path().join("world-writable");
     std::fs::create_dir(&ww).unwrap();
     std::fs::set_permissions(&ww, std::fs::Permissions::from_mode(0o1777)).unwrap();
