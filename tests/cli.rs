@@ -2810,7 +2810,7 @@ fn an_untrusted_desired_file_is_refused_at_once_and_nothing_of_it_is_shown() {
     std::fs::create_dir(&ww).unwrap();
     std::fs::set_permissions(&ww, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let in_ww = ww.join("desired.json");
-    std::fs::write(&in_ww, &valid_with_marker).unwrap();
+    std::fs::write(&in_ww, valid_with_marker).unwrap();
     type Case<'a> = (
         &'a str,
         Box<dyn Fn() + 'a>,
@@ -2844,7 +2844,7 @@ fn an_untrusted_desired_file_is_refused_at_once_and_nothing_of_it_is_shown() {
             "group-writable file",
             Box::new(|| {
                 reset();
-                std::fs::write(&desired, &valid_with_marker).unwrap();
+                std::fs::write(&desired, valid_with_marker).unwrap();
                 std::fs::set_permissions(&desired, std::fs::Permissions::from_mode(0o664)).unwrap();
             }),
             None,
