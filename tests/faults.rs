@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The `extra` for `disk_desired` that turns CPU and memory off.
 const DISK_ONLY: &str = r#""cpu":{"enabled":false},"memory":{"enabled":false},"#;
@@ -751,13 +751,24 @@ fn serve_defaults_to_loopback_and_survives_a_corpus_of_malformed_requests() {
     );
     assert_eq!(code, 200, "64 idle connections starve the server");
     drop(idle);
-    // Beyond the connection cap (128), a client is told so at once instead of waiting.
-    let idle: Vec<_> = (0..150)
+    // Beyond the connection budget (512), the oldest connection is closed and the new one
+    // served.
+    let idle: Vec<_> = (0..600)
         .map(|_| std::net::TcpStream::connect(&addr).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(300));
     let (code, head, _) = http(&addr, "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    assert_eq!(code, 503, "over the cap: {head}");
+    assert_eq!(code, 200, "over the budget: {head}");
+    let mut first = &idle[0];
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(
+        std::io::Read::read(&mut first, &mut buf).ok(),
+        Some(0),
+        "the oldest idle connection was closed for it"
+    );
     drop(idle);
     // A client that starts a request and stops is cut off after the 5 s head budget.
     {
@@ -766,10 +777,16 @@ fn serve_defaults_to_loopback_and_survives_a_corpus_of_malformed_requests() {
         s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
         s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
             .unwrap();
+        let t0 = Instant::now();
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
+        let took = t0.elapsed();
         assert!(
-            out.starts_with("HTTP/1.1 408"),
+            took >= Duration::from_secs(4) && took < Duration::from_secs(10),
+            "a stalled request was cut off after {took:?}"
+        );
+        assert!(
+            out.is_empty() || out.starts_with("HTTP/1.1 408"),
             "a stalled request: {out:?}"
         );
     }
@@ -905,4 +922,140 @@ fn a_daemon_killed_at_a_crash_point_is_restarted_and_converges() {
         let want: &[String] = if removing { &[] } else { &all };
         assert_converged(&e, want, &format!("daemon {i}, killed at {point}"));
     }
+}
+
+/// Issue 24, 2: idle, drip-feeding and slow-reading clients cannot keep a scrape from
+/// being served. An attacker keeps 1,000 idle connections open (reopening any the server
+/// closes), 100 clients drip-feed request heads a byte at a time, 20 ask for the
+/// dashboard and never read it; meanwhile a scrape every second for 30 s must succeed
+/// every time. The server's threads and memory stay bounded (printed).
+#[test]
+fn a_scrape_a_second_succeeds_next_to_idle_drip_feeding_and_slow_reading_clients() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    raise_fd_limit(4096);
+    let e = Env::new();
+    let (server, addr) = serve_idle(&e);
+    let pid = server.0.id();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reopened = Arc::new(AtomicUsize::new(0));
+    // Has the server closed this connection? (Reads what it sent, if anything.)
+    let closed = |s: &TcpStream| {
+        s.set_nonblocking(true).unwrap();
+        let mut b = [0u8; 256];
+        match (&*s).read(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        }
+    };
+    let mut attackers = vec![];
+    // 1,000 idle connections, reopened when closed
+    {
+        let (stop, addr, reopened) = (stop.clone(), addr.clone(), reopened.clone());
+        attackers.push(std::thread::spawn(move || {
+            let mut conns: Vec<TcpStream> = (0..1000)
+                .filter_map(|_| TcpStream::connect(&addr).ok())
+                .collect();
+            assert!(
+                conns.len() >= 990,
+                "could open only {} connections",
+                conns.len()
+            );
+            while !stop.load(Ordering::Relaxed) {
+                for c in conns.iter_mut() {
+                    if closed(c)
+                        && let Ok(n) = TcpStream::connect(&addr)
+                    {
+                        *c = n;
+                        reopened.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }));
+    }
+    // 100 drip-feeders: a byte of a request head every 100 ms, forever
+    {
+        let (stop, addr) = (stop.clone(), addr.clone());
+        attackers.push(std::thread::spawn(move || {
+            let head = b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Drip: ".to_vec();
+            let mut conns: Vec<(TcpStream, usize)> = (0..100)
+                .filter_map(|_| TcpStream::connect(&addr).ok().map(|c| (c, 0)))
+                .collect();
+            while !stop.load(Ordering::Relaxed) {
+                for (c, sent) in conns.iter_mut() {
+                    let byte = head.get(*sent).copied().unwrap_or(b'a');
+                    if c.write_all(&[byte]).is_err() {
+                        if let Ok(n) = TcpStream::connect(&addr) {
+                            *c = n;
+                            *sent = 0;
+                        }
+                    } else {
+                        *sent += 1;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }));
+    }
+    // 20 slow readers: ask for the dashboard and never read the answer; each is replaced
+    // by a new one after 20 s (past the server's 15 s deadline)
+    {
+        let (stop, addr) = (stop.clone(), addr.clone());
+        attackers.push(std::thread::spawn(move || {
+            let mut conns: Vec<(TcpStream, Instant)> = vec![];
+            while !stop.load(Ordering::Relaxed) {
+                conns.retain(|(_, at)| at.elapsed() < Duration::from_secs(20));
+                while conns.len() < 20 {
+                    let Ok(mut c) = TcpStream::connect(&addr) else {
+                        break;
+                    };
+                    let _ = c.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+                    conns.push((c, Instant::now()));
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let (mut failures, mut slowest) = (vec![], Duration::ZERO);
+    let (mut threads, mut rss_kib) = (0u64, 0u64);
+    for i in 0..30 {
+        let t0 = Instant::now();
+        let (code, head, body) = http(&addr, "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        slowest = slowest.max(t0.elapsed());
+        if code != 200 || !body.contains("cro_build_info") {
+            failures.push(format!("scrape {i}: {code} {head}"));
+        }
+        let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let field = |k: &str| {
+            st.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        threads = threads.max(field("Threads:"));
+        rss_kib = rss_kib.max(field("VmRSS:"));
+        std::thread::sleep(Duration::from_secs(1).saturating_sub(t0.elapsed()));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for a in attackers {
+        a.join().unwrap();
+    }
+    eprintln!(
+        "serve under attack: 30 scrapes, {} failed, slowest {slowest:?}; server at most {threads} threads, {} MiB RSS; {} idle connections reopened after the server closed them",
+        failures.len(),
+        rss_kib / 1024,
+        reopened.load(Ordering::Relaxed)
+    );
+    assert!(failures.is_empty(), "scrapes failed: {failures:#?}");
+    assert!(threads <= 4, "the server ran {threads} threads");
+    assert!(
+        rss_kib < 96 << 10,
+        "the server's RSS reached {} MiB",
+        rss_kib / 1024
+    );
 }

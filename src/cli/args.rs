@@ -191,12 +191,17 @@ pub enum Command {
     Schema,
     /// Serve a read-only dashboard (/), /api/status and /metrics.
     #[command(
-        after_help = "Examples:\n  cro serve                        http://127.0.0.1:9477/ (loopback only)\n  curl -s 127.0.0.1:9477/metrics   what Prometheus scrapes"
+        after_help = "Examples:\n  cro serve                        http://127.0.0.1:9477/ (loopback only)\n  curl -s 127.0.0.1:9477/metrics   what Prometheus scrapes\n  cro serve --listen 0.0.0.0:9477 --allow-host cro-web1.example.net\n                                   for a Prometheus elsewhere"
     )]
     Serve {
         /// Address to listen on; loopback unless you say otherwise.
         #[arg(long, default_value = "127.0.0.1:9477", value_name = "ADDR")]
         listen: String,
+        /// Another name the Host header may carry (repeatable), e.g. the name Prometheus
+        /// scrapes this host by. IP literals, localhost and this host's own names are
+        /// always answered; other names are refused (421) against DNS rebinding.
+        #[arg(long = "allow-host", value_name = "NAME")]
+        allow_host: Vec<String>,
     },
     /// Every host's compliance from the Prometheus that scrapes cro, worst first.
     #[command(

@@ -176,8 +176,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         ),
         Command::Report { html } => report(&paths, &html),
         Command::Fleet(a) => fleet(a),
-        Command::Serve { listen } => {
-            crate::output::serve::run(&paths.state_dir, &paths.desired, &listen)?;
+        Command::Serve { listen, allow_host } => {
+            crate::output::serve::run(&paths.state_dir, &paths.desired, &listen, &allow_host)?;
             Ok(exit::OK)
         }
         Command::Schema => {

@@ -63,3 +63,23 @@ pub fn kill_self() -> ! {
     let _ = rustix::process::kill_process(rustix::process::getpid(), Signal::KILL);
     std::process::abort()
 }
+
+/// Raise this process's soft limit on open files towards `want` (never above the hard
+/// limit, never lowered). Returns the soft limit in force afterwards.
+pub fn raise_fd_limit(want: u64) -> u64 {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let now = getrlimit(Resource::Nofile);
+    let cur = now.current.unwrap_or(u64::MAX);
+    let target = now.maximum.map_or(want, |max| want.min(max));
+    if cur >= target {
+        return cur;
+    }
+    let raised = Rlimit {
+        current: Some(target),
+        maximum: now.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => target,
+        Err(_) => cur,
+    }
+}

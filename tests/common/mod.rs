@@ -702,3 +702,22 @@ pub fn grafana_dashboard() -> serde_json::Value {
     );
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
+
+/// Raise this test process's soft limit on open files (tests that hold a thousand
+/// connections; the default soft limit is often 1,024).
+pub fn raise_fd_limit(want: u64) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let now = getrlimit(Resource::Nofile);
+    let target = now.maximum.map_or(want, |m| want.min(m));
+    if now.current.is_some_and(|c| c >= target) {
+        return;
+    }
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(target),
+            maximum: now.maximum,
+        },
+    )
+    .unwrap();
+}
