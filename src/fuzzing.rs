@@ -85,6 +85,56 @@ pub fn history_text(data: &[u8]) {
     }
 }
 
+/// The HTTP server's request handling (hyper's parser, our routes) on arbitrary bytes:
+/// sent whole on one connection, then the client's side shut, the server answers or
+/// closes, well within its deadline, never panics, and what it sends is one HTTP/1.x
+/// response with a status code. The state directory does not exist, so no page reads
+/// the host; a valid GET is answered from the routes (404, 405, 421, or the page).
+pub fn http_request(data: &[u8]) {
+    use crate::output::serve::{self, routes};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = serve::runtime().expect("a runtime");
+    let site = std::sync::Arc::new(routes::Site::new(
+        "/nonexistent/cro-fuzz".into(),
+        "/nonexistent/cro-fuzz/desired.json".into(),
+        "127.0.0.1:9477".parse().expect("an address"),
+        routes::Names {
+            allowed: vec![],
+            own: vec![],
+        },
+    ));
+    let out = rt.block_on(async move {
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let conn = tokio::spawn(serve::connection(
+            hyper_util::rt::TokioIo::new(server),
+            site,
+        ));
+        let mut out = vec![];
+        let talk = async {
+            let _ = client.write_all(data).await;
+            let _ = client.shutdown().await;
+            let _ = client.read_to_end(&mut out).await;
+        };
+        let done = tokio::time::timeout(serve::CONNECTION_DEADLINE, talk).await;
+        let _ = conn.await;
+        assert!(done.is_ok(), "no answer and no close for {data:?}");
+        out
+    });
+    if out.is_empty() {
+        return;
+    }
+    let head = String::from_utf8_lossy(&out[..out.len().min(64)]).into_owned();
+    let code = head
+        .strip_prefix("HTTP/1.1 ")
+        .or_else(|| head.strip_prefix("HTTP/1.0 "))
+        .and_then(|r| r.get(..3))
+        .and_then(|c| c.parse::<u16>().ok());
+    assert!(
+        code.is_some_and(|c| (200..600).contains(&c)),
+        "not an HTTP response: {head:?} for {data:?}"
+    );
+}
+
 fn same_json(a: &history::Record, b: &history::Record) -> bool {
     serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
 }
@@ -127,7 +177,11 @@ mod tests {
     #[test]
     fn fuzz_corpus_replays_clean() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-        for (target, check) in [("desired", desired as fn(&[u8])), ("history", history_text)] {
+        for (target, check) in [
+            ("desired", desired as fn(&[u8])),
+            ("history", history_text),
+            ("http", http_request),
+        ] {
             let dir = root.join(target);
             let mut n = 0;
             for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
@@ -182,6 +236,34 @@ mod tests {
             prop_assert_eq!(r.cpu.unwrap().target_percent, cpu as f64);
             prop_assert_eq!(r.window_days, window);
             prop_assert_eq!(r.paused, paused);
+        }
+
+        #[test]
+        fn http_server_takes_any_bytes(data in prop::collection::vec(any::<u8>(), 0..600)) {
+            http_request(&data);
+        }
+
+        #[test]
+        fn http_server_takes_any_request_shape(
+            method in prop::sample::select(vec!["GET", "HEAD", "POST", "get", "BREW", "", "CONNECT"]),
+            target in prop::sample::select(vec!["/", "/metrics", "/api/status", "*", "/../x", "http://e/metrics", "", "/%00"]),
+            version in prop::sample::select(vec!["HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/9", ""]),
+            headers in prop::collection::vec(("[A-Za-z-]{0,12}", "[ -~]{0,40}"), 0..6),
+            host in prop::option::of(prop::sample::select(vec!["localhost", "evil.example", "127.0.0.1:9477", "[::1", ""])),
+            body in "[ -~]{0,40}",
+            crlf in any::<bool>(),
+        ) {
+            let nl = if crlf { "\r\n" } else { "\n" };
+            let mut req = format!("{method} {target} {version}{nl}");
+            if let Some(h) = host {
+                req += &format!("Host: {h}{nl}");
+            }
+            for (k, v) in headers {
+                req += &format!("{k}: {v}{nl}");
+            }
+            req += nl;
+            req += &body;
+            http_request(req.as_bytes());
         }
 
         #[test]
