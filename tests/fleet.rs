@@ -202,7 +202,13 @@ fn fleet_view_from_a_real_prometheus_scraping_cro_serve() {
     }
     // the recording rules (examples/prometheus-rules.yml, loaded by this Prometheus)
     // count the hosts per state as the view does
-    let client = cro::fleet::prometheus::Client::new(&url, Duration::from_secs(10), None).unwrap();
+    let client = cro::fleet::prometheus::Client::new(
+        &url,
+        Duration::from_secs(10),
+        None,
+        cro::fleet::prometheus::Roots::Mozilla,
+    )
+    .unwrap();
     let nonzero = fleet["resources"]
         .as_object()
         .unwrap()
@@ -285,5 +291,217 @@ fn fleet_names_a_url_that_is_not_prometheus() {
     // a URL that is not http://
     let r = e.run(&["fleet", "--prometheus", "prometheus:9090"]);
     assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.stderr.contains("not an http:// URL"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not an http:// or https:// URL"),
+        "{}",
+        r.stderr
+    );
+    // a timeout that does not fit is a usage error, not a panic
+    let r = e.run(&[
+        "fleet",
+        "--prometheus",
+        &url,
+        "--timeout",
+        "99999999999999999999s",
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--timeout"), "{}", r.stderr);
+}
+
+/// A CA and a certificate it signed for 127.0.0.1 and localhost, made with openssl.
+fn test_ca(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let sh = |script: &str| {
+        let o = std::process::Command::new("sh")
+            .arg("-ec")
+            .arg(script)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=cro-test-ca -keyout ca.key -out ca.pem 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout srv.key -out srv.csr 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > ext
+        openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext -out srv.pem 2>/dev/null");
+    (dir.join("ca.pem"), dir.join("srv.pem"), dir.join("srv.key"))
+}
+
+/// nginx terminating TLS on a free loopback port in front of `upstream` (http://ADDR).
+fn tls_proxy(
+    e: &Env,
+    upstream: &str,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> (Daemon, String) {
+    let dir = e.path().join("nginx");
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let addr = free_addr();
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/logs/error.log;
+events {{ worker_connections 64; }}
+http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d};
+  server {{ listen {addr} ssl; ssl_certificate {c}; ssl_certificate_key {k};
+    location / {{ proxy_pass {upstream}; }} }} }}\n",
+            d = dir.display(),
+            c = cert.display(),
+            k = key.display(),
+        ),
+    )
+    .unwrap();
+    let server = Daemon(
+        std::process::Command::new("nginx")
+            .args(["-c", conf.to_str().unwrap(), "-p", dir.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx (apt-get install nginx-light; tests/run.sh does)"),
+    );
+    wait_for(Duration::from_secs(10), "nginx to listen", || {
+        std::net::TcpStream::connect(&addr).ok()
+    });
+    (server, addr)
+}
+
+/// Issue 24, 4: `cro fleet` reads a Prometheus behind TLS, checks the certificate (a CA it
+/// was not told of is refused, naming the fix), and gives the same view as over plain HTTP.
+#[test]
+fn fleet_reads_prometheus_over_https_and_checks_its_certificate() {
+    let (_h, _hs, target) = host(PAUSED, 1, 30.0, 0.0);
+    let e = Env::new();
+    let (_prom, url) = prometheus(&e, &[&target]);
+    let certs = e.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let (ca, cert, key) = test_ca(&certs);
+    let (_nginx, tls_addr) = tls_proxy(&e, &url, &cert, &key);
+    let https = format!("https://{tls_addr}");
+    wait_for(
+        Duration::from_secs(30),
+        "prometheus to scrape the host",
+        || {
+            let r = e.run(&["fleet", "--prometheus", &url, "--json"]);
+            (r.code == 0 && r.json()["hosts"].as_array().is_some_and(|h| h.len() == 1))
+                .then_some(())
+        },
+    );
+    // trusted through --ca-file: the same hosts and states as over plain HTTP
+    let plain = e.ok(&["fleet", "--prometheus", &url, "--json"]).json();
+    let tls = e
+        .ok(&[
+            "fleet",
+            "--prometheus",
+            &https,
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--json",
+        ])
+        .json();
+    let view = |v: &serde_json::Value| -> Vec<(String, String)> {
+        v["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| (h["instance"].to_string(), h["state"].to_string()))
+            .collect()
+    };
+    assert_eq!(view(&plain), view(&tls));
+    assert_eq!(tls["prometheus"].as_str(), Some(https.as_str()));
+    // not trusted (the system's bundle does not know this CA): refused, with the fix
+    let r = e.run(&["fleet", "--prometheus", &https]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("certificate") && r.stderr.contains("--ca-file"),
+        "{}",
+        r.stderr
+    );
+    // a CA file with no certificate in it is a usage error
+    let r = e.run(&[
+        "fleet",
+        "--prometheus",
+        &https,
+        "--ca-file",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+}
+
+/// A one-shot HTTP server on a free port that answers every request with `answer(path)`;
+/// the thread ends when the test drops the listener's address (it serves `n` requests).
+fn fake_prometheus(n: usize, answer: fn(&str) -> Vec<u8>) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        for c in l.incoming().take(n) {
+            let Ok(mut c) = c else { continue };
+            let mut r = std::io::BufReader::new(c.try_clone().unwrap());
+            let mut line = String::new();
+            let _ = r.read_line(&mut line);
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) <= 2 {
+                    break;
+                }
+            }
+            let path = line.split(' ').nth(1).unwrap_or("/").to_string();
+            let _ = c.write_all(&answer(&path));
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Issue 24, 4: a hostile or broken server in front of `cro fleet` (a man in the middle on
+/// plain HTTP, a broken proxy): an answer over 64 MiB is refused without being read whole,
+/// and label values and the server's error text reach the terminal with their control
+/// characters escaped.
+#[test]
+fn fleet_caps_the_answer_and_escapes_what_the_server_says() {
+    let e = Env::new();
+    // 65 MiB of a JSON answer that never ends
+    let big = fake_prometheus(1, |_| {
+        let mut b = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 68157440\r\n\r\n{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[".to_vec();
+        b.resize(65 << 20, b' ');
+        b
+    });
+    let r = e.run(&["fleet", "--prometheus", &big]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("larger than 64 MiB"), "{}", r.stderr);
+    // escape sequences in labels and in the error text
+    let evil = fake_prometheus(3, |path| {
+        let body = if path.contains("cro_") && !path.contains("max_over_time") {
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"cro_target_ratio","instance":"web1\u001b]0;pwned\u0007\u001b[2J","resource":"cpu","statistic":"mean"},"value":[1700000000,"0.25"]}]}}"#.to_string()
+        } else {
+            r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#.to_string()
+        };
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    });
+    let r = e.ok(&["fleet", "--prometheus", &evil]);
+    assert!(
+        !r.stdout.contains('\u{1b}') && !r.stdout.contains('\u{7}'),
+        "raw control characters: {:?}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("web1\\u{1b}]0;pwned"), "{}", r.stdout);
+    let refusing = fake_prometheus(1, |_| {
+        let body =
+            r#"{"status":"error","errorType":"bad_data\u001b[31m","error":"no\u001b]0;x\u0007"}"#;
+        format!("HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+    });
+    let r = e.run(&["fleet", "--prometheus", &refusing]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        !r.stderr.contains('\u{1b}') && r.stderr.contains("bad_data\\u{1b}[31m"),
+        "{:?}",
+        r.stderr
+    );
 }

@@ -257,9 +257,13 @@ pub enum Command {
 /// `cro fleet`'s options.
 #[derive(Debug, Args)]
 pub struct FleetArgs {
-    /// The Prometheus server's base URL (plain http://).
+    /// The Prometheus (or Thanos, VictoriaMetrics) server's base URL: http:// or https://.
     #[arg(long, env = "CRO_PROMETHEUS", value_name = "URL")]
     pub prometheus: String,
+    /// For https://: the PEM file of the CA that signed the server's certificate
+    /// [default: the system's CA bundle, else Mozilla's roots].
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Print the fleet as JSON (`hosts[].{instance, state, problems, resources[]}`).
     #[arg(long, conflicts_with = "html")]
     pub json: bool,

@@ -293,14 +293,24 @@ fn fleet(a: FleetArgs) -> Result<i32> {
             })
     };
     let stale_after_s = dur("stale-after", &a.stale_after)?;
-    let timeout = std::time::Duration::from_secs_f64(dur("timeout", &a.timeout)?);
+    // at most a day: a longer wait is a typo, and a huge one does not fit a Duration
+    let timeout = std::time::Duration::try_from_secs_f64(dur("timeout", &a.timeout)?)
+        .ok()
+        .filter(|t| t.as_secs() <= 86_400)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "--timeout {:?}: at most a day (for example 30s or 5m)",
+                a.timeout
+            ))
+        })?;
     let bearer = match &a.bearer_token_file {
         Some(p) => {
             Some(std::fs::read_to_string(p).map_err(|e| Error::io(p, "read the bearer token", e))?)
         }
         None => None,
     };
-    let client = crate::fleet::prometheus::Client::new(&a.prometheus, timeout, bearer)?;
+    let roots = crate::fleet::prometheus::Roots::load(a.ca_file.as_deref())?;
+    let client = crate::fleet::prometheus::Client::new(&a.prometheus, timeout, bearer, roots)?;
     let f = crate::fleet::fetch(&client, crate::fleet::view::Rules { stale_after_s })?;
     if a.json {
         print_json(&f)

@@ -3,6 +3,7 @@
 //! `Client::query`; reading an answer (`parse_answer`) is pure and unit-tested on the API's
 //! documented shapes.
 use crate::error::{Error, Result};
+use crate::format::printable;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -55,6 +56,26 @@ struct VectorItem {
     value: (f64, String),
 }
 
+/// The largest answer read: a fleet of 100,000 hosts' compact answer is a few tens of MiB;
+/// a larger one (a broken proxy, a man in the middle on plain HTTP) is refused before it
+/// is parsed.
+pub const MAX_ANSWER_BYTES: u64 = 64 << 20;
+/// A label value longer than this is cut (with `…`).
+const MAX_LABEL_CHARS: usize = 256;
+
+/// Label names and values as they may be printed: control characters escaped (no escape
+/// sequence reaches a terminal), long values cut.
+fn printable_labels(m: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    m.into_iter()
+        .map(|(k, v)| {
+            (
+                printable(&k, MAX_LABEL_CHARS),
+                printable(&v, MAX_LABEL_CHARS),
+            )
+        })
+        .collect()
+}
+
 /// Read an instant query's JSON answer. `Err` says what was wrong in the operator's terms.
 pub fn parse_answer(body: &[u8]) -> std::result::Result<Answer, String> {
     let env: Envelope = serde_json::from_slice(body).map_err(|_| {
@@ -64,8 +85,8 @@ pub fn parse_answer(body: &[u8]) -> std::result::Result<Answer, String> {
     if env.status != "success" {
         return Err(format!(
             "Prometheus refused the query: {}: {}",
-            env.error_type.unwrap_or_default(),
-            env.error.unwrap_or_default()
+            printable(&env.error_type.unwrap_or_default(), 100),
+            printable(&env.error.unwrap_or_default(), 400)
         ));
     }
     let data = env
@@ -81,7 +102,7 @@ pub fn parse_answer(body: &[u8]) -> std::result::Result<Answer, String> {
                 .map(|i| {
                     at = i.value.0;
                     Sample {
-                        labels: i.metric,
+                        labels: printable_labels(i.metric),
                         // Prometheus writes NaN, +Inf, -Inf as such; Rust parses all three
                         value: i.value.1.parse().unwrap_or(f64::NAN),
                     }
@@ -106,6 +127,61 @@ pub fn parse_answer(body: &[u8]) -> std::result::Result<Answer, String> {
     }
 }
 
+/// What an https:// server's certificate must chain to.
+pub enum Roots {
+    /// Mozilla's root certificates, built in (for a host without a CA bundle).
+    Mozilla,
+    /// The certificates of a PEM bundle: the system's (`/etc/ssl/certs/...`, where the
+    /// operator's own CA is added with update-ca-certificates or update-ca-trust) or one
+    /// named with `--ca-file`.
+    Pem(Vec<ureq::tls::Certificate<'static>>),
+}
+
+/// Where the distributions keep the system's CA bundle: Debian, Ubuntu, Kylin (deb);
+/// RHEL, CentOS, openEuler, Kylin (rpm); SUSE.
+const SYSTEM_BUNDLES: [&str; 4] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+];
+
+impl Roots {
+    /// The roots in force: `--ca-file` if given (it must hold at least one certificate),
+    /// else the system's bundle, else Mozilla's.
+    pub fn load(ca_file: Option<&std::path::Path>) -> Result<Roots> {
+        if let Some(p) = ca_file {
+            let pem = std::fs::read(p).map_err(|e| Error::io(p, "read the CA file", e))?;
+            let certs = Self::certificates(&pem);
+            if certs.is_empty() {
+                return Err(Error::Usage(format!(
+                    "--ca-file {}: no PEM certificate in it (-----BEGIN CERTIFICATE-----)",
+                    p.display()
+                )));
+            }
+            return Ok(Roots::Pem(certs));
+        }
+        for b in SYSTEM_BUNDLES {
+            if let Ok(pem) = std::fs::read(b) {
+                let certs = Self::certificates(&pem);
+                if !certs.is_empty() {
+                    return Ok(Roots::Pem(certs));
+                }
+            }
+        }
+        Ok(Roots::Mozilla)
+    }
+
+    fn certificates(pem: &[u8]) -> Vec<ureq::tls::Certificate<'static>> {
+        ureq::tls::parse_pem(pem)
+            .filter_map(|i| match i {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// A Prometheus server's query API.
 pub struct Client {
     base: String,
@@ -114,25 +190,38 @@ pub struct Client {
 }
 
 impl Client {
-    /// `url`: the server's base URL as its users open it (`http://prom:9090`, or with a
-    /// path prefix behind a proxy: `http://proxy/prometheus`). `bearer`: a token sent as
-    /// `Authorization: Bearer`, for a server behind an authenticating proxy.
-    pub fn new(url: &str, timeout: Duration, bearer: Option<String>) -> Result<Client> {
+    /// `url`: the server's base URL as its users open it (`http://prom:9090`,
+    /// `https://thanos.example:10902`, or with a path prefix behind a proxy:
+    /// `https://proxy/prometheus`). `bearer`: a token sent as `Authorization: Bearer`, for a
+    /// server behind an authenticating proxy. `roots`: the certificates an https:// server's
+    /// certificate must chain to (see `Roots`).
+    pub fn new(
+        url: &str,
+        timeout: Duration,
+        bearer: Option<String>,
+        roots: Roots,
+    ) -> Result<Client> {
         let base = url.trim_end_matches('/').to_string();
-        if base.starts_with("https://") {
+        let rest = base
+            .strip_prefix("http://")
+            .or_else(|| base.strip_prefix("https://"));
+        if rest.is_none_or(str::is_empty) {
             return Err(Error::Usage(format!(
-                "--prometheus {url}: this build of cro speaks plain HTTP only; point it at \
-                 Prometheus's own http:// listener or a local TLS-terminating proxy"
+                "--prometheus {url}: not an http:// or https:// URL (for example \
+                 http://prometheus:9090)"
             )));
         }
-        if !base.starts_with("http://") || base.len() <= "http://".len() {
-            return Err(Error::Usage(format!(
-                "--prometheus {url}: not an http:// URL (for example http://prometheus:9090)"
-            )));
-        }
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(match roots {
+                Roots::Mozilla => ureq::tls::RootCerts::WebPki,
+                Roots::Pem(certs) => ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)),
+            })
+            .build();
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
+            .https_only(base.starts_with("https://"))
+            .tls_config(tls)
             .user_agent(format!("cro/{}", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
@@ -155,16 +244,34 @@ impl Client {
         if let Some(a) = &self.authorization {
             req = req.header("Authorization", a);
         }
-        let mut resp = req
-            .call()
-            .map_err(|e| fail(format!("cannot reach it: {e}")))?;
+        let mut resp = req.call().map_err(|e| {
+            let why = printable(&e.to_string(), 400);
+            // rustls's verdict arrives as an I/O error during the handshake
+            if matches!(e, ureq::Error::Tls(_) | ureq::Error::Rustls(_))
+                || why.contains("certificate")
+            {
+                fail(format!(
+                    "its TLS certificate is not trusted or not for this name ({why}); name \
+                     the CA that signed it with --ca-file, or add it to the system's CA bundle"
+                ))
+            } else {
+                fail(format!("cannot reach it: {why}"))
+            }
+        })?;
         let status = resp.status().as_u16();
         let body = resp
             .body_mut()
             .with_config()
-            .limit(1 << 30)
+            .limit(MAX_ANSWER_BYTES)
             .read_to_vec()
-            .map_err(|e| fail(format!("the answer broke off: {e}")))?;
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => fail(format!(
+                    "the answer to {promql:?} is larger than {} MiB; cro reads no more \
+                     (a proxy in between, or a server that is not Prometheus?)",
+                    MAX_ANSWER_BYTES >> 20
+                )),
+                e => fail(format!("the answer broke off: {e}")),
+            })?;
         // 400 and 422 carry the API's own error JSON; anything else not 200 is not the API
         match status {
             200 | 400 | 422 | 503 => {}
@@ -235,13 +342,12 @@ mod tests {
     #[test]
     fn urls_are_checked() {
         let t = Duration::from_secs(1);
-        assert!(Client::new("http://127.0.0.1:9090/", t, None).is_ok());
-        assert_eq!(
-            Client::new("http://p/prom/", t, None).unwrap().base(),
-            "http://p/prom"
-        );
-        for bad in ["prometheus:9090", "https://p:9090", "http://", "ftp://x"] {
-            let e = Client::new(bad, t, None).err().unwrap().to_string();
+        let c = |u: &str| Client::new(u, t, None, Roots::Mozilla);
+        assert!(c("http://127.0.0.1:9090/").is_ok());
+        assert!(c("https://thanos.example:10902").is_ok());
+        assert_eq!(c("http://p/prom/").unwrap().base(), "http://p/prom");
+        for bad in ["prometheus:9090", "http://", "https://", "ftp://x"] {
+            let e = c(bad).err().unwrap().to_string();
             assert!(e.contains(bad), "{bad}: {e}");
         }
     }

@@ -3,7 +3,7 @@
 //! `instance` label; each of its resources gets a state, and the host the worst of them.
 use crate::fleet::prometheus::{Answer, Sample};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The cro series the view reads, in one selector (one query however many hosts).
 pub const METRICS_QUERY: &str = "{__name__=~\"cro_(target_ratio|window_ratio|window_coverage_ratio|compliant|forecast_on_track|forecast_organic_ratio|synthetic_cost|synthetic_cost_share_ratio|level_ratio|utilization_ratio|last_reconcile_timestamp_seconds|config_valid|paused|build_info)\"}";
@@ -200,35 +200,41 @@ pub fn build(prometheus: &str, metrics: &Answer, seen: &Answer, up: &Answer, r: 
             resources: vec![],
         })
     }
-    fn resource<'a>(h: &'a mut Host, s: &Sample) -> &'a mut Resource {
+    // Where each (instance, resource, mount) stands in its host's list: a lookup by key,
+    // so a host with many mounts (or an answer made to have them) costs no more per sample.
+    type Key = (String, String, Option<String>);
+    let mut at_of: HashMap<Key, usize> = HashMap::new();
+    fn resource<'a>(
+        at_of: &mut HashMap<Key, usize>,
+        h: &'a mut Host,
+        s: &Sample,
+    ) -> &'a mut Resource {
         let name = s.label("resource");
         let mount = Some(s.label("mount")).filter(|m| !m.is_empty() && name == "disk");
-        let at = match h
-            .resources
-            .iter()
-            .position(|x| x.resource == name && x.mount.as_deref() == mount)
-        {
-            Some(i) => i,
-            None => {
-                h.resources.push(Resource {
-                    resource: name.to_string(),
-                    mount: mount.map(str::to_string),
-                    state: State::Compliant,
-                    target_percent: None,
-                    statistic: None,
-                    window_percent: None,
-                    coverage_percent: None,
-                    compliant: None,
-                    on_track: None,
-                    organic_forecast_percent: None,
-                    level_percent: None,
-                    organic_percent: None,
-                    synthetic_percent: None,
-                    cost: None,
-                });
-                h.resources.len() - 1
-            }
-        };
+        let key = (
+            h.instance.clone(),
+            name.to_string(),
+            mount.map(str::to_string),
+        );
+        let at = *at_of.entry(key).or_insert_with(|| {
+            h.resources.push(Resource {
+                resource: name.to_string(),
+                mount: mount.map(str::to_string),
+                state: State::Compliant,
+                target_percent: None,
+                statistic: None,
+                window_percent: None,
+                coverage_percent: None,
+                compliant: None,
+                on_track: None,
+                organic_forecast_percent: None,
+                level_percent: None,
+                organic_percent: None,
+                synthetic_percent: None,
+                cost: None,
+            });
+            h.resources.len() - 1
+        });
         &mut h.resources[at]
     }
     for s in &metrics.samples {
@@ -244,19 +250,21 @@ pub fn build(prometheus: &str, metrics: &Answer, seen: &Answer, up: &Answer, r: 
             "cro_paused" => h.paused = v == 1.0,
             "cro_build_info" => h.version = Some(s.label("version").to_string()),
             _ if s.label("resource").is_empty() => {}
-            "cro_target_ratio" => resource(h, s).target_percent = pct(v),
+            "cro_target_ratio" => resource(&mut at_of, h, s).target_percent = pct(v),
             "cro_window_ratio" => {
-                let x = resource(h, s);
+                let x = resource(&mut at_of, h, s);
                 x.window_percent = pct(v);
                 x.statistic = Some(s.label("statistic").to_string());
             }
-            "cro_window_coverage_ratio" => resource(h, s).coverage_percent = pct(v),
-            "cro_compliant" => resource(h, s).compliant = Some(v == 1.0),
-            "cro_forecast_on_track" => resource(h, s).on_track = Some(v == 1.0),
-            "cro_forecast_organic_ratio" => resource(h, s).organic_forecast_percent = pct(v),
-            "cro_level_ratio" => resource(h, s).level_percent = pct(v),
+            "cro_window_coverage_ratio" => resource(&mut at_of, h, s).coverage_percent = pct(v),
+            "cro_compliant" => resource(&mut at_of, h, s).compliant = Some(v == 1.0),
+            "cro_forecast_on_track" => resource(&mut at_of, h, s).on_track = Some(v == 1.0),
+            "cro_forecast_organic_ratio" => {
+                resource(&mut at_of, h, s).organic_forecast_percent = pct(v)
+            }
+            "cro_level_ratio" => resource(&mut at_of, h, s).level_percent = pct(v),
             "cro_utilization_ratio" => {
-                let x = resource(h, s);
+                let x = resource(&mut at_of, h, s);
                 match s.label("source") {
                     "organic" => x.organic_percent = pct(v),
                     "synthetic" => x.synthetic_percent = pct(v),
@@ -265,7 +273,7 @@ pub fn build(prometheus: &str, metrics: &Answer, seen: &Answer, up: &Answer, r: 
             }
             "cro_synthetic_cost" => {
                 let unit = s.label("unit").to_string();
-                let x = resource(h, s);
+                let x = resource(&mut at_of, h, s);
                 let share = x.cost.as_ref().and_then(|c| c.share_percent);
                 x.cost = Some(Cost {
                     amount: v,
@@ -274,7 +282,7 @@ pub fn build(prometheus: &str, metrics: &Answer, seen: &Answer, up: &Answer, r: 
                 });
             }
             "cro_synthetic_cost_share_ratio" => {
-                let x = resource(h, s);
+                let x = resource(&mut at_of, h, s);
                 let share = pct(v);
                 match x.cost.as_mut() {
                     Some(c) => c.share_percent = share,
