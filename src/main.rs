@@ -4,12 +4,18 @@ use clap::Parser;
 fn main() {
     let cli = cro::cli::args::Cli::parse();
     let is_worker = matches!(cli.command, cro::cli::args::Command::Worker { .. });
-    let log = cro::cli::logging::init(
+    let log = match cro::cli::logging::init(
         &cli.log_level,
         cli.log_dir.as_deref(),
         cli.log_keep,
         is_worker,
-    );
+    ) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("cro: error: {e}");
+            std::process::exit(e.exit_code());
+        }
+    };
     let code = match cro::cli::commands::run(cli) {
         Ok(code) => code,
         Err(e) => {

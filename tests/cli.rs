@@ -911,6 +911,22 @@ fn completions_man_and_log_dir() {
         .map(|f| f.file_name().to_string_lossy().to_string())
         .collect();
     assert!(files.iter().any(|f| f.starts_with("cro.log")), "{files:?}");
+    // a log directory others can write is refused before anything runs (issue 24, 5)
+    use std::os::unix::fs::PermissionsExt;
+    let shared = e.path().join("shared-logs");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let r = e.run(&["--log-dir", shared.to_str().unwrap(), "plan"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("--log-dir") && r.stderr.contains("writable by everyone"),
+        "{r:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&shared).unwrap().count(),
+        0,
+        "nothing written there"
+    );
     let r = e.run(&["--log-level", "loud", "plan"]);
     assert_eq!(r.code, 2, "an unknown level is a usage error: {r:?}");
     assert!(

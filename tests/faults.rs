@@ -1059,3 +1059,55 @@ fn a_scrape_a_second_succeeds_next_to_idle_drip_feeding_and_slow_reading_clients
         rss_kib / 1024
     );
 }
+
+/// Issue 24, 5: a package upgrade replaces the binary under a running daemon (unpacked
+/// beside it, renamed over it). The daemon must still start workers: a worker killed
+/// afterwards is back within a few ticks, and the daemon says why it runs the old binary.
+#[test]
+fn a_daemon_whose_binary_was_replaced_still_starts_workers() {
+    let e = Env::new();
+    let bin = e.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let exe = bin.join("cro");
+    std::fs::copy(env!("CARGO_BIN_EXE_cro"), &exe).unwrap();
+    e.desired(
+        &Desired::idle(&e.plain_mount())
+            .set("/interval_seconds", 1)
+            .text(),
+    );
+    let c = e.cmd();
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.args(c.get_args()).arg("reconcile");
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let d = Daemon(
+        cmd.env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let first = three_workers(&e);
+    // the upgrade: a new file renamed over the old path
+    let new = bin.join(".cro.new");
+    std::fs::copy(env!("CARGO_BIN_EXE_cro"), &new).unwrap();
+    std::fs::rename(&new, &exe).unwrap();
+    let (id, pid) = first[0].clone();
+    // SAFETY: a plain signal to a worker this test's daemon started; no memory is passed.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let back = wait_for(
+        Duration::from_secs(15),
+        "the killed worker to be restarted",
+        || e.workers().into_iter().find(|(i, p)| *i == id && *p != pid),
+    );
+    assert_ne!(back.1, pid);
+    let log = d.stop();
+    assert!(
+        log.contains("was replaced since this process started"),
+        "{log}"
+    );
+}

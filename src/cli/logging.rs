@@ -24,7 +24,19 @@ fn stream_is(value: &str, fd: &impl std::os::fd::AsFd) -> bool {
 /// Keeps the file writer flushing until the program ends.
 pub struct Guard(#[allow(dead_code)] Option<tracing_appender::non_blocking::WorkerGuard>);
 
-pub fn init(level: &str, log_dir: Option<&std::path::Path>, keep: usize, is_worker: bool) -> Guard {
+/// Set up logging. `Err` when `log_dir` is not a directory cro may trust: root appends to
+/// files there by name, so a directory others can write would let them point a log file
+/// at any file of root's (the same rule as the state directory).
+pub fn init(
+    level: &str,
+    log_dir: Option<&std::path::Path>,
+    keep: usize,
+    is_worker: bool,
+) -> crate::error::Result<Guard> {
+    if let Some(dir) = log_dir {
+        crate::state::fsutil::check_trusted_dir(dir, true)
+            .map_err(|e| crate::error::Error::Runtime(format!("--log-dir: {e}")))?;
+    }
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let mut guard = None;
     let file_layer = log_dir.and_then(|dir| {
@@ -73,7 +85,7 @@ pub fn init(level: &str, log_dir: Option<&std::path::Path>, keep: usize, is_work
                 .try_init();
         }
     }
-    Guard(guard)
+    Ok(Guard(guard))
 }
 
 #[cfg(test)]

@@ -787,6 +787,19 @@ impl DesiredState {
                 if d.mounts[..i].contains(m) {
                     bad(&field, format!("{} is listed twice", m.display()));
                 }
+                let id = crate::control::slot::Slot::disk(m).id();
+                if id.len() > crate::control::slot::MAX_ID_LEN {
+                    bad(
+                        &field,
+                        format!(
+                            "the path is too long to name its job ({} characters once encoded \
+                             as a file name, at most {}); mount the filesystem at a shorter \
+                             path, or bind-mount it at one",
+                            id.len(),
+                            crate::control::slot::MAX_ID_LEN
+                        ),
+                    );
+                }
             }
             DiskTarget {
                 target_percent: t,
@@ -891,6 +904,35 @@ mod tests {
             Err(Error::Invalid { problems, .. }) => problems[0].clone(),
             other => panic!("expected invalid, got {other:?}"),
         }
+    }
+
+    /// Issue 24, 5: a mount whose job id would be too long for a file name is refused
+    /// here (it used to be written, never listed, and its worker respawned every tick).
+    #[test]
+    fn a_mount_path_too_long_for_its_job_id_is_refused() {
+        let long = format!("/mnt/{}", "a b".repeat(40)); // each space is 3 characters encoded
+        let doc = format!(r#"{{"version":1,"disk":{{"mounts":["/data","{long}"]}}}}"#);
+        let r = parse(doc.as_bytes(), Path::new("d.json")).unwrap().resolve(
+            Path::new("d.json"),
+            8 * GIB,
+            false,
+        );
+        let Err(Error::Invalid { problems, .. }) = r else {
+            panic!("accepted: {r:?}")
+        };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, "disk.mounts[1]");
+        assert!(problems[0].message.contains("too long"), "{problems:?}");
+        let ok = format!(
+            r#"{{"version":1,"disk":{{"mounts":["/mnt/{}"]}}}}"#,
+            "a".repeat(190)
+        );
+        assert!(
+            parse(ok.as_bytes(), Path::new("d.json"))
+                .unwrap()
+                .resolve(Path::new("d.json"), 8 * GIB, false)
+                .is_ok()
+        );
     }
 
     #[test]

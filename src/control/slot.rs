@@ -8,6 +8,10 @@ use crate::control::desired::Resolved;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// The longest job id: its files (`<id>.status.json`, `<id>.log.1`) must fit a file
+/// name's 255 bytes. A mount path whose id would be longer is refused at validation.
+pub const MAX_ID_LEN: usize = 200;
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Slot {
     Cpu,

@@ -13,7 +13,7 @@ use crate::state::history::{self, Record};
 use crate::state::queue::{Job, JobFound, JobSpec, Queue};
 use crate::worker::ballast;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -111,9 +111,43 @@ impl World for ThisHost<'_> {
     }
 }
 
+/// The program a worker runs: this very binary. Normally its path; when that path no
+/// longer names it (a package upgrade replaced /usr/bin/cro under a running daemon, so
+/// the path shows as "/usr/bin/cro (deleted)"), `/proc/self/exe`, which still does until
+/// the daemon is restarted on the new binary (the packages restart it). Returns the
+/// program and the name to show as its argv[0].
+fn worker_program() -> Result<(PathBuf, PathBuf)> {
+    use std::os::unix::fs::MetadataExt;
+    let exe = std::env::current_exe().map_err(|e| Error::os("find our own executable", e))?;
+    let me = std::fs::metadata("/proc/self/exe");
+    let same = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .zip(me.as_ref().ok())
+            .is_some_and(|(a, b)| a.dev() == b.dev() && a.ino() == b.ino())
+    };
+    if same(&exe) || me.is_err() {
+        return Ok((exe.clone(), exe));
+    }
+    let shown = PathBuf::from(
+        exe.to_string_lossy()
+            .trim_end_matches(" (deleted)")
+            .to_string(),
+    );
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        tracing::warn!(
+            "{} was replaced since this process started (an upgrade?); workers start from the \
+             running version until cro is restarted",
+            shown.display()
+        )
+    });
+    Ok((PathBuf::from("/proc/self/exe"), shown))
+}
+
 /// Start the worker for `id`, handing it the slot lock we already hold.
 pub fn spawn_worker(q: &Queue, id: &str, lock: File) -> Result<u32> {
-    let exe = std::env::current_exe().map_err(|e| Error::os("find our own executable", e))?;
+    let (exe, shown) = worker_program()?;
     let log_path = q.log_path(id);
     // A log full from an earlier worker is rotated before the next one starts.
     if let Err(e) = crate::worker::logfile::rotate(
@@ -131,6 +165,7 @@ pub fn spawn_worker(q: &Queue, id: &str, lock: File) -> Result<u32> {
     let job_path =
         std::path::absolute(q.job_path(id)).map_err(|e| Error::io(q.job_path(id), "resolve", e))?;
     let mut cmd = Command::new(exe);
+    std::os::unix::process::CommandExt::arg0(&mut cmd, &shown);
     cmd.arg("worker")
         .arg("--job")
         .arg(&job_path)

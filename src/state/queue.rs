@@ -264,7 +264,7 @@ impl Queue {
 /// Job ids are what we generate: `cpu`, `memory`, `disk-...`; anything else is not ours.
 pub fn valid_id(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 200
+        && s.len() <= crate::control::slot::MAX_ID_LEN
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
         && !s.starts_with('.')

@@ -73,7 +73,12 @@ pub fn spawn_detached_with_lock(cmd: &mut Command, lock: &File) -> io::Result<Ch
 
 /// Take ownership of a descriptor this process inherited (the worker's slot lock, named
 /// by `--lock-fd`), after checking it is open; it is made close-on-exec.
-pub fn take_inherited_fd(fd: i32) -> io::Result<File> {
+///
+/// # Safety
+/// `fd` must be a descriptor nothing else in this process owns or will close: the
+/// returned `File` closes it when dropped. An open descriptor that something else owns
+/// (std's stdin, a socket) would be closed under its owner.
+pub unsafe fn take_inherited_fd(fd: i32) -> io::Result<File> {
     // F_GETFD fails with EBADF on a descriptor that is not open.
     // SAFETY: fcntl with F_GETFD/F_SETFD on an integer touches no memory.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
@@ -87,8 +92,7 @@ pub fn take_inherited_fd(fd: i32) -> io::Result<File> {
     if unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: the reconciler handed this open descriptor to this process for exactly this
-    // purpose; `--lock-fd` is read once, so nothing else here owns it.
+    // SAFETY: the caller promises nothing else owns `fd` (this function's contract).
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 

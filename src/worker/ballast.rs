@@ -205,7 +205,9 @@ pub fn unescape(s: &str) -> Vec<u8> {
 }
 
 /// Filesystems a host-wide sweep does not touch: a hung NFS server or FUSE daemon would
-/// block it forever, and cro pads only local filesystems (flock, statfs, fallocate).
+/// block it forever, and cro pads only local filesystems (flock, statfs, fallocate). An
+/// autofs mount point is skipped too: looking inside it mounts what it stands for (often
+/// a network share, which may hang), and whatever it mounts is listed on its own.
 pub fn is_remote_or_fuse(fstype: &str) -> bool {
     fstype.starts_with("fuse")
         || matches!(
@@ -224,6 +226,7 @@ pub fn is_remote_or_fuse(fstype: &str) -> bool {
                 | "gpfs"
                 | "ocfs2"
                 | "beegfs"
+                | "autofs"
         )
 }
 
@@ -262,6 +265,7 @@ mod tests {
         let mi = "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n\
                   30 22 0:50 / /mnt/nfs rw - nfs4 srv:/x rw\n\
                   31 22 0:51 / /mnt/fuse rw - fuse.sshfs u@h: rw\n\
+                  33 22 0:52 / /net rw - autofs /etc/auto.net rw,fd=7\n\
                   32 22 8:2 / /data\\040disk rw - xfs /dev/sda2 rw\n";
         let m = local_mounts(mi);
         assert_eq!(m, vec![PathBuf::from("/"), PathBuf::from("/data disk")]);
