@@ -216,6 +216,7 @@ fn plan(paths: &Paths, json: bool) -> Result<i32> {
 /// `cro reconcile --once` (cron): claim the host, run one tick under the state lock,
 /// count it, print its actions. Exit 1 when an action failed (the rest still ran).
 fn reconcile_once(paths: &Paths, json: bool, textfile_dir: Option<&Path>) -> Result<i32> {
+    check_existing_state_dir(paths)?;
     let d = paths.load_resolved()?;
     let q = Queue::new(&paths.state_dir);
     q.ensure()?;
@@ -240,8 +241,18 @@ fn reconcile_once(paths: &Paths, json: bool, textfile_dir: Option<&Path>) -> Res
     }
 }
 
+/// A state tree others can write is the first thing wrong (exit 1, naming it), before the
+/// desired file that may live in it is judged.
+fn check_existing_state_dir(paths: &Paths) -> Result<()> {
+    if paths.state_dir.exists() {
+        fsutil::check_trusted_dir(&paths.state_dir, true)?;
+    }
+    Ok(())
+}
+
 /// `cro reconcile` (systemd): the daemon, until SIGTERM.
 fn reconcile_daemon(paths: &Paths, textfile_dir: Option<&Path>) -> Result<i32> {
+    check_existing_state_dir(paths)?;
     daemon::run(
         &paths.state_dir,
         &paths.desired,
