@@ -6,8 +6,9 @@
 #   cro-<version>-1.<arch>.rpm          CentOS/RHEL 7-9, openEuler, Kylin (rpm flavour)
 #
 # Usage: bash packaging/build.sh [TARGET]      (default x86_64-unknown-linux-gnu)
-#   e.g. bash packaging/build.sh aarch64-unknown-linux-gnu   on a machine with that
-#   target's standard library (`rustup target add aarch64-unknown-linux-gnu`).
+#   bash packaging/build.sh aarch64-unknown-linux-gnu   ARM (Kunpeng, Phytium): with the
+#   target's standard library where rustup has it, else through packaging/cross.sh (a
+#   Debian chroot that builds std from source; cached in /var/cache/cro-cross).
 #
 # What it installs, cached under target/: cargo-zigbuild and zig (pip, in a venv under
 # target/packaging-venv): zig links against glibc 2.17's symbols, so the binary starts on
@@ -35,11 +36,23 @@ if [ ! -x "$VENV/bin/cargo-zigbuild" ]; then
   "$VENV/bin/pip" install -q cargo-zigbuild ziglang
 fi
 export PATH="$PWD/$VENV/bin:$PATH"
-CRO_DEFAULT_STATE_DIR=/var/lib/cro CRO_DEFAULT_DESIRED=/etc/cro/desired.json \
+export CRO_DEFAULT_STATE_DIR=/var/lib/cro CRO_DEFAULT_DESIRED=/etc/cro/desired.json
+if [ "$TARGET" = x86_64-unknown-linux-gnu ]; then
   cargo zigbuild --locked --release --target "$TARGET.$GLIBC" --bin cro
+else
+  bash packaging/cross.sh build "$TARGET"
+fi
+unset CRO_DEFAULT_STATE_DIR CRO_DEFAULT_DESIRED
 BIN="target/$TARGET/release/cro"
+# The binary is for the target's machine (readelf reads any architecture's ELF).
+case "$ARCH" in
+  x86_64) machine="X86-64" ;;
+  aarch64) machine="AArch64" ;;
+esac
+readelf -h "$BIN" | grep -q "Machine:.*$machine" || {
+  echo "packaging/build.sh: $BIN is not an $ARCH binary" >&2; exit 1; }
 # The highest glibc symbol version it needs must be 2.17 at most.
-need="$(objdump -T "$BIN" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1)"
+need="$(readelf --dyn-syms -W "$BIN" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1)"
 if [ "$(printf '%s\n%s\n' "$need" "$GLIBC" | sort -V | tail -1)" != "$GLIBC" ]; then
   echo "packaging/build.sh: $BIN needs GLIBC_$need, more than $GLIBC" >&2
   exit 1
@@ -47,9 +60,14 @@ fi
 echo "portable binary: $BIN (needs at most GLIBC_$need)"
 
 # Generated files come from a binary that runs here (the host's build when cross-building).
+# For another target: this machine's portable build (same defaults) if there is one, else
+# a plain release build.
 GEN="$BIN"
 if ! "$GEN" --version >/dev/null 2>&1; then
-  cargo build --locked --release --bin cro && GEN=target/release/cro
+  GEN=target/x86_64-unknown-linux-gnu/release/cro
+  if ! "$GEN" --version >/dev/null 2>&1; then
+    cargo build --locked --release --bin cro && GEN=target/release/cro
+  fi
 fi
 
 # 2. The file tree every package installs.

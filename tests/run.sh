@@ -41,12 +41,16 @@ needs=(
   "py:ensurepip|python3-venv|virtualenvs for cargo-zigbuild and ansible-core (packaging, Ansible)"
   "rpmbuild|rpm|the .rpm (packaging/build.sh) and its checks"
   "dpkg-deb|dpkg|the .deb (packaging/build.sh) and its install test"
-  "objdump|binutils|the portable binary's glibc symbols (packaging/build.sh)"
+  "readelf|binutils|the binaries' architecture and glibc symbols (packaging/build.sh)"
+  "debootstrap|debootstrap|the Debian 13 chroot that builds the ARM binary (packaging/cross.sh)"
+  "qemu-aarch64-static|qemu-user-static|the ARM binary's whole pass, workers included (packaging/check-arm.sh)"
+  "f:/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1|libc6-arm64-cross|the C library the ARM binary runs on under qemu"
 )
 
 have() {
   case "$1" in
     py:*) [ -x "$PY" ] && "$PY" -c "import ${1#py:}" 2>/dev/null ;;
+    f:*) [ -e "${1#f:}" ] ;;
     *) command -v "$1" >/dev/null ;;
   esac
 }
@@ -55,7 +59,8 @@ missing=() pkgs=()
 for n in "${needs[@]}"; do
   IFS='|' read -r tool pkg why <<<"$n"
   if ! have "$tool"; then
-    missing+=("  ${tool#py:} (Debian/Ubuntu package $pkg): $why")
+    t=${tool#py:}; t=${t#f:}
+    missing+=("  $t (Debian/Ubuntu package $pkg): $why")
     case " ${pkgs[*]} " in *" $pkg "*) ;; *) pkgs+=("$pkg") ;; esac
   fi
 done
@@ -81,7 +86,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
   for n in "${needs[@]}"; do
     IFS='|' read -r tool pkg _ <<<"$n"
-    have "$tool" || { echo "tests/run.sh: $pkg installed, but ${tool#py:} is still missing" >&2; exit 1; }
+    have "$tool" || { echo "tests/run.sh: $pkg installed, but ${tool#*:} is still missing" >&2; exit 1; }
   done
 fi
 [ "$mode" = check ] && { echo "tests/run.sh: everything the suite needs is installed"; exit 0; }
@@ -119,6 +124,10 @@ bash examples/systemd/confined.sh target/debug/cro
 # binary as on a 3.10 kernel without PSI (packaging/check.sh says what each check is).
 bash packaging/build.sh
 bash packaging/check.sh
+# The ARM release (Kunpeng, Phytium): built in a cached Debian chroot where this machine's
+# Rust has no aarch64 standard library, checked, and run whole under qemu-user.
+bash packaging/build.sh aarch64-unknown-linux-gnu
+bash packaging/check-arm.sh
 # The Ansible role (binary and tarball installs, variables, uninstall after recover).
 bash examples/ansible/test-local.sh target/debug/cro
 # The tests last, so the runner's summary is the last thing printed: the functional ones

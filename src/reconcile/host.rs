@@ -112,21 +112,15 @@ impl World for ThisHost<'_> {
 }
 
 /// The program a worker runs: this very binary. Normally its path; when that path no
-/// longer names it (a package upgrade replaced /usr/bin/cro under a running daemon, so
-/// the path shows as "/usr/bin/cro (deleted)"), `/proc/self/exe`, which still does until
-/// the daemon is restarted on the new binary (the packages restart it). Returns the
-/// program and the name to show as its argv[0].
+/// longer names it (a package upgrade replaced /usr/bin/cro under a running daemon: the
+/// kernel then shows the path as "/usr/bin/cro (deleted)", which does not exist),
+/// `/proc/self/exe`, which still does until the daemon is restarted on the new binary
+/// (the packages restart it). Returns the program and the name to show as its argv[0].
+/// (The path's existence is the test, not its inode: under qemu-user, /proc/self/exe is
+/// the emulator while the path is the guest binary.)
 fn worker_program() -> Result<(PathBuf, PathBuf)> {
-    use std::os::unix::fs::MetadataExt;
     let exe = std::env::current_exe().map_err(|e| Error::os("find our own executable", e))?;
-    let me = std::fs::metadata("/proc/self/exe");
-    let same = |p: &Path| {
-        std::fs::metadata(p)
-            .ok()
-            .zip(me.as_ref().ok())
-            .is_some_and(|(a, b)| a.dev() == b.dev() && a.ino() == b.ino())
-    };
-    if same(&exe) || me.is_err() {
+    if exe.exists() {
         return Ok((exe.clone(), exe));
     }
     let shown = PathBuf::from(

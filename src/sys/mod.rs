@@ -19,8 +19,23 @@ pub fn euid() -> u32 {
 
 /// The system's page size: 4 KiB on x86_64, 64 KiB on many aarch64 kernels (Kylin,
 /// openEuler), where a 4 KiB-aligned `madvise` is refused.
+///
+/// `CRO_PAGE_SIZE` stands in for a larger page size in tests (an emulator cannot change
+/// the host's): it is taken only as a power-of-two multiple of the real page size, up to
+/// 2 MiB, so every address aligned to it is aligned for the kernel too.
 pub fn page_size() -> usize {
-    rustix::param::page_size()
+    let real = rustix::param::page_size();
+    let injected = std::env::var("CRO_PAGE_SIZE")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    page_size_from(real, injected)
+}
+
+fn page_size_from(real: usize, injected: Option<usize>) -> usize {
+    match injected {
+        Some(p) if p.is_power_of_two() && p >= real && p <= 2 << 20 => p,
+        _ => real,
+    }
 }
 
 /// Clock ticks per second, the unit of /proc/PID/stat's utime and stime.
@@ -54,6 +69,20 @@ pub fn redirect_output(f: &std::fs::File) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_injected_page_size_is_taken_only_as_a_larger_power_of_two() {
+        let f = page_size_from;
+        assert_eq!(f(4096, None), 4096);
+        assert_eq!(f(4096, Some(65536)), 65536);
+        assert_eq!(
+            f(65536, Some(4096)),
+            65536,
+            "never smaller than the real one"
+        );
+        assert_eq!(f(4096, Some(65535)), 4096);
+        assert_eq!(f(4096, Some(1 << 30)), 4096);
+    }
 
     #[test]
     fn a_discarded_tail_reads_as_zeros_and_the_head_is_kept() {
