@@ -106,6 +106,8 @@ PY
   sleep 1
 done
 [ -n "$ok" ] || fail "under qemu the levels were not reached: $st"
+txt="$("${CRO[@]}" status)"
+grep -q "64 KiB pages" <<<"$txt" || fail "status does not show the 64 KiB page size: $txt"
 busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
 read -r b0 t0 < <(busy); sleep 3; read -r b1 t1 < <(busy)
 cpu="$(awk -v a="$b0" -v b="$b1" -v c="$t0" -v d="$t1" 'BEGIN{printf "%.0f", (b-a)/(d-c)*100}')"
@@ -147,4 +149,4 @@ done
 for _ in $(seq 1 50); do pgrep -f "$S/state/jobs" >/dev/null || break; sleep 0.1; done
 pgrep -f "$S/state/jobs" >/dev/null && fail "workers left after recover: $(pgrep -af "$S/state/jobs")"
 [ -z "$(ls -A "$M/.cro-ballast" 2>/dev/null)" ] || fail "ballast left after recover"
-echo "arm pass ok (qemu-user, 64 KiB pages injected): cpu $cpu % (target 30), memory ballast $((before >> 20)) -> $((now >> 20)) MiB (its target $((target >> 20)) MiB), disk held; status, plan, explain; recover clean"
+echo "arm pass ok (qemu-user, 64 KiB pages injected): cpu $cpu % (target 30), memory ballast $((before >> 20)) -> $((now >> 20)) MiB (its target $((target >> 20)) MiB), disk held; status (64 KiB pages), plan, explain; recover clean"

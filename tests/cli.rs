@@ -2934,3 +2934,54 @@ fn an_untrusted_desired_file_is_refused_at_once_and_nothing_of_it_is_shown() {
     let r = run_within(&e, &["validate", fifo.to_str().unwrap()], None, 10);
     assert!(r.code == 78 && r.stderr.contains("is a FIFO"), "{r:?}");
 }
+
+/// Issue 24, 3: `--allow-host NAME` lets a name through the Host check (the name a
+/// Prometheus elsewhere scrapes this host by); IP literals of the bound address, mapped
+/// loopback among them, are answered; other names still get 421.
+#[test]
+fn serve_answers_allowed_names_and_its_own_literals_only() {
+    let e = Env::new();
+    e.desired(&idle_desired(&e.plain_mount()));
+    e.ok(&["reconcile", "--once"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let _server = Daemon(
+        e.cmd()
+            .args([
+                "serve",
+                "--listen",
+                &addr,
+                "--allow-host",
+                "cro-web1.example.net",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(Duration::from_secs(10), "the server to listen", || {
+        std::net::TcpStream::connect(&addr).ok()
+    });
+    let code = |host: &str| {
+        http(
+            &addr,
+            &format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        )
+        .0
+    };
+    for ok in [
+        format!("cro-web1.example.net:{port}"),
+        "CRO-WEB1.example.NET.".to_string(),
+        format!("[::ffff:127.0.0.1]:{port}"),
+        format!("127.0.0.1:{port}"),
+    ] {
+        assert_eq!(code(&ok), 200, "Host {ok}");
+    }
+    for bad in ["evil.example", "cro-web1.example.net.evil", "192.0.2.1"] {
+        assert_eq!(code(bad), 421, "Host {bad}");
+    }
+}

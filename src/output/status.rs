@@ -473,10 +473,11 @@ pub fn render_status(s: &Status) -> String {
         o += &format!("CONFIG ERROR: {e}\n  (workers keep their last good jobs)\n");
     }
     o += &format!(
-        "host: {} ({}, kernel {}), {} memory (tier {} GiB{}), {} CPUs ({} usable), cgroup {}{}\n",
+        "host: {} ({}, kernel {}, {} pages), {} memory (tier {} GiB{}), {} CPUs ({} usable), cgroup {}{}\n",
         s.host.os.as_deref().unwrap_or("Linux"),
         s.host.platform,
         s.host.kernel,
+        human_bytes(s.host.page_size as u64).replace(".0 ", " "),
         human_bytes(s.host.memory_total_bytes),
         s.host.memory_tier_gib,
         if s.host.memory_bounded_by_cgroup {
