@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-/// Exit codes (DESIGN.md "Command line"). sysexits names where one fits.
+/// Exit codes (docs/DESIGN.md "Command line"). sysexits names where one fits.
 pub mod exit {
     pub const OK: i32 = 0;
     pub const FAILURE: i32 = 1;

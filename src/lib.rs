@@ -1,5 +1,5 @@
 //! cro: keep a host's utilization at an operator-set floor with synthetic load that only
-//! fills the gap real work leaves. See DESIGN.md for the vocabulary and the contract, and
+//! fills the gap real work leaves. See docs/DESIGN.md for the vocabulary and the contract, and
 //! ARCHITECTURE.md for where each stage lives.
 pub mod cli;
 pub mod control;

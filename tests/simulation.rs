@@ -4,7 +4,7 @@
 //! seeded model. Between ticks the model runs the workers and injects faults: workers
 //! killed, job files torn or deleted, lock and status files vanishing, clock jumps,
 //! failing writes and spawns, unmounted filesystems, torn history lines, desired-state
-//! edits. After every tick the invariants of DESIGN.md are checked.
+//! edits. After every tick the invariants of docs/DESIGN.md are checked.
 //!
 //! A failure prints its seed and step; `CRO_SIM_SEED=<seed> cargo test --test simulation`
 //! replays exactly that run. `CRO_SIM_SEEDS=<n>` and `CRO_SIM_STEPS=<n>` run longer.

@@ -1,6 +1,6 @@
 //! Reading the desired-state file. Root acts on it, and status, `/api/status` and the
 //! dashboard publish its errors to any local reader, so it is trusted like the state
-//! directory (DESIGN.md, "Desired state"): opened without blocking (a FIFO cannot hang the
+//! directory (docs/DESIGN.md, "Desired state"): opened without blocking (a FIFO cannot hang the
 //! daemon or serve) and without following a final symlink (a link to /etc/shadow cannot be
 //! read and quoted); it must be a regular file owned by root or the user running cro, not
 //! writable by group or others, in a directory with the same rule. Anything else is exit

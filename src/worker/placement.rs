@@ -2,8 +2,8 @@
 //!
 //! SCHED_IDLE acts only inside a task group. A worker in its own session is its own
 //! autogroup, and the woken task of another group is not preferred over it at once: it
-//! waits for the next scheduler tick. Measured here with a real server and its own client
-//! (shared/FACTS.md): p99 1.7 ms alone, 4.0 ms next to burners at level 70 with SCHED_IDLE
+//! waits for the next scheduler tick. Measured on the development VM with a real server and
+//! its own client (docs/BENCHMARKS.md has the later runs): p99 1.7 ms alone, 4.0 ms next to burners at level 70 with SCHED_IDLE
 //! and autogroup 19, 1.8 ms with the same burners in a cgroup whose `cpu.idle` is 1
 //! (kernel >= 5.15): an idle group is preempted by a woken task of any other group.
 //!

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# Vendored from the shared test tools (shared/tools/oldkernel.py) so CI on a clean clone has it.
+# Part of the test suite: the old-kernel tests (tests/cli.rs, packaging/check.sh) run cro under it.
 """Run a command as if on a CentOS 7 kernel (3.10): every system call added after 3.10
 answers ENOSYS, madvise(MADV_FREE) answers EINVAL, and (with --no-psi, as root, inside
 `unshare -m`) /proc/pressure is hidden. The filter is inherited by every child.
