@@ -15,6 +15,13 @@ const CRO: &str = env!("CARGO_BIN_EXE_cro");
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 
+/// Send `sig` to `pid` (a process this bench started), through rustix.
+fn send_signal(pid: u32, sig: rustix::process::Signal) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, sig);
+    }
+}
+
 fn cpu_times() -> (u64, u64) {
     let t = cro::observe::read_cpu_times().unwrap();
     (t.busy, t.total)
@@ -163,8 +170,7 @@ fn stress_ng() -> Option<String> {
 }
 
 fn kill(mut c: Child) {
-    // SAFETY: a plain signal to a PID this test started; no memory is passed.
-    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    send_signal(c.id(), rustix::process::Signal::TERM);
     let _ = c.wait();
 }
 
@@ -453,8 +459,7 @@ fn daemon_section() {
     let wcpu = wpid
         .map(|p| (proc_cpu_secs(p) - w0) / 5.0 * 100.0)
         .unwrap_or(0.0);
-    // SAFETY: a plain signal to a PID this test started; no memory is passed.
-    unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
+    send_signal(d.id(), rustix::process::Signal::TERM);
     let _ = d.wait();
     println!("| what | figure |\n|---|---:|");
     println!(

@@ -1,4 +1,5 @@
 //! Thin: parse, set up logging, run, print the error once, exit with its code.
+#![deny(unsafe_code)]
 use clap::Parser;
 
 fn main() {

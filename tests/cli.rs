@@ -386,8 +386,7 @@ fn killed_worker_is_restarted_exactly_once() {
         "the memory worker's first status",
         || e.job_status("memory"),
     );
-    // SAFETY: a plain signal to a PID this test started; no memory is passed.
-    unsafe { libc::kill(mem_pid, libc::SIGKILL) };
+    send_signal(mem_pid, rustix::process::Signal::KILL);
     wait_for(Duration::from_secs(5), "the killed worker to die", || {
         (!pid_alive(mem_pid)).then_some(())
     });
@@ -542,8 +541,7 @@ fn recover_from_normal_killed_deleted_and_garbage_states() {
         match scenario {
             "killed" => {
                 for (_, pid) in &ws {
-                    // SAFETY: a plain signal to a PID this test started; no memory is passed.
-                    unsafe { libc::kill(*pid, libc::SIGKILL) };
+                    send_signal(*pid, rustix::process::Signal::KILL);
                 }
                 wait_for(Duration::from_secs(5), "workers to die", || {
                     ws.iter().all(|w| !pid_alive(w.1)).then_some(())
@@ -562,8 +560,7 @@ fn recover_from_normal_killed_deleted_and_garbage_states() {
             }
             "orphan-ballast" => {
                 for (_, pid) in &ws {
-                    // SAFETY: a plain signal to a PID this test started; no memory is passed.
-                    unsafe { libc::kill(*pid, libc::SIGKILL) };
+                    send_signal(*pid, rustix::process::Signal::KILL);
                 }
                 wait_for(Duration::from_secs(5), "workers to die", || {
                     ws.iter().all(|w| !pid_alive(w.1)).then_some(())
@@ -603,8 +600,7 @@ fn recover_never_signals_a_process_named_in_a_stale_status() {
     let e = Env::new();
     let (_, ws) = e.start_idle();
     for (_, pid) in &ws {
-        // SAFETY: a plain signal to a PID this test started; no memory is passed.
-        unsafe { libc::kill(*pid, libc::SIGKILL) };
+        send_signal(*pid, rustix::process::Signal::KILL);
     }
     wait_for(Duration::from_secs(5), "workers to die", || {
         ws.iter().all(|w| !pid_alive(w.1)).then_some(())
@@ -771,8 +767,7 @@ fn daemon_follows_edits_keeps_last_good_state_and_stops_on_sigterm() {
         cpu_job()
     );
     assert_eq!(e.workers(), ws);
-    // SAFETY: a plain signal to a PID this test started; no memory is passed.
-    unsafe { libc::kill(d.0.id() as i32, libc::SIGTERM) };
+    send_signal(d.0.id() as i32, rustix::process::Signal::TERM);
     let out = wait_for(Duration::from_secs(5), "the daemon to exit", || {
         d.0.try_wait().unwrap()
     });
@@ -1457,8 +1452,7 @@ fn daemon_ticks_at_its_interval_whoever_reads_its_files() {
         "one edit must make exactly one tick"
     );
     // SIGHUP (systemctl reload) reads the file again: nothing changed, no tick
-    // SAFETY: a plain signal to a PID this test started; no memory is passed.
-    unsafe { libc::kill(d.0.id() as i32, libc::SIGHUP) };
+    send_signal(d.0.id() as i32, rustix::process::Signal::HUP);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
         e.history_lines(),
@@ -2075,19 +2069,16 @@ fn planted_ballast_directories_and_files_are_refused() {
     std::fs::remove_file(bdir.join("ballast-000000.bin")).unwrap();
     std::os::unix::fs::chown(&bdir, Some(0), Some(0)).unwrap();
     std::fs::set_permissions(&bdir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let fifo = std::ffi::CString::new(bdir.join("ballast-000000.bin").to_str().unwrap()).unwrap();
-    // SAFETY: a NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        bdir.join("ballast-000000.bin"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
     // a level that wants ballast: the worker must try, and not block
-    let used = {
-        let c = std::ffi::CString::new(m.to_str().unwrap()).unwrap();
-        // SAFETY: statvfs is plain data; all zeros is a valid value.
-        let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: a NUL-terminated path and a valid out-pointer.
-        unsafe { libc::statvfs(c.as_ptr(), &mut s) };
-        let (u, a) = ((s.f_blocks - s.f_bfree) as f64, s.f_bavail as f64);
-        u / (u + a) * 100.0
-    };
+    let used = oracle::used_percent(&m);
     e.desired(&desired((used + 0.2).ceil().min(99.0) as u32));
     e.ok(&["reconcile", "--once"]);
     let id = e

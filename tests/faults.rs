@@ -263,8 +263,7 @@ fn disk_workers_killed_while_growing_or_trimming_are_replaced_and_recover_cleans
             std::thread::sleep(Duration::from_millis(rng.below(400)));
         }
         let mid = used_percent(&m);
-        // SAFETY: a plain signal to a PID this test started; no memory is passed.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        send_signal(pid, rustix::process::Signal::KILL);
         wait_for(Duration::from_secs(5), "the killed worker to go", || {
             (!pid_alive(pid)).then_some(())
         });
@@ -1097,8 +1096,7 @@ fn a_daemon_whose_binary_was_replaced_still_starts_workers() {
     std::fs::copy(env!("CARGO_BIN_EXE_cro"), &new).unwrap();
     std::fs::rename(&new, &exe).unwrap();
     let (id, pid) = first[0].clone();
-    // SAFETY: a plain signal to a worker this test's daemon started; no memory is passed.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    send_signal(pid, rustix::process::Signal::KILL);
     let back = wait_for(
         Duration::from_secs(15),
         "the killed worker to be restarted",

@@ -380,8 +380,7 @@ fn memory_worker_killed_while_growing_is_replaced_once_and_nothing_is_left() {
             || (rss(pid) >= 40 * MIB).then_some(()),
         );
         let at = rss(pid) / MIB;
-        // SAFETY: a plain signal to a PID this test started; no memory is passed.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        send_signal(pid, rustix::process::Signal::KILL);
         wait_for(Duration::from_secs(5), "the killed worker to go", || {
             (!pid_alive(pid)).then_some(())
         });
@@ -432,8 +431,7 @@ fn cpu_burned_by_the_memory_worker_is_recorded_as_synthetic() {
     let pid = e.job_status("memory").unwrap()["pid"].as_i64().unwrap();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    // SAFETY: sysconf takes an integer name; no memory is passed.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let hz = rustix::param::clock_ticks_per_second() as f64;
     let worker_s = (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / hz;
     e.ok(&["reconcile", "--once"]);
     let h = e.ok(&["history", "--json"]).json();
@@ -597,8 +595,7 @@ fn the_memory_worker_backs_off_when_it_cannot_map() {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
         let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
         (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap())
-            // SAFETY: sysconf takes an integer name; no memory is passed.
-            / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+            / rustix::param::clock_ticks_per_second() as f64
     };
     let log = e.state().join("logs/memory.log");
     let lines = || std::fs::read_to_string(&log).unwrap().lines().count();
@@ -727,26 +724,15 @@ fn strict_overcommit_leaves_commit_for_real_allocations() {
         f("CommitLimit:") as i64 - f("Committed_AS:") as i64
     };
     let headroom = commit();
-    // SAFETY: a plain anonymous mapping, checked, then unmapped.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            (200 * MIB) as usize,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    let ok = p != libc::MAP_FAILED;
-    if ok {
-        // SAFETY: p is a fresh 200 MiB read-write mapping; it is written, then unmapped,
-        // and never used again.
-        unsafe {
-            std::ptr::write_bytes(p as *mut u8, 1, (200 * MIB) as usize);
-            libc::munmap(p, (200 * MIB) as usize);
+    // a real allocation: 200 MiB mapped and written (refused at once under strict
+    // overcommit when the commit limit has no room), then unmapped
+    let ok = match memmap2::MmapMut::map_anon((200 * MIB) as usize) {
+        Ok(mut m) => {
+            m.fill(1);
+            true
         }
-    }
+        Err(_) => false,
+    };
     e.ok(&["recover"]);
     drop(guard);
     eprintln!(

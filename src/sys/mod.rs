@@ -4,13 +4,37 @@
 //! memmap2 (mappings that unmap themselves). The few calls no safe crate offers
 //! (sched_setscheduler, ioprio_set, sysconf, the fork-to-exec hand-over, MADV_DONTNEED on
 //! a mapping we own) are made raw, each once, in `raw.rs`, with a SAFETY comment. This is
-//! the only place in cro with `unsafe` (see ARCHITECTURE.md).
+//! the only place in cro with `unsafe`: the crate denies `unsafe_code` everywhere else
+//! (src/lib.rs).
 pub mod fs;
 pub mod mem;
 pub mod process;
 mod raw;
 
-pub use raw::{ioprio_idle, online_cpus, sched_idle, spawn_detached_with_lock, take_inherited_fd};
+pub use raw::{ioprio_idle, online_cpus, sched_idle, spawn_detached_with_lock};
+
+/// The slot lock the reconciler handed this worker as descriptor `fd` (`--lock-fd 3`),
+/// taken once per process; a standard stream (0-2) or a second call is refused.
+pub fn take_slot_lock_fd(fd: i32) -> std::io::Result<std::fs::File> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static TAKEN: AtomicBool = AtomicBool::new(false);
+    if fd <= 2 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("--lock-fd {fd} is standard input, output or error"),
+        ));
+    }
+    if TAKEN.swap(true, Ordering::SeqCst) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the slot lock was already taken",
+        ));
+    }
+    // SAFETY: the reconciler opened this descriptor and handed it to this process for
+    // exactly this (spawn_detached_with_lock); it is taken once (TAKEN) and is not a
+    // standard stream, and a worker opens nothing by number, so nothing else owns it.
+    unsafe { raw::take_inherited_fd(fd) }
+}
 
 /// The effective user id of this process.
 pub fn euid() -> u32 {

@@ -153,15 +153,7 @@ fn take_lock(queue: &Queue, id: &str, inherited: Option<i32>) -> Result<Option<F
     let path = queue.lock_path(id);
     let lock = match inherited {
         Some(fd) => {
-            if fd <= 2 {
-                return Err(Error::Usage(format!(
-                    "worker {id}: --lock-fd {fd} is standard input, output or error"
-                )));
-            }
-            // SAFETY: the reconciler handed this open descriptor (3, the slot lock) to this
-            // process for exactly this; `--lock-fd` is read once, here, and nothing else in
-            // the worker opens or owns a descriptor by number (0-2 are refused above).
-            let f = unsafe { crate::sys::take_inherited_fd(fd) }
+            let f = crate::sys::take_slot_lock_fd(fd)
                 .map_err(|e| Error::Usage(format!("worker {id}: {e}")))?;
             // An inherited lock is already ours: flock locks belong to the open file
             // description, which we now share with nobody. Taking it again proves it (a

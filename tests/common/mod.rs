@@ -293,8 +293,7 @@ impl Env {
 impl Daemon {
     /// SIGTERM, wait (bounded) and return what it logged.
     pub fn stop(mut self) -> String {
-        // SAFETY: a plain signal to a PID this test started; no memory is passed.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        send_signal(self.0.id() as i32, rustix::process::Signal::TERM);
         let out = wait_for(Duration::from_secs(10), "the daemon to exit", || {
             self.0.try_wait().unwrap()
         });
@@ -479,8 +478,7 @@ impl Drop for Env {
             }
             for (id, pid) in self.workers() {
                 problems.push(format!("worker {id} (pid {pid}) outlived recover"));
-                // SAFETY: a plain signal to a PID this test started; no memory is passed.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                send_signal(pid, rustix::process::Signal::KILL);
             }
         }
         for m in self.mounts.drain(..).rev() {
@@ -629,13 +627,7 @@ pub mod oracle {
 
     /// (used, available) bytes of the filesystem at `p`, as df computes them.
     pub fn statvfs(p: &Path) -> (u64, u64) {
-        use std::os::unix::ffi::OsStrExt;
-        let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
-        // SAFETY: statvfs is plain data; all zeros is a valid value.
-        let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: a NUL-terminated path and a valid out-pointer.
-        let r = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
-        assert_eq!(r, 0, "statvfs {}", p.display());
+        let s = rustix::fs::statvfs(p).unwrap_or_else(|e| panic!("statvfs {}: {e}", p.display()));
         let f = s.f_frsize as u64;
         (
             (s.f_blocks as u64 - s.f_bfree as u64) * f,
@@ -720,4 +712,13 @@ pub fn raise_fd_limit(want: u64) {
         },
     )
     .unwrap();
+}
+
+/// Send `sig` to `pid` (a process this test started), through rustix: no unsafe code.
+/// A process already gone is not an error here.
+pub fn send_signal(pid: impl TryInto<i32>, sig: rustix::process::Signal) {
+    let Some(pid) = pid.try_into().ok().and_then(rustix::process::Pid::from_raw) else {
+        return;
+    };
+    let _ = rustix::process::kill_process(pid, sig);
 }
