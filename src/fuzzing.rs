@@ -18,7 +18,7 @@ pub fn desired(data: &[u8]) {
         Ok(d) => d,
         Err(e) => return check_invalid(&e, path),
     };
-    let r = match doc.resolve(path, MEM, false) {
+    let r = match doc.resolve(path, MEM, None) {
         Ok(r) => r,
         Err(e) => return check_invalid(&e, path),
     };
@@ -231,7 +231,7 @@ mod tests {
             );
             desired(text.as_bytes());
             let r = desired::parse(text.as_bytes(), Path::new("d.json"))
-                .and_then(|d| d.resolve(Path::new("d.json"), MEM, false))
+                .and_then(|d| d.resolve(Path::new("d.json"), MEM, None))
                 .unwrap();
             prop_assert_eq!(r.cpu.unwrap().target_percent, cpu as f64);
             prop_assert_eq!(r.window_days, window);

@@ -132,5 +132,5 @@ bash packaging/check-arm.sh
 bash examples/ansible/test-local.sh target/debug/cro
 # The tests last, so the runner's summary is the last thing printed: the functional ones
 # in parallel, then the measuring ones alone and serially.
-cargo test --locked --lib --test cli --test faults --test fleet
+cargo test --locked --lib --test layers --test cli --test faults --test fleet
 cargo test --locked --release --test simulation --test measure -- --test-threads=1

@@ -361,7 +361,7 @@ impl Sim {
         }
         let text = format!("{{{}}}", parts.join(","));
         cro::control::desired::parse(text.as_bytes(), Path::new("desired.json"))
-            .and_then(|d| d.resolve(Path::new("desired.json"), MEM_TOTAL, false))
+            .and_then(|d| d.resolve(Path::new("desired.json"), MEM_TOTAL, None))
             .unwrap_or_else(|e| panic!("the generator wrote an invalid file {text}: {e}"))
     }
 }
@@ -797,7 +797,7 @@ use cro::control::simulate::{Policy, Trace, parse_trace, simulate};
 fn resolved(json: &str) -> Resolved {
     cro::control::desired::parse(json.as_bytes(), Path::new("d"))
         .unwrap()
-        .resolve(Path::new("d"), 8 << 30, false)
+        .resolve(Path::new("d"), 8 << 30, None)
         .unwrap()
 }
 

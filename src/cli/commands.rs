@@ -62,7 +62,11 @@ impl Paths {
                 p.display()
             );
         }
-        d.resolve(&self.desired, memory_total()?, true)
+        d.resolve(
+            &self.desired,
+            memory_total()?,
+            Some(&crate::observe::mount_path_problem),
+        )
     }
 }
 
@@ -470,7 +474,7 @@ fn simulate(
         }
         None => memory_total()?,
     };
-    let r = d.resolve(&paths.desired, mem, false)?;
+    let r = d.resolve(&paths.desired, mem, None)?;
     let t = match trace {
         Some(trace) => {
             let text = std::fs::read_to_string(trace).map_err(|e| Error::io(trace, "read", e))?;
@@ -510,7 +514,7 @@ fn simulate(
 /// auditor.
 fn report(paths: &Paths, html: &Path) -> Result<i32> {
     let (d, _) = crate::state::desired_file::load(&paths.desired)?;
-    let r = d.resolve(&paths.desired, memory_total()?, false)?;
+    let r = d.resolve(&paths.desired, memory_total()?, None)?;
     let now = timefmt::now_unix();
     let window_s = r.window_days as f64 * 86_400.0;
     let (records, warnings) = history::read_since(&paths.state_dir, now - window_s)?;
@@ -644,7 +648,11 @@ fn init(path: &Path, force: bool, from_env: Option<&Path>) -> Result<i32> {
         Some(env) => document_from_env(env)?,
         None => desired::init_document("desired-state.schema.json"),
     };
-    let r = desired::parse(doc.as_bytes(), path)?.resolve(path, memory_total()?, true)?;
+    let r = desired::parse(doc.as_bytes(), path)?.resolve(
+        path,
+        memory_total()?,
+        Some(&crate::observe::mount_path_problem),
+    )?;
     if let Some(old) = existing {
         let bak = PathBuf::from(format!(
             "{}.bak-{}",
@@ -687,7 +695,12 @@ fn validate(path: &Path, named_here: bool, json: bool, check_mounts: bool) -> Re
             )],
         });
     };
-    let r = desired::parse(&bytes, path)?.resolve(path, memory_total()?, check_mounts)?;
+    let here: &dyn Fn(&Path) -> Option<String> = &crate::observe::mount_path_problem;
+    let r = desired::parse(&bytes, path)?.resolve(
+        path,
+        memory_total()?,
+        check_mounts.then_some(here),
+    )?;
     // Valid, but not padded until mounted: say so now rather than leave the operator to
     // wonder later (a runtime condition, not a config error: exit stays 0).
     if let Some(d) = r

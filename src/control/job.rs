@@ -140,6 +140,98 @@ impl JobSpec {
     }
 }
 
+/// What a worker says of itself in its status file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerState {
+    /// Holding its job (a status that still says so while no process holds the slot's
+    /// lock means the worker crashed).
+    #[default]
+    Running,
+    /// Ended cleanly (its job was removed, or it was told to stop), everything given back.
+    Exited,
+    /// Ended on an error (see its log).
+    Failed,
+    /// A state this version does not know (a newer worker wrote it).
+    #[serde(other)]
+    Unknown,
+}
+
+impl WorkerState {
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkerState::Running => "running",
+            WorkerState::Exited => "exited",
+            WorkerState::Failed => "failed",
+            WorkerState::Unknown => "unknown",
+        }
+    }
+}
+
+/// What a worker reports about itself.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    pub id: String,
+    pub pid: u32,
+    pub state: WorkerState,
+    pub started_at: f64,
+    pub updated_at: f64,
+    pub level_percent: f64,
+    /// What the worker adds now, percent of the resource's capacity.
+    pub synthetic_percent: f64,
+    /// CPU seconds the worker has used since it started (cpu jobs).
+    #[serde(default)]
+    pub cpu_seconds_total: f64,
+    /// Ballast held now (memory and disk jobs).
+    #[serde(default)]
+    pub ballast_bytes: u64,
+    /// Ballast the worker is heading for.
+    #[serde(default)]
+    pub ballast_target_bytes: u64,
+    /// How fast the ballast grows now, bytes per second (disk workers while filling).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fill_rate_bytes_per_s: f64,
+    /// Where the CPU burners run (cpu jobs): a cgroup with cpu.idle, or autogroup mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+    /// Why the worker holds less than asked (floor reached, pressure, ...), if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limited_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
+/// A job slot as found on disk.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JobFound {
+    pub id: String,
+    /// The job file, if present and readable.
+    pub job: Option<Job>,
+    /// The job file exists but cannot be parsed.
+    pub corrupt: Option<String>,
+    /// A worker holds the lock.
+    pub alive: bool,
+    pub status: Option<WorkerStatus>,
+    /// When the job file was last written (its mtime), Unix seconds.
+    pub written_at: Option<f64>,
+}
+
+/// What the CPU worker uses, as status shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Placement {
+    /// `cgroup-idle` (a cgroup with cpu.idle = 1), `unit-idle` (the worker's own cgroup
+    /// is idle already) or `autogroup` (SCHED_IDLE with autogroup nice 19).
+    pub mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<PathBuf>,
+    /// Why this mode: what was found, or what stopped the better one.
+    pub why: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -347,7 +347,7 @@ HIGH_UTIL_THRESHOLD=80
         let text = serde_json::to_string(d).unwrap();
         crate::control::desired::parse(text.as_bytes(), std::path::Path::new("d.json"))
             .unwrap()
-            .resolve(std::path::Path::new("d.json"), 8 << 30, false)
+            .resolve(std::path::Path::new("d.json"), 8 << 30, None)
             .unwrap();
     }
 

@@ -2,12 +2,12 @@
 //! window and the observation, held steady against small moves. Pure: the caller passes
 //! the observation, the window and the job slots as found.
 use crate::control::desired::Resolved;
+use crate::control::job::JobFound;
+use crate::control::observation::{self as observe, Observation};
 use crate::control::plan;
 use crate::control::policy::{self, Decision};
 use crate::control::slot::Slot;
 use crate::control::window::Windows;
-use crate::observe::{self, Observation};
-use crate::state::queue::JobFound;
 use std::collections::BTreeMap;
 
 /// A job whose level the policy wants moved by less than LEVEL_STEP points keeps it until

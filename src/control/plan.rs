@@ -4,8 +4,8 @@
 //! after the first plans nothing.
 use crate::control::desired::Resolved;
 use crate::control::job::{JOB_VERSION, Job, JobSpec};
+use crate::control::job::{JobFound, WorkerState};
 use crate::control::slot::Slot;
-use crate::state::queue::{JobFound, WorkerState};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -185,7 +185,7 @@ mod tests {
     fn resolved(json: &str) -> Resolved {
         parse(json.as_bytes(), Path::new("d"))
             .unwrap()
-            .resolve(Path::new("d"), 8 << 30, false)
+            .resolve(Path::new("d"), 8 << 30, None)
             .unwrap()
     }
     fn found_from(plan: &Plan, alive: bool) -> Vec<JobFound> {

@@ -456,7 +456,7 @@ pub fn decide(inp: &Input) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::history::Sample;
+    use crate::control::record::Sample;
 
     const DAY: f64 = 86_400.0;
     const LIM: Limits = Limits {

@@ -9,9 +9,9 @@
 //! max_synthetic)). Deterministic: same input, same output, byte for byte.
 use crate::control::desired::{BeforeFirstRecord, Resolved, Statistic};
 use crate::control::policy::{self, Rule, rules};
+use crate::control::record::Sample;
 use crate::control::window::Series;
 use crate::error::{Error, Result};
-use crate::state::history::Sample;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -120,10 +120,10 @@ pub fn parse_trace(text: &str, path: &Path) -> Result<Trace> {
 /// none). Records are placed on a grid of the most common interval between them (a pass
 /// every 60 s gives a 60 s grid); a gap with no record is downtime, as in a CSV trace.
 pub fn trace_from_history(
-    records: &[crate::state::history::Record],
+    records: &[crate::control::record::Record],
     disk: Option<&str>,
 ) -> Result<Trace> {
-    let at: Vec<(f64, &crate::state::history::Record)> = records
+    let at: Vec<(f64, &crate::control::record::Record)> = records
         .iter()
         .filter_map(|r| Some((crate::timefmt::parse_rfc3339(&r.ts)?, r)))
         .collect();
@@ -472,7 +472,7 @@ mod tests {
 
     #[test]
     fn a_trace_from_the_history_is_organic_load_on_the_passes_grid() {
-        use crate::state::history::{Record, Sample};
+        use crate::control::record::{Record, Sample};
         let rec = |ts: &str, cpu: (f64, f64), disk: Option<(f64, f64)>| Record {
             memory_metric: None,
             ts: ts.into(),
@@ -532,7 +532,7 @@ mod tests {
     fn resolved(json: &str) -> Resolved {
         parse(json.as_bytes(), Path::new("d"))
             .unwrap()
-            .resolve(Path::new("d"), 8 << 30, false)
+            .resolve(Path::new("d"), 8 << 30, None)
             .unwrap()
     }
 

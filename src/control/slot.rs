@@ -143,10 +143,18 @@ fn disk_mount(id: &str) -> Option<PathBuf> {
     (disk_id(&p) == id).then_some(p)
 }
 
+/// Job ids are what we generate: `cpu`, `memory`, `disk-...`; anything else is not ours.
+pub fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_ID_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !s.starts_with('.')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::queue::valid_id;
 
     fn disk_job_id(m: &Path) -> String {
         Slot::disk(m).id()

@@ -6,7 +6,7 @@
 //! Time without records (downtime, gaps) counts as 0 %: a provider that sees a stopped
 //! VM sees it idle, so gaps are never silently counted as compliant.
 use crate::control::desired::{BeforeFirstRecord, Statistic};
-use crate::state::history::{Record, Sample};
+use crate::control::record::{Record, Sample};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -9,6 +9,8 @@ pub struct Host {
     pub platform: String,
     /// PRETTY_NAME from os-release, if any.
     pub os: Option<String>,
+    /// The host's name (/proc/sys/kernel/hostname).
+    pub hostname: String,
     pub memory_total_bytes: u64,
     /// The nominal size the tiers are resolved with (a 15.6 GiB VM is a 16 GiB host).
     pub memory_tier_gib: f64,
@@ -27,7 +29,7 @@ pub struct Host {
     /// Where the CPU burners run (status fills it in: from the live cpu worker, else what
     /// a worker would use here).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpu_placement: Option<crate::worker::placement::Placement>,
+    pub cpu_placement: Option<crate::control::job::Placement>,
 }
 
 /// Parse os-release text into (platform, pretty name). Known families are named the way
@@ -81,6 +83,7 @@ pub fn detect() -> Host {
     Host {
         platform,
         os,
+        hostname: hostname(),
         memory_total_bytes: mem.total_bytes,
         memory_tier_gib: crate::control::desired::nominal_gib(mem.total_bytes),
         memory_bounded_by_cgroup: mem.cgroup_bounded,

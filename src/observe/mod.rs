@@ -3,8 +3,11 @@
 //! `Observation` the planner sees.
 pub mod host;
 pub mod procs;
-pub mod sense;
+
 use crate::control::desired::MemoryMetric;
+pub use crate::control::observation::{
+    CgroupLimits, CgroupVersion, DiskObservation, FsUsage, Memory, Observation, organic, pct,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -157,27 +160,6 @@ pub fn usable_cpus(cg: &CgroupLimits) -> f64 {
     cg.cpu_quota_cpus.map_or(affinity, |q| q.min(affinity))
 }
 
-/// Memory as the workload sees it: the host, or the cgroup when its limit is lower.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct Memory {
-    pub total_bytes: u64,
-    pub available_bytes: u64,
-    /// Used memory as the desired state's `memory.metric` measures it (MemTotal -
-    /// MemAvailable by default); what the level and the window are about.
-    pub used_bytes: u64,
-    /// true when a cgroup limit below the host's memory is the box we fill.
-    pub cgroup_bounded: bool,
-}
-
-impl Memory {
-    pub fn used_percent(&self) -> f64 {
-        if self.total_bytes == 0 {
-            return 0.0;
-        }
-        self.used_bytes.min(self.total_bytes) as f64 / self.total_bytes as f64 * 100.0
-    }
-}
-
 /// (MemTotal, MemAvailable) in bytes from /proc/meminfo.
 pub fn parse_meminfo(text: &str) -> Option<(u64, u64)> {
     Some((
@@ -270,69 +252,12 @@ pub fn parse_psi_some_avg10(text: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// A filesystem as `df` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct FsUsage {
-    pub used_bytes: u64,
-    /// Available to unprivileged users (f_bavail): root's reserve is not ours to fill.
-    pub avail_bytes: u64,
-}
-
-impl FsUsage {
-    /// used + avail: the size `df` divides by (root's reserved blocks excluded).
-    pub fn capacity_bytes(&self) -> u64 {
-        self.used_bytes + self.avail_bytes
-    }
-    pub fn used_percent(&self) -> f64 {
-        let cap = self.capacity_bytes();
-        if cap == 0 {
-            0.0
-        } else {
-            self.used_bytes as f64 / cap as f64 * 100.0
-        }
-    }
-}
-
 pub fn fs_usage(path: &Path) -> std::io::Result<FsUsage> {
     let s = crate::sys::fs::space(path)?;
     Ok(FsUsage {
         used_bytes: s.total.saturating_sub(s.free),
         avail_bytes: s.available,
     })
-}
-
-/// Which cgroup hierarchy the resource controllers (cpu, memory) are on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CgroupVersion {
-    /// No cgroup controllers found (or /proc/self/cgroup unreadable).
-    #[default]
-    None,
-    V1,
-    V2,
-    /// Some controllers on v1, some on v2 (systemd's hybrid layout).
-    Hybrid,
-}
-
-impl std::fmt::Display for CgroupVersion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(match self {
-            CgroupVersion::None => "none",
-            CgroupVersion::V1 => "v1",
-            CgroupVersion::V2 => "v2",
-            CgroupVersion::Hybrid => "hybrid",
-        })
-    }
-}
-
-/// Limits of the cgroup this process runs in (v1 or v2), the tightest along the path.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct CgroupLimits {
-    pub version: CgroupVersion,
-    pub memory_limit_bytes: Option<u64>,
-    pub memory_usage_bytes: Option<u64>,
-    /// CPU quota in CPUs (quota / period), None when unlimited.
-    pub cpu_quota_cpus: Option<f64>,
 }
 
 /// Parse /proc/self/cgroup into (v2 path, v1 controller -> path).
@@ -499,52 +424,6 @@ fn stat_field(path: &Path, name: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-/// One reading of the host, everything in percent of capacity. This is what the planner
-/// and the history see.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct Observation {
-    /// Unix seconds.
-    pub at: f64,
-    /// Seconds the CPU figures average over.
-    pub interval_s: f64,
-    pub cpu_total_percent: f64,
-    pub cpu_synthetic_percent: f64,
-    pub host_cpus: usize,
-    pub usable_cpus: f64,
-    pub memory: Memory,
-    pub memory_synthetic_bytes: u64,
-    pub memory_psi_some_avg10: Option<f64>,
-    pub disks: BTreeMap<PathBuf, DiskObservation>,
-    pub cgroup: CgroupLimits,
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct DiskObservation {
-    pub usage: FsUsage,
-    pub synthetic_bytes: u64,
-    /// Set when the mount could not be read (vanished, unmounted, permission).
-    pub error: Option<String>,
-}
-
-impl Observation {
-    pub fn memory_synthetic_percent(&self) -> f64 {
-        pct(self.memory_synthetic_bytes, self.memory.total_bytes)
-    }
-}
-
-pub fn pct(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        (part as f64 / whole as f64 * 100.0).min(100.0)
-    }
-}
-
-/// (total, synthetic) -> organic, never negative.
-pub fn organic(total: f64, synthetic: f64) -> f64 {
-    (total - synthetic).max(0.0)
-}
-
 /// Why `m` (absolute, normalized) cannot be a disk mount to pad on this host: a
 /// component that is a symlink or missing, or not a directory. None: usable.
 pub fn mount_path_problem(m: &Path) -> Option<String> {
@@ -580,6 +459,17 @@ pub fn mount_path_problem(m: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mount_path_through_a_symlink_or_missing_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink("/tmp", &link).unwrap();
+        let why = mount_path_problem(&link).unwrap();
+        assert!(why.contains("symlink"), "{why}");
+        assert!(mount_path_problem(Path::new("/nonexistent-cro-mount")).is_some());
+        assert_eq!(mount_path_problem(d.path()), None);
+    }
 
     const MEMINFO: &str = "MemTotal:       16000000 kB\nMemFree:         2000000 kB\n\
 MemAvailable:    9000000 kB\nBuffers:          500000 kB\nCached:          6000000 kB\n\

@@ -299,7 +299,7 @@ table{{border-collapse:collapse}}td,th{{padding:3px 8px;text-align:left;border-b
         s.host.cpus,
         esc(s.last_reconcile.as_deref().unwrap_or("never")),
         if s.desired.paused { " — PAUSED" } else { "" },
-        host = esc(&crate::observe::host::hostname()),
+        host = esc(&s.host.hostname),
     )
 }
 

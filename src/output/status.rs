@@ -338,8 +338,16 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
     let q = Queue::new(state_dir);
     let cg = observe::read_cgroup_limits();
     let mem = observe::read_memory(&cg).map_err(|e| Error::io("/proc/meminfo", "read", e))?;
-    let loaded = crate::state::desired_file::load(desired_path)
-        .and_then(|(d, src)| Ok((d.resolve(desired_path, mem.total_bytes, true)?, src)));
+    let loaded = crate::state::desired_file::load(desired_path).and_then(|(d, src)| {
+        Ok((
+            d.resolve(
+                desired_path,
+                mem.total_bytes,
+                Some(&crate::observe::mount_path_problem),
+            )?,
+            src,
+        ))
+    });
     let (resolved, mut info) = match loaded {
         Ok((r, src)) => {
             let paused = r.paused;
@@ -372,7 +380,7 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
     // are enforced from it; the workers keep whatever job they have).
     let shown = resolved.clone().unwrap_or_else(|| {
         desired::DesiredState::default()
-            .resolve(desired_path, mem.total_bytes, false)
+            .resolve(desired_path, mem.total_bytes, None)
             .expect("default is valid")
     });
     info.window_days = shown.window_days;

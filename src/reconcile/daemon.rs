@@ -58,7 +58,14 @@ pub fn run(
             });
         }
         let (d, src) = desired::from_contents(desired_path, bytes)?;
-        Ok((d.resolve(desired_path, memory_total, true)?, src))
+        Ok((
+            d.resolve(
+                desired_path,
+                memory_total,
+                Some(&crate::observe::mount_path_problem),
+            )?,
+            src,
+        ))
     };
     // An invalid file at start is fatal (exit 78): there is no last good state to keep.
     let mut seen = read()?;

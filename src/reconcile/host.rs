@@ -30,7 +30,7 @@ impl World for ThisHost<'_> {
         self.q.list()
     }
     fn sense(&mut self, desired: &Resolved, found: &[JobFound]) -> Result<Observation> {
-        let obs = crate::observe::sense::sense(self.q, desired, found, self.persist)?;
+        let obs = crate::reconcile::sense::sense(self.q, desired, found, self.persist)?;
         crate::fault::point("after-sense");
         Ok(obs)
     }

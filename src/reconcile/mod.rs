@@ -6,4 +6,5 @@ pub mod daemon;
 pub mod host;
 pub mod legacy;
 pub mod recover;
+pub mod sense;
 pub mod tick;

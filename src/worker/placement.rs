@@ -20,21 +20,9 @@
 //! - otherwise SCHED_IDLE and autogroup nice 19, as before, and status says why.
 //!
 //! `<tag>` is derived from the state directory, so `recover` finds the group to remove.
-use serde::{Deserialize, Serialize};
+use crate::control::job::Placement;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-
-/// What the CPU worker uses, as status shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Placement {
-    /// `cgroup-idle` (a cgroup with cpu.idle = 1), `unit-idle` (the worker's own cgroup
-    /// is idle already) or `autogroup` (SCHED_IDLE with autogroup nice 19).
-    pub mode: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cgroup: Option<PathBuf>,
-    /// Why this mode: what was found, or what stopped the better one.
-    pub why: String,
-}
 
 /// What to do, decided from mountinfo and /proc/self/cgroup alone (tested on fixtures).
 #[derive(Debug, Clone, PartialEq)]
