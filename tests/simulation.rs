@@ -16,7 +16,7 @@ use cro::error::{Error, Result};
 use cro::observe::{CgroupLimits, DiskObservation, FsUsage, Memory, Observation};
 use cro::reconcile::tick::{World, tick_in};
 use cro::state::history::Record;
-use cro::state::queue::{Job, JobFound, JobSpec, WorkerStatus};
+use cro::state::jobs::{Job, JobFound, JobSpec, WorkerStatus};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -119,7 +119,7 @@ impl Sim {
         }
     }
 
-    /// The job slots as `Queue::list` would find them (reading changes nothing).
+    /// The job slots as `JobDir::list` would find them (reading changes nothing).
     fn found(&self) -> Vec<JobFound> {
         let mut ids: BTreeSet<String> = self.jobs.keys().cloned().collect();
         ids.extend(self.locks.keys().cloned());
@@ -219,7 +219,7 @@ impl Sim {
             let mut st = WorkerStatus {
                 id: p.id.clone(),
                 pid,
-                state: cro::state::queue::WorkerState::Running,
+                state: cro::state::jobs::WorkerState::Running,
                 started_at: p.started_at,
                 updated_at: self.now,
                 level_percent: spec.level_percent(),
@@ -256,7 +256,7 @@ impl Sim {
         if let Some(st) = self.statuses.get_mut(&p.id)
             && st.pid == pid
         {
-            st.state = cro::state::queue::WorkerState::Exited;
+            st.state = cro::state::jobs::WorkerState::Exited;
             st.synthetic_percent = 0.0;
             st.ballast_bytes = 0;
         }
@@ -491,7 +491,7 @@ impl World for Sim {
         for pid in holders {
             self.exit_cleanly(pid);
         }
-        if let Some(mount) = cro::reconcile::host::removal_mount(f)
+        if let Some(mount) = cro::reconcile::this_host::removal_mount(f)
             && !self.unmounted.contains(&mount)
         {
             self.ballast.remove(&mount);

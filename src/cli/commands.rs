@@ -7,7 +7,7 @@ use crate::error::{Error, Result, exit};
 use crate::observe;
 use crate::output::{status, summary};
 use crate::reconcile::{daemon, recover, tick};
-use crate::state::queue::{Queue, StateLock};
+use crate::state::jobs::{JobDir, StateLock};
 use crate::state::{fsutil, history};
 use crate::timefmt;
 use std::path::{Path, PathBuf};
@@ -222,7 +222,7 @@ fn plan(paths: &Paths, json: bool) -> Result<i32> {
 fn reconcile_once(paths: &Paths, json: bool, textfile_dir: Option<&Path>) -> Result<i32> {
     check_existing_state_dir(paths)?;
     let d = paths.load_resolved()?;
-    let q = Queue::new(&paths.state_dir);
+    let q = JobDir::new(&paths.state_dir);
     q.ensure()?;
     let _lock = StateLock::acquire(&paths.state_dir, Duration::ZERO)?;
     crate::state::claim::take(&paths.state_dir)?;
@@ -417,7 +417,7 @@ fn recover(
                  DISK_STRESS_PATH) are left in place"
             );
         }
-        let l = crate::reconcile::legacy::stop_and_clean(
+        let l = crate::reconcile::legacy_procs::stop_and_clean(
             dirs,
             Duration::from_secs(10),
             dry_run,
@@ -605,7 +605,7 @@ fn after_tick(paths: &Paths, ok: bool, textfile_dir: Option<&Path>) {
 /// over is printed. Invalid values refuse the conversion (nothing is written).
 fn document_from_env(env_path: &Path) -> Result<String> {
     let text = std::fs::read_to_string(env_path).map_err(|e| Error::io(env_path, "read", e))?;
-    let c = crate::control::legacy::convert(&text, &|k| std::env::var(k).ok());
+    let c = crate::control::legacy_env::convert(&text, &|k| std::env::var(k).ok());
     if !c.errors.is_empty() {
         return Err(Error::Invalid {
             path: env_path.to_path_buf(),

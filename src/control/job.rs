@@ -1,6 +1,6 @@
 //! A job: what one worker must hold (its resource, level and limits). Written by the
 //! reconciler as `<state-dir>/jobs/<id>.json`, read by the worker; the types and the
-//! ranges a worker accepts live here, the files in `state::queue`.
+//! ranges a worker accepts live here, the files in `state::jobs`.
 use crate::control::desired::{Fill, MemoryMetric};
 
 fn is_available(m: &MemoryMetric) -> bool {

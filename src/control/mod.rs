@@ -2,9 +2,10 @@
 //! the policy that turns a window into a level, the plan that turns levels into jobs, and
 //! the simulator's model of a host. Nothing here reads a file, a clock or /proc; callers
 //! pass observations and the time in.
+pub mod cost;
 pub mod desired;
 pub mod job;
-pub mod legacy;
+pub mod legacy_env;
 pub mod levels;
 pub mod observation;
 pub mod plan;

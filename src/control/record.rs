@@ -32,7 +32,7 @@ pub struct Sample {
 
 impl Sample {
     pub fn new(total: f64, synthetic: f64, level: f64, target: f64) -> Sample {
-        let r = |x: f64| (x * 100.0).round() / 100.0;
+        let r = crate::format::round2;
         Sample {
             total: r(total),
             synthetic: r(synthetic.min(total)),

@@ -214,7 +214,7 @@ pub struct Outcome {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Report {
+pub struct Simulation {
     pub policy: Policy,
     pub resources: BTreeMap<String, Outcome>,
 }
@@ -388,7 +388,7 @@ fn r3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0 + 0.0
 }
 
-pub fn simulate(trace: &Trace, d: &Resolved, policy: Policy) -> Report {
+pub fn simulate(trace: &Trace, d: &Resolved, policy: Policy) -> Simulation {
     let window_s = d.window_days as f64 * 86_400.0;
     let end = trace.rows.last().map(|r| r.0).unwrap_or(0.0);
     let mut resources = BTreeMap::new();
@@ -430,10 +430,10 @@ pub fn simulate(trace: &Trace, d: &Resolved, policy: Policy) -> Report {
             },
         );
     }
-    Report { policy, resources }
+    Simulation { policy, resources }
 }
 
-pub fn render(r: &Report) -> String {
+pub fn render(r: &Simulation) -> String {
     let mut o = format!(
         "policy: {}\n{:<8} {:>7} {:>6} {:>9} {:>10} {:>14} {:>14} {:>8}\n",
         serde_json::to_value(r.policy).unwrap().as_str().unwrap(),

@@ -275,14 +275,14 @@ pub fn stat(
     };
     WindowStat {
         statistic: statistic.name(),
-        value: (value * 100.0).round() / 100.0,
+        value: crate::format::round2(value),
         coverage: (coverage * 1000.0).round() / 1000.0,
         share_at_target: if span > 0.0 {
             ((a.time_at_or_above(target) / span).min(1.0) * 1000.0).round() / 1000.0
         } else {
             0.0
         },
-        synthetic_percent_hours: (a.synthetic / 3600.0 * 100.0).round() / 100.0,
+        synthetic_percent_hours: crate::format::round2(a.synthetic / 3600.0),
         compliant,
     }
 }

@@ -11,12 +11,12 @@ use std::time::Duration;
 /// One series of an instant vector: its labels (`__name__` included when the query kept
 /// it) and its value.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
+pub struct Series {
     pub labels: BTreeMap<String, String>,
     pub value: f64,
 }
 
-impl Sample {
+impl Series {
     pub fn label(&self, k: &str) -> &str {
         self.labels.get(k).map_or("", |v| v.as_str())
     }
@@ -27,7 +27,7 @@ impl Sample {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Answer {
     pub at: f64,
-    pub samples: Vec<Sample>,
+    pub samples: Vec<Series>,
 }
 
 /// The API's envelope (https://prometheus.io/docs/prometheus/latest/querying/api/).
@@ -101,7 +101,7 @@ pub fn parse_answer(body: &[u8]) -> std::result::Result<Answer, String> {
                 .into_iter()
                 .map(|i| {
                     at = i.value.0;
-                    Sample {
+                    Series {
                         labels: printable_labels(i.metric),
                         // Prometheus writes NaN, +Inf, -Inf as such; Rust parses all three
                         value: i.value.1.parse().unwrap_or(f64::NAN),
@@ -115,7 +115,7 @@ pub fn parse_answer(body: &[u8]) -> std::result::Result<Answer, String> {
                 .map_err(|e| format!("unexpected scalar in the answer: {e}"))?;
             Ok(Answer {
                 at: t,
-                samples: vec![Sample {
+                samples: vec![Series {
                     labels: BTreeMap::new(),
                     value: v.parse().unwrap_or(f64::NAN),
                 }],

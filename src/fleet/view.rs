@@ -1,7 +1,8 @@
 //! The fleet as an operator reads it, built from the answers of three queries (pure: no
 //! I/O, the evaluation time comes with the answers). A host is identified by its
 //! `instance` label; each of its resources gets a state, and the host the worst of them.
-use crate::fleet::prometheus::{Answer, Sample};
+use crate::control::cost::CostUnit;
+use crate::fleet::prometheus::{Answer, Series};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -49,9 +50,9 @@ impl State {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Cost {
+pub struct HostCost {
     pub amount: f64,
-    pub unit: String,
+    pub unit: CostUnit,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub share_percent: Option<f64>,
 }
@@ -63,7 +64,7 @@ pub struct FleetCost {
     pub resource: String,
     pub amount: f64,
     /// `cpu-core-hours` or `gib-hours`.
-    pub unit: String,
+    pub unit: CostUnit,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -87,7 +88,7 @@ pub struct Resource {
     pub organic_percent: Option<f64>,
     pub synthetic_percent: Option<f64>,
     /// Synthetic load over the window so far.
-    pub cost: Option<Cost>,
+    pub cost: Option<HostCost>,
 }
 
 impl Resource {
@@ -109,7 +110,7 @@ impl Resource {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Host {
+pub struct FleetHost {
     pub instance: String,
     pub state: State,
     /// Why the host is not reconciling, or other things worth a look, in words.
@@ -168,7 +169,7 @@ pub struct Fleet {
     /// The fleet's synthetic load over the window so far, per resource and unit.
     pub cost: Vec<FleetCost>,
     /// Worst first.
-    pub hosts: Vec<Host>,
+    pub hosts: Vec<FleetHost>,
 }
 
 /// Options of the view.
@@ -186,9 +187,9 @@ fn pct(v: f64) -> Option<f64> {
 /// `up`: UP_QUERY).
 pub fn build(prometheus: &str, metrics: &Answer, seen: &Answer, up: &Answer, r: Rules) -> Fleet {
     let now = [metrics.at, seen.at, up.at].into_iter().fold(0.0, f64::max);
-    let mut hosts: BTreeMap<String, Host> = BTreeMap::new();
-    fn entry<'a>(hosts: &'a mut BTreeMap<String, Host>, i: &str) -> &'a mut Host {
-        hosts.entry(i.to_string()).or_insert_with(|| Host {
+    let mut hosts: BTreeMap<String, FleetHost> = BTreeMap::new();
+    fn entry<'a>(hosts: &'a mut BTreeMap<String, FleetHost>, i: &str) -> &'a mut FleetHost {
+        hosts.entry(i.to_string()).or_insert_with(|| FleetHost {
             instance: i.to_string(),
             state: State::Compliant,
             problems: vec![],
@@ -206,8 +207,8 @@ pub fn build(prometheus: &str, metrics: &Answer, seen: &Answer, up: &Answer, r: 
     let mut at_of: HashMap<Key, usize> = HashMap::new();
     fn resource<'a>(
         at_of: &mut HashMap<Key, usize>,
-        h: &'a mut Host,
-        s: &Sample,
+        h: &'a mut FleetHost,
+        s: &Series,
     ) -> &'a mut Resource {
         let name = s.label("resource");
         let mount = Some(s.label("mount")).filter(|m| !m.is_empty() && name == "disk");
@@ -272,10 +273,10 @@ pub fn build(prometheus: &str, metrics: &Answer, seen: &Answer, up: &Answer, r: 
                 }
             }
             "cro_synthetic_cost" => {
-                let unit = s.label("unit").to_string();
+                let unit = CostUnit::from_name(s.label("unit"));
                 let x = resource(&mut at_of, h, s);
                 let share = x.cost.as_ref().and_then(|c| c.share_percent);
-                x.cost = Some(Cost {
+                x.cost = Some(HostCost {
                     amount: v,
                     unit,
                     share_percent: share,
@@ -287,9 +288,9 @@ pub fn build(prometheus: &str, metrics: &Answer, seen: &Answer, up: &Answer, r: 
                 match x.cost.as_mut() {
                     Some(c) => c.share_percent = share,
                     None => {
-                        x.cost = Some(Cost {
+                        x.cost = Some(HostCost {
                             amount: f64::NAN,
-                            unit: String::new(),
+                            unit: CostUnit::Other(String::new()),
                             share_percent: share,
                         })
                     }
@@ -315,7 +316,7 @@ pub fn build(prometheus: &str, metrics: &Answer, seen: &Answer, up: &Answer, r: 
             h.up = Some(s.value == 1.0);
         }
     }
-    let mut out: Vec<Host> = hosts.into_values().collect();
+    let mut out: Vec<FleetHost> = hosts.into_values().collect();
     for h in &mut out {
         if h.up == Some(false) {
             h.problems
@@ -363,7 +364,7 @@ pub fn build(prometheus: &str, metrics: &Answer, seen: &Answer, up: &Answer, r: 
                 State::Compliant
             });
     }
-    let worst_margin = |h: &Host| {
+    let worst_margin = |h: &FleetHost| {
         h.resources
             .iter()
             .filter(|x| x.state == h.state)
@@ -380,7 +381,7 @@ pub fn build(prometheus: &str, metrics: &Answer, seen: &Answer, up: &Answer, r: 
     });
     let mut by_state = Counts::default();
     let mut resources: BTreeMap<String, Counts> = BTreeMap::new();
-    let mut cost: BTreeMap<(String, String), f64> = BTreeMap::new();
+    let mut cost: BTreeMap<(String, CostUnit), f64> = BTreeMap::new();
     for h in &out {
         by_state.add(h.state);
         let mut worst: BTreeMap<&str, State> = BTreeMap::new();
@@ -420,20 +421,20 @@ pub fn build(prometheus: &str, metrics: &Answer, seen: &Answer, up: &Answer, r: 
 mod tests {
     use super::*;
 
-    fn s(name: &str, labels: &[(&str, &str)], v: f64) -> Sample {
+    fn s(name: &str, labels: &[(&str, &str)], v: f64) -> Series {
         let mut l: BTreeMap<String, String> = labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         l.insert("__name__".into(), name.into());
-        Sample {
+        Series {
             labels: l,
             value: v,
         }
     }
 
     /// One host's series as cro's /metrics has them.
-    fn host(i: &str, window: f64, compliant: bool, on_track: bool, age: f64) -> Vec<Sample> {
+    fn host(i: &str, window: f64, compliant: bool, on_track: bool, age: f64) -> Vec<Series> {
         let cpu = [("instance", i), ("resource", "cpu")];
         vec![
             s("cro_target_ratio", &cpu, 0.25),
@@ -465,7 +466,7 @@ mod tests {
         ]
     }
 
-    fn answer(samples: Vec<Sample>) -> Answer {
+    fn answer(samples: Vec<Series>) -> Answer {
         Answer {
             at: 100_000.0,
             samples,
@@ -527,9 +528,9 @@ mod tests {
         assert_eq!(r.statistic.as_deref(), Some("mean"));
         assert_eq!(
             r.cost,
-            Some(Cost {
+            Some(HostCost {
                 amount: 10.0,
-                unit: "cpu-core-hours".into(),
+                unit: CostUnit::CpuCoreHours,
                 share_percent: Some(5.0)
             })
         );
@@ -539,7 +540,7 @@ mod tests {
             [FleetCost {
                 resource: "cpu".into(),
                 amount: 50.0,
-                unit: "cpu-core-hours".into()
+                unit: CostUnit::CpuCoreHours
             }]
         );
     }

@@ -202,7 +202,7 @@ fn sentence(u: &Usage, reason: &str) -> String {
             o,
             " Cost so far: {} {} ({} % of the resource).",
             c.amount,
-            if c.unit == "cpu-core-hours" {
+            if c.unit == crate::control::cost::CostUnit::CpuCoreHours {
                 "CPU core-hours"
             } else {
                 "GiB-hours"

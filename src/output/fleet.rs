@@ -1,16 +1,8 @@
 //! `cro fleet` as people read it: a text table (worst hosts first) and one self-contained
 //! HTML file in the style of `report --html` (no scripts, nothing loaded from elsewhere).
-use crate::fleet::view::{Cost, Fleet, Host, Resource, State};
+use crate::fleet::view::{Fleet, FleetHost, HostCost, Resource, State};
 use crate::format::html_escape;
 use std::fmt::Write;
-
-fn short_unit(u: &str) -> &str {
-    match u {
-        "cpu-core-hours" => "core-h",
-        "gib-hours" => "GiB-h",
-        other => other,
-    }
-}
 
 fn opt(v: Option<f64>, unit: &str) -> String {
     v.map_or("-".into(), |v| format!("{v:.1}{unit}"))
@@ -24,19 +16,19 @@ fn target(r: &Resource) -> String {
     }
 }
 
-fn cost(c: &Option<Cost>) -> String {
+fn cost(c: &Option<HostCost>) -> String {
     match c {
         Some(c) if c.amount.is_finite() => {
             let share = c
                 .share_percent
                 .map_or(String::new(), |s| format!(" ({s:.1}%)"));
-            format!("{:.1} {}{share}", c.amount, short_unit(&c.unit))
+            format!("{:.1} {}{share}", c.amount, c.unit.short())
         }
         _ => "-".into(),
     }
 }
 
-fn last_pass(h: &Host) -> String {
+fn last_pass(h: &FleetHost) -> String {
     h.last_pass_age_s.map_or("never".into(), |a| {
         format!("{} ago", crate::format::duration(a))
     })
@@ -123,7 +115,7 @@ pub fn render_text(f: &Fleet, limit: usize) -> String {
             "  synthetic load over the window: {}",
             f.cost
                 .iter()
-                .map(|c| format!("{:.1} {} ({})", c.amount, c.unit, c.resource))
+                .map(|c| format!("{:.1} {} ({})", c.amount, c.unit.name(), c.resource))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -148,7 +140,7 @@ pub fn render_text(f: &Fleet, limit: usize) -> String {
     };
     o.push_str(&line(&HEADER));
     let mut hosts = f.hosts.iter().take(limit);
-    let mut current: Option<&Host> = None;
+    let mut current: Option<&FleetHost> = None;
     for r in &rows {
         if !r[0].is_empty() {
             current = hosts.next();
@@ -217,7 +209,7 @@ pub fn render_html(f: &Fleet) -> String {
                     format!(
                         "<b>{:.1}</b> {} ({})",
                         c.amount,
-                        html_escape(&c.unit),
+                        html_escape(c.unit.name()),
                         html_escape(&c.resource)
                     )
                 })

@@ -159,7 +159,7 @@ pub fn render(s: &Status, c: &ReconcileCounts) -> String {
         }
         if let Some(c) = &u.cost {
             let mut l2 = l.clone();
-            l2.push(("unit", c.unit));
+            l2.push(("unit", c.unit.name()));
             cost.add(&l2, c.amount);
             share.add(&l, c.share_percent / 100.0);
         }

@@ -2,6 +2,7 @@
 //! SVG chart of organic and synthetic load stacked over the window (daily means), the
 //! target line and the running window statistic, a per-day table and the verdict. No
 //! scripts, no fonts or images from elsewhere.
+use crate::control::cost::CostUnit;
 use crate::control::desired::{Resolved, Statistic};
 use crate::format::html_escape;
 use crate::state::history::{Record, Sample};
@@ -155,7 +156,7 @@ pub fn render(
     let mut section = |name: &str,
                        target: f64,
                        stat: Statistic,
-                       (size, unit): (f64, &'static str),
+                       (size, unit): (f64, CostUnit),
                        pick: &dyn Fn(&Record) -> Option<Sample>| {
         let ds = days(records, pick);
         let (dt, total, syn, at): (f64, f64, f64, f64) =
@@ -189,11 +190,11 @@ pub fn render(
         let verdict = if ok { "COMPLIANT" } else { "NOT COMPLIANT" };
         verdicts.push(format!("{name}: {verdict}"));
         // the cost of compliance: synthetic %·h priced in the resource's own unit
-        let c = crate::output::status::cost(syn / 3600.0, size, unit, dt / 3600.0);
+        let c = crate::output::status::cost(syn / 3600.0, size, unit.clone(), dt / 3600.0);
         let cost_text = format!(
             "{} {} ({} % of the {} over the recorded time)",
             c.amount,
-            if unit == "cpu-core-hours" {
+            if unit == CostUnit::CpuCoreHours {
                 "CPU core-hours"
             } else {
                 "GiB-hours"
@@ -235,7 +236,7 @@ pub fn render(
             "cpu",
             c.target_percent,
             c.statistic,
-            (capacity.cpus, "cpu-core-hours"),
+            (capacity.cpus, CostUnit::CpuCoreHours),
             &|r: &Record| r.cpu,
         );
     }
@@ -249,7 +250,7 @@ pub fn render(
             &name,
             m.target_percent,
             m.statistic,
-            (capacity.memory_gib, "gib-hours"),
+            (capacity.memory_gib, CostUnit::GibHours),
             &|r: &Record| r.memory,
         );
     }
@@ -262,7 +263,7 @@ pub fn render(
                 k.statistic,
                 (
                     capacity.disk_gib.get(&key).copied().unwrap_or(0.0),
-                    "gib-hours",
+                    CostUnit::GibHours,
                 ),
                 &|r: &Record| r.disk.get(&key).copied(),
             );

@@ -1,4 +1,5 @@
 //! Rendering what cro sees: `status`, `plan` and `history` output, text and JSON.
+use crate::control::cost::CostUnit;
 use crate::control::desired::{self, Resolved, Source, Statistic};
 use crate::control::plan::Plan;
 use crate::control::policy::Decision;
@@ -9,7 +10,7 @@ use crate::format::{human_bytes, round2};
 use crate::observe::{self, Observation};
 use crate::reconcile::tick;
 use crate::state::history::{self, Record};
-use crate::state::queue::{JobFound, Queue, WorkerState};
+use crate::state::jobs::{JobDir, JobFound, WorkerState};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,20 +96,14 @@ pub struct Usage {
 #[derive(Debug, Clone, Serialize)]
 pub struct Cost {
     pub amount: f64,
-    /// `cpu-core-hours` or `gib-hours`.
-    pub unit: &'static str,
+    pub unit: CostUnit,
     /// The synthetic share of the resource, averaged over the recorded part of the window.
     pub share_percent: f64,
 }
 
 /// What `synthetic_percent_hours` of a resource of `capacity` units cost (`recorded_h`:
 /// the recorded hours of the window, for the average share).
-pub fn cost(
-    synthetic_percent_hours: f64,
-    capacity: f64,
-    unit: &'static str,
-    recorded_h: f64,
-) -> Cost {
+pub fn cost(synthetic_percent_hours: f64, capacity: f64, unit: CostUnit, recorded_h: f64) -> Cost {
     Cost {
         amount: round2(synthetic_percent_hours / 100.0 * capacity),
         unit,
@@ -335,7 +330,7 @@ fn job_info(f: &JobFound) -> JobInfo {
 /// Build the status view. A bad desired file is reported, not fatal: status must work
 /// exactly when something is wrong.
 pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
-    let q = Queue::new(state_dir);
+    let q = JobDir::new(state_dir);
     let cg = observe::read_cgroup_limits();
     let mem = observe::read_memory(&cg).map_err(|e| Error::io("/proc/meminfo", "read", e))?;
     let loaded = crate::state::desired_file::load(desired_path).and_then(|(d, src)| {
@@ -414,7 +409,7 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
                   series: Option<&window::Series>,
                   key: &str,
                   capacity: f64,
-                  unit: &'static str| {
+                  unit: CostUnit| {
         let stat = u.statistic;
         let series = series.unwrap_or(&empty);
         let first = windows.first_record(series);
@@ -436,11 +431,11 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
     };
     if let Some(u) = res.cpu.as_mut() {
         let cpus = obs.host_cpus as f64;
-        attach(u, Some(&windows.cpu), "cpu", cpus, "cpu-core-hours");
+        attach(u, Some(&windows.cpu), "cpu", cpus, CostUnit::CpuCoreHours);
     }
     if let Some(u) = res.memory.as_mut() {
         let gib = obs.memory.total_bytes as f64 / GIB;
-        attach(u, Some(&windows.memory), "memory", gib, "gib-hours");
+        attach(u, Some(&windows.memory), "memory", gib, CostUnit::GibHours);
     }
     for (m, u) in res.disk.iter_mut() {
         let gib = obs
@@ -452,7 +447,7 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
             windows.disk.get(m),
             &Slot::disk(m).label(),
             gib,
-            "gib-hours",
+            CostUnit::GibHours,
         );
     }
     Ok(Status {
@@ -589,10 +584,7 @@ pub fn render_status(s: &Status) -> String {
     let mut costs = vec![];
     let mut cost_of = |name: &str, u: &Usage| {
         if let Some(c) = &u.cost {
-            let unit = match c.unit {
-                "cpu-core-hours" => "CPU core-hours",
-                _ => "GiB-hours",
-            };
+            let unit = c.unit.words();
             costs.push(format!(
                 "{name} {:.2} {unit} ({:.1} % of it on average)",
                 c.amount, c.share_percent
@@ -708,11 +700,11 @@ pub fn render_plan(p: &Plan, obs: &Observation, decisions: &BTreeMap<String, Dec
 }
 
 fn level_in_host_terms(
-    spec: &crate::state::queue::JobSpec,
+    spec: &crate::state::jobs::JobSpec,
     obs: &Observation,
     why: Option<&Decision>,
 ) -> String {
-    use crate::state::queue::JobSpec;
+    use crate::state::jobs::JobSpec;
     let l = spec.level_percent();
     if l <= 0.0 {
         return match why {
@@ -761,7 +753,7 @@ pub fn plan_now(
     state_dir: &Path,
     d: &Resolved,
 ) -> Result<(Plan, Observation, BTreeMap<String, Decision>)> {
-    let q = Queue::new(state_dir);
+    let q = JobDir::new(state_dir);
     let found = q.list()?;
     let tick::Pass {
         observation: obs,

@@ -3,7 +3,7 @@
 use crate::control::desired::Resolved;
 use crate::control::plan::Plan;
 use crate::format::human_bytes;
-use crate::reconcile::recover::{self, Report};
+use crate::reconcile::recover::{self, Recovery};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -66,7 +66,7 @@ pub fn validated(path: &Path, r: &Resolved) -> String {
 }
 
 /// `recover`: what there was, what was done, what is left.
-pub fn recovered(r: &Report, dry_run: bool) -> String {
+pub fn recovered(r: &Recovery, dry_run: bool) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "before: {}", recover::describe(&r.before));
     if dry_run {

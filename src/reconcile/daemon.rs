@@ -6,7 +6,7 @@ use crate::control::desired::{self, Resolved, Source};
 use crate::error::{Error, Result};
 use crate::observe::procs;
 use crate::reconcile::tick;
-use crate::state::queue::{Queue, StateLock};
+use crate::state::jobs::{JobDir, StateLock};
 use notify::{RecursiveMode, Watcher};
 use std::path::Path;
 use std::sync::Arc;
@@ -19,9 +19,9 @@ pub fn run(
     desired_path: &Path,
     named: bool,
     memory_total: u64,
-    mut on_tick: impl FnMut(&Queue, std::result::Result<&tick::TickReport, &Error>, bool),
+    mut on_tick: impl FnMut(&JobDir, std::result::Result<&tick::TickReport, &Error>, bool),
 ) -> Result<()> {
-    let q = Queue::new(state_dir);
+    let q = JobDir::new(state_dir);
     q.ensure()?;
     // One daemon per state directory.
     let daemon_lock = crate::state::fsutil::open_lock_file(&state_dir.join("daemon.lock"))?;

@@ -3,8 +3,8 @@
 //! that world on a real host; the daemon runs ticks on a timer and on changes of the
 //! desired file; `recover` undoes everything after a crash or on request.
 pub mod daemon;
-pub mod host;
-pub mod legacy;
+pub mod legacy_procs;
 pub mod recover;
 pub mod sense;
+pub mod this_host;
 pub mod tick;

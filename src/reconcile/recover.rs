@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::format::{human_bytes, round2};
 use crate::observe;
 use crate::observe::procs::{self, WorkerProc};
-use crate::state::queue::{JobSpec, Queue};
+use crate::state::jobs::{JobDir, JobSpec};
 use crate::worker::ballast;
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -37,7 +37,7 @@ pub struct BallastSeen {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub struct Recovery {
     pub dry_run: bool,
     pub before: Snapshot,
     pub after: Snapshot,
@@ -48,14 +48,14 @@ pub struct Report {
     pub problems: Vec<String>,
     /// With --legacy: the original Python tool's processes and temp_*.dat files.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub legacy: Option<crate::reconcile::legacy::LegacyReport>,
+    pub legacy: Option<crate::reconcile::legacy_procs::LegacyReport>,
 }
 
 /// Mounts that may hold our ballast: those this state directory owns (src/state/owned.rs), named
 /// by job files or by the desired state (a mount may be unreadable or gone), and with
 /// `all_mounts` every mount of the host that has a `.cro-ballast` directory (after the
 /// state directory was lost; it also takes another cro instance's ballast).
-fn candidate_mounts(q: &Queue, extra: &[PathBuf], all_mounts: bool) -> Vec<PathBuf> {
+fn candidate_mounts(q: &JobDir, extra: &[PathBuf], all_mounts: bool) -> Vec<PathBuf> {
     let mut set: BTreeSet<PathBuf> = crate::state::owned::load(&q.state_dir);
     if all_mounts {
         set.extend(ballast::mounts_with_ballast());
@@ -71,7 +71,7 @@ fn candidate_mounts(q: &Queue, extra: &[PathBuf], all_mounts: bool) -> Vec<PathB
     set.into_iter().collect()
 }
 
-fn job_files(q: &Queue) -> Vec<String> {
+fn job_files(q: &JobDir) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(&q.jobs_dir)
         .map(|rd| {
             rd.flatten()
@@ -83,7 +83,7 @@ fn job_files(q: &Queue) -> Vec<String> {
     v
 }
 
-pub fn snapshot(q: &Queue, mounts: &[PathBuf]) -> Snapshot {
+pub fn snapshot(q: &JobDir, mounts: &[PathBuf]) -> Snapshot {
     let workers = procs::workers(&q.state_dir)
         .into_iter()
         .map(|w| WorkerSeen {
@@ -132,7 +132,7 @@ pub fn cpu_sample(d: Duration) -> f64 {
 }
 
 /// Delete every regular file and symlink in the jobs directory (links as links).
-fn clear_jobs_dir(q: &Queue) -> Result<usize> {
+fn clear_jobs_dir(q: &JobDir) -> Result<usize> {
     let rd = match std::fs::read_dir(&q.jobs_dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -164,11 +164,11 @@ pub fn run(
     dry_run: bool,
     all_mounts: bool,
     progress: &mut dyn FnMut(&str),
-) -> Result<Report> {
-    let q = Queue::new(state_dir);
+) -> Result<Recovery> {
+    let q = JobDir::new(state_dir);
     let mounts = candidate_mounts(&q, desired_mounts, all_mounts);
     let before = snapshot(&q, &mounts);
-    let mut report = Report {
+    let mut report = Recovery {
         dry_run,
         after: before.clone(),
         before,

@@ -4,7 +4,7 @@ use crate::control::desired::Resolved;
 use crate::error::{Error, Result};
 use crate::observe::{self, CpuTimes, DiskObservation, Observation};
 use crate::state::fsutil;
-use crate::state::queue::{JobFound, Queue};
+use crate::state::jobs::{JobDir, JobFound};
 use crate::timefmt;
 use crate::worker::ballast;
 use serde::{Deserialize, Serialize};
@@ -30,7 +30,7 @@ fn counters_path(state_dir: &Path) -> std::path::PathBuf {
 /// Read the host now. With `persist`, the CPU counters are saved for the next run (only
 /// a reconcile does that; `status` and `plan` change nothing).
 pub fn sense(
-    q: &Queue,
+    q: &JobDir,
     desired: &Resolved,
     found: &[JobFound],
     persist: bool,

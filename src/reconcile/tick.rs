@@ -8,10 +8,10 @@ use crate::control::slot::Slot;
 use crate::control::window::Windows;
 use crate::error::Result;
 use crate::observe::{self, Observation};
-use crate::reconcile::host::ThisHost;
+use crate::reconcile::this_host::ThisHost;
 use crate::state::fsutil;
 use crate::state::history::{Record, Sample};
-use crate::state::queue::{Job, JobFound, JobSpec, Queue};
+use crate::state::jobs::{Job, JobDir, JobFound, JobSpec};
 use crate::timefmt;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -94,7 +94,7 @@ pub struct Pass {
 
 /// The pass a reconcile would make now on this host, persisting nothing (for `status`
 /// and `plan`, which only read).
-pub fn prepare(q: &Queue, desired: &Resolved, found: &[JobFound]) -> Result<Pass> {
+pub fn prepare(q: &JobDir, desired: &Resolved, found: &[JobFound]) -> Result<Pass> {
     prepare_in(&mut ThisHost { q, persist: false }, desired, found)
 }
 
@@ -142,7 +142,7 @@ pub fn prepare_in(world: &mut impl World, desired: &Resolved, found: &[JobFound]
 }
 
 /// One tick on this host. The caller holds the state lock.
-pub fn tick(q: &Queue, desired: &Resolved) -> Result<TickReport> {
+pub fn tick(q: &JobDir, desired: &Resolved) -> Result<TickReport> {
     q.ensure()?;
     crate::fault::point("tick-start");
     // A crash between writing a temp file and renaming it leaves the temp behind. Under

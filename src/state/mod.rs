@@ -5,6 +5,6 @@ pub mod claim;
 pub mod desired_file;
 pub mod fsutil;
 pub mod history;
+pub mod jobs;
 pub mod owned;
-pub mod queue;
 pub mod window_cache;

@@ -4,7 +4,7 @@
 use super::{Ctx, End, placement};
 use crate::error::Result;
 use crate::observe;
-use crate::state::queue::JobSpec;
+use crate::state::jobs::JobSpec;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -135,7 +135,7 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
     // Autogroup nice 19 in any case: it is what holds where no idle cgroup can be had,
     // and harmless where one can (a task in a non-root cgroup has no autogroup).
     super::lower_autogroup();
-    let target = place(&ctx.queue.state_dir);
+    let target = place(&ctx.jobs.state_dir);
     let cg = observe::read_cgroup_limits();
     let usable = observe::usable_cpus(&cg);
     let host_cpus = observe::host_cpus() as f64;
@@ -210,7 +210,7 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
                 "a burner thread could not join the idle cgroup (see the worker log)",
             ));
         }
-        ctx.status.synthetic_percent = (own * 100.0).round() / 100.0;
+        ctx.status.synthetic_percent = crate::format::round2(own);
         ctx.status.cpu_seconds_total = own_now;
         ctx.status.limited_by = (step.want_percent >= max_synthetic_percent
             && level_percent - observe::organic(total, own) > max_synthetic_percent)

@@ -6,7 +6,7 @@ use super::{Ctx, End, Noise};
 use crate::control::desired::Fill;
 use crate::error::Result;
 use crate::observe::{self, FsUsage};
-use crate::state::queue::JobSpec;
+use crate::state::jobs::JobSpec;
 use crate::worker::ballast;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};

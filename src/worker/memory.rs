@@ -6,7 +6,7 @@
 use super::{Ctx, End, Noise};
 use crate::error::Result;
 use crate::observe::{self, Memory};
-use crate::state::queue::JobSpec;
+use crate::state::jobs::JobSpec;
 use crate::sys::mem::Mapping;
 use std::time::{Duration, Instant};
 
@@ -286,7 +286,7 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
         ctx.status.ballast_bytes = ballast.bytes();
         ctx.status.ballast_target_bytes = step.target_bytes;
         ctx.status.synthetic_percent =
-            (observe::pct(ballast.bytes(), mem.total_bytes) * 100.0).round() / 100.0;
+            crate::format::round2(observe::pct(ballast.bytes(), mem.total_bytes));
         ctx.status.limited_by = step.limited_by;
         let growing = ballast.bytes() + deadband < step.target_bytes;
         ctx.publish(false);

@@ -13,7 +13,7 @@ pub mod placement;
 
 use crate::error::{Error, Result};
 use crate::state::fsutil;
-use crate::state::queue::{Job, JobSpec, Queue, WorkerState, WorkerStatus};
+use crate::state::jobs::{Job, JobDir, JobSpec, WorkerState, WorkerStatus};
 use crate::timefmt::now_unix;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 pub struct Ctx {
     pub id: String,
     pub job_path: PathBuf,
-    pub queue: Queue,
+    pub jobs: JobDir,
     pub spec: JobSpec,
     stop: Arc<AtomicBool>,
     last_check: Instant,
@@ -60,12 +60,12 @@ impl Ctx {
             return Ok(());
         }
         self.last_check = Instant::now();
-        logfile::rotate_own(&self.queue.log_path(&self.id));
+        logfile::rotate_own(&self.jobs.log_path(&self.id));
         if !self.lock_is_current() {
             tracing::warn!(id = %self.id, "the slot's lock file was removed or replaced; leaving to whoever holds it now");
             return Err(End::LockLost);
         }
-        match self.queue.read_job(&self.id) {
+        match self.jobs.read_job(&self.id) {
             Ok(None) => Err(End::JobRemoved),
             Ok(Some(Ok(job))) if job.spec.resource() != self.spec.resource() => {
                 Err(End::JobRemoved)
@@ -103,7 +103,7 @@ impl Ctx {
         use std::os::unix::fs::MetadataExt;
         match (
             self._lock.metadata(),
-            std::fs::symlink_metadata(self.queue.lock_path(&self.id)),
+            std::fs::symlink_metadata(self.jobs.lock_path(&self.id)),
         ) {
             (Ok(held), Ok(md)) => md.ino() == held.ino() && md.dev() == held.dev(),
             _ => false,
@@ -139,8 +139,7 @@ impl Ctx {
         self.status.updated_at = now_unix();
         self.status.level_percent = self.spec.level_percent();
         let bytes = serde_json::to_vec_pretty(&self.status).expect("status serializes");
-        if let Err(e) =
-            fsutil::write_atomic(&self.queue.status_path(&self.id), &bytes, 0o600, false)
+        if let Err(e) = fsutil::write_atomic(&self.jobs.status_path(&self.id), &bytes, 0o600, false)
         {
             self.quiet
                 .warn("status", format_args!("cannot write status: {e}"));
@@ -149,8 +148,8 @@ impl Ctx {
 }
 
 /// Take the slot lock: the inherited one, or our own. `Ok(None)`: another worker has it.
-fn take_lock(queue: &Queue, id: &str, inherited: Option<i32>) -> Result<Option<File>> {
-    let path = queue.lock_path(id);
+fn take_lock(jobs: &JobDir, id: &str, inherited: Option<i32>) -> Result<Option<File>> {
+    let path = jobs.lock_path(id);
     let lock = match inherited {
         Some(fd) => {
             let f = crate::sys::take_slot_lock_fd(fd)
@@ -163,7 +162,7 @@ fn take_lock(queue: &Queue, id: &str, inherited: Option<i32>) -> Result<Option<F
             }
             f
         }
-        None => match queue.try_lock_slot(id)? {
+        None => match jobs.try_lock_slot(id)? {
             Some(f) => f,
             None => return Ok(None),
         },
@@ -191,7 +190,7 @@ pub fn run(job_path: &Path, lock_fd: Option<i32>) -> Result<()> {
         .file_name()
         .and_then(|n| n.to_str())
         .and_then(|n| n.strip_suffix(".json"))
-        .filter(|n| crate::state::queue::valid_id(n) && !n.ends_with(".status"))
+        .filter(|n| crate::state::jobs::valid_id(n) && !n.ends_with(".status"))
         .ok_or_else(|| {
             Error::Usage(format!(
                 "{} is not a job file (<id>.json)",
@@ -199,12 +198,12 @@ pub fn run(job_path: &Path, lock_fd: Option<i32>) -> Result<()> {
             ))
         })?
         .to_string();
-    let queue = Queue::new(state_dir);
-    let Some(lock) = take_lock(&queue, &id, lock_fd)? else {
+    let jobs = JobDir::new(state_dir);
+    let Some(lock) = take_lock(&jobs, &id, lock_fd)? else {
         tracing::info!(%id, "another worker holds this job; exiting");
         return Ok(());
     };
-    let job: Job = match queue.read_job(&id)? {
+    let job: Job = match jobs.read_job(&id)? {
         Some(Ok(j)) => {
             j.spec.check().map_err(|why| {
                 Error::Runtime(format!("{}: job out of range: {why}", job_path.display()))
@@ -242,7 +241,7 @@ pub fn run(job_path: &Path, lock_fd: Option<i32>) -> Result<()> {
     let mut ctx = Ctx {
         id: id.clone(),
         job_path: job_path.clone(),
-        queue,
+        jobs,
         spec: job.spec.clone(),
         stop,
         last_check: Instant::now(),

@@ -31,14 +31,14 @@ pub fn flock_held(locks: &str, dev: u64, ino: u64) -> bool {
 }
 
 #[derive(Debug, Clone)]
-pub struct Queue {
+pub struct JobDir {
     pub state_dir: PathBuf,
     pub jobs_dir: PathBuf,
 }
 
-impl Queue {
-    pub fn new(state_dir: &Path) -> Queue {
-        Queue {
+impl JobDir {
+    pub fn new(state_dir: &Path) -> JobDir {
+        JobDir {
             state_dir: state_dir.to_path_buf(),
             jobs_dir: state_dir.join("jobs"),
         }
@@ -237,7 +237,7 @@ mod tests {
     #[test]
     fn liveness_is_read_without_locking_or_creating() {
         let d = tempfile::tempdir().unwrap();
-        let q = Queue::new(d.path());
+        let q = JobDir::new(d.path());
         q.ensure().unwrap();
         assert!(!q.is_alive("cpu"));
         assert!(!q.lock_path("cpu").exists(), "looking created a lock file");
@@ -250,7 +250,7 @@ mod tests {
     #[test]
     fn lock_is_exclusive_and_write_is_idempotent() {
         let d = tempfile::tempdir().unwrap();
-        let q = Queue::new(d.path());
+        let q = JobDir::new(d.path());
         q.ensure().unwrap();
         let job = Job {
             version: 1,

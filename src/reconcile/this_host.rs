@@ -10,7 +10,7 @@ use crate::observe::procs;
 use crate::reconcile::tick::World;
 use crate::state::fsutil;
 use crate::state::history::{self, Record};
-use crate::state::queue::{Job, JobFound, JobSpec, Queue};
+use crate::state::jobs::{Job, JobDir, JobFound, JobSpec};
 use crate::worker::ballast;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 /// The real world: this host, its /proc and the state directory.
 pub struct ThisHost<'a> {
-    pub q: &'a Queue,
+    pub q: &'a JobDir,
     /// A reconcile keeps the CPU counters for the next pass and counts itself as cro's
     /// own load; a read-only pass (`status`, `plan`) does neither.
     pub persist: bool,
@@ -140,7 +140,7 @@ fn worker_program() -> Result<(PathBuf, PathBuf)> {
 }
 
 /// Start the worker for `id`, handing it the slot lock we already hold.
-pub fn spawn_worker(q: &Queue, id: &str, lock: File) -> Result<u32> {
+pub fn spawn_worker(q: &JobDir, id: &str, lock: File) -> Result<u32> {
     let (exe, shown) = worker_program()?;
     let log_path = q.log_path(id);
     // A log full from an earlier worker is rotated before the next one starts.
@@ -196,7 +196,7 @@ pub fn removal_mount(f: &JobFound) -> Option<std::path::PathBuf> {
 
 /// Remove a job: delete its file, SIGTERM its worker (which gives everything back and
 /// exits; SIGKILL after 5 s), delete leftover ballast and the slot's files.
-pub fn remove_job(q: &Queue, f: &JobFound) -> Result<()> {
+pub fn remove_job(q: &JobDir, f: &JobFound) -> Result<()> {
     let p = q.job_path(&f.id);
     if std::fs::symlink_metadata(&p).is_ok() {
         std::fs::remove_file(&p).map_err(|e| Error::io(&p, "delete", e))?;
