@@ -605,7 +605,8 @@ fn after_tick(paths: &Paths, ok: bool, textfile_dir: Option<&Path>) {
 /// over is printed. Invalid values refuse the conversion (nothing is written).
 fn document_from_env(env_path: &Path) -> Result<String> {
     let text = std::fs::read_to_string(env_path).map_err(|e| Error::io(env_path, "read", e))?;
-    let c = crate::control::legacy_env::convert(&text, &|k| std::env::var(k).ok());
+    let (pairs, unread) = crate::state::env_file::parse(&text);
+    let c = crate::control::legacy_env::convert(&pairs, unread);
     if !c.errors.is_empty() {
         return Err(Error::Invalid {
             path: env_path.to_path_buf(),

@@ -1,11 +1,9 @@
 //! Moving over from the original Python tool: its `config/.env` as a desired state.
 //!
-//! The .env is python-dotenv's format: `KEY=VALUE` lines, `#` comments (also after a
-//! value), optional quotes, `${VAR}` references to keys above or to the environment.
-//! What it configured maps onto the desired state; what has no counterpart is named with
-//! the reason, so the operator sees every key accounted for.
+//! What the .env configured maps onto the desired state; what has no counterpart is named
+//! with the reason, so the operator sees every key accounted for. Reading the file
+//! (python-dotenv's format, through dotenvy) is `state::env_file`'s; this is pure.
 use crate::control::desired::{DesiredState, Tier};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// The .env converted: the desired state, and every key with what became of it.
@@ -23,88 +21,6 @@ pub struct Converted {
 
 /// (key, value) pairs in file order, or (where, what is wrong).
 pub type Pairs = Vec<(String, String)>;
-
-/// Parse .env text into keys and values, expanding `${VAR}` from keys above it, then
-/// from `env`. Returns the pairs in file order, and the malformed lines.
-pub fn parse_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> (Pairs, Pairs) {
-    let mut vars: BTreeMap<String, String> = BTreeMap::new();
-    let mut out = vec![];
-    let mut errors = vec![];
-    for (n, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((k, v)) = line.split_once('=') else {
-            errors.push((
-                format!("line {}", n + 1),
-                format!("{raw:?} is not KEY=VALUE"),
-            ));
-            continue;
-        };
-        let key = k.trim().to_string();
-        let v = v.trim();
-        let value = if let Some(q) = v.chars().next().filter(|c| *c == '"' || *c == '\'') {
-            // quoted: up to the closing quote; a # inside is part of the value
-            let rest = &v[1..];
-            match rest.find(q) {
-                Some(end) => rest[..end].to_string(),
-                None => rest.to_string(),
-            }
-        } else {
-            // unquoted: an inline comment starts at " #" (or a value that is only "#...")
-            let cut = if v.starts_with('#') {
-                0
-            } else {
-                v.find(" #").or_else(|| v.find("\t#")).unwrap_or(v.len())
-            };
-            v[..cut].trim().to_string()
-        };
-        let value = expand(&value, &vars, env);
-        vars.insert(key.clone(), value.clone());
-        out.push((key, value));
-    }
-    (out, errors)
-}
-
-/// `${VAR}` (and `$VAR`) from `vars`, else `env`, else empty.
-fn expand(
-    v: &str,
-    vars: &BTreeMap<String, String>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> String {
-    let lookup = |name: &str| {
-        vars.get(name)
-            .cloned()
-            .or_else(|| env(name))
-            .unwrap_or_default()
-    };
-    let mut out = String::new();
-    let mut rest = v;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(body) = after.strip_prefix('{')
-            && let Some(end) = body.find('}')
-        {
-            out.push_str(&lookup(&body[..end]));
-            rest = &body[end + 1..];
-            continue;
-        }
-        let len = after
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(after.len());
-        if len == 0 {
-            out.push('$');
-        } else {
-            out.push_str(&lookup(&after[..len]));
-        }
-        rest = &after[len..];
-    }
-    out.push_str(rest);
-    out
-}
 
 /// Why a key of the original tool has no counterpart, or None if it is one we carry.
 fn not_carried(key: &str) -> Option<&'static str> {
@@ -136,10 +52,10 @@ fn not_carried(key: &str) -> Option<&'static str> {
     })
 }
 
-/// Convert the original tool's .env text. `env` resolves `${VAR}` references the file
-/// does not define (the process environment, for the command).
-pub fn convert(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Converted {
-    let (pairs, mut errors) = parse_env(text, env);
+/// Convert the original tool's .env, read into `pairs` (in file order, `${VAR}` already
+/// expanded; `state::env_file` reads it) with the lines it could not read as `errors`.
+pub fn convert(pairs: &[(String, String)], errors: Pairs) -> Converted {
+    let mut errors = errors;
     let mut c = Converted {
         desired: DesiredState::default(),
         carried: vec![],
@@ -276,7 +192,7 @@ pub fn convert(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Converted {
             )),
         }
     }
-    for (k, _) in &pairs {
+    for (k, _) in pairs {
         if let Some(why) = not_carried(k)
             && !c.dropped.iter().any(|(d, _)| d == k)
         {
@@ -291,28 +207,35 @@ pub fn convert(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Converted {
 mod tests {
     use super::*;
 
-    const ORIGINAL: &str = r#"
-# 内存规格定义
-SMALL_MEMORY_MAX=8          # 小规格内存上限(GB)
-LARGE_MEMORY_MIN=16         # 大规格内存下限(GB)
-TARGET_UTILIZATION_SMALL=25 # 小规格平均利用率目标(%)
-TARGET_UTILIZATION_LARGE=40
-MONITOR_PERIOD_DAYS=15
-CHECK_INTERVAL_SECONDS=120
-WORKSPACE_DIR=/opt/cro-old
-SCRIPT_DIR=${WORKSPACE_DIR}/scripts
-DATA_ROOT="/data"
-DISK_STRESS_PATH=${DATA_ROOT}/   # 数据盘
-DATA_DISK_ONLY=true
-PLATFORM=auto
-GLANCES_ENABLED=true
-GLANCES_REFRESH_INTERVAL=2
-HIGH_UTIL_THRESHOLD=80
-"#;
+    /// The original tool's shipped .env as `state::env_file` reads it (its test reads the
+    /// text itself): plain pairs, references expanded, comments gone.
+    const ORIGINAL: &[(&str, &str)] = &[
+        ("SMALL_MEMORY_MAX", "8"),
+        ("LARGE_MEMORY_MIN", "16"),
+        ("TARGET_UTILIZATION_SMALL", "25"),
+        ("TARGET_UTILIZATION_LARGE", "40"),
+        ("MONITOR_PERIOD_DAYS", "15"),
+        ("CHECK_INTERVAL_SECONDS", "120"),
+        ("WORKSPACE_DIR", "/opt/cro-old"),
+        ("SCRIPT_DIR", "/opt/cro-old/scripts"),
+        ("DATA_ROOT", "/data"),
+        ("DISK_STRESS_PATH", "/data/"),
+        ("DATA_DISK_ONLY", "true"),
+        ("PLATFORM", "auto"),
+        ("GLANCES_ENABLED", "true"),
+        ("GLANCES_REFRESH_INTERVAL", "2"),
+        ("HIGH_UTIL_THRESHOLD", "80"),
+    ];
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
 
     #[test]
     fn the_original_env_becomes_a_desired_state_and_every_key_is_accounted_for() {
-        let c = convert(ORIGINAL, &|_| None);
+        let c = convert(&pairs(ORIGINAL), vec![]);
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         let d = &c.desired;
         assert_eq!(d.tiers.len(), 2);
@@ -352,27 +275,14 @@ HIGH_UTIL_THRESHOLD=80
     }
 
     #[test]
-    fn references_quotes_and_comments() {
-        let env = |k: &str| (k == "HOME").then(|| "/root".to_string());
-        let (pairs, errors) = parse_env(
-            "A=1 # one\nB=\"x # not a comment\"\nC=${A}${HOME}/$A\nD='q'\nexport E=5\nbad line\nF=#\n",
-            &env,
-        );
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        let m: BTreeMap<_, _> = pairs.into_iter().collect();
-        assert_eq!(m["A"], "1");
-        assert_eq!(m["B"], "x # not a comment");
-        assert_eq!(m["C"], "1/root/1");
-        assert_eq!(m["D"], "q");
-        assert_eq!(m["E"], "5");
-        assert_eq!(m["F"], "");
-    }
-
-    #[test]
     fn bad_values_are_errors_not_guesses() {
         let c = convert(
-            "TARGET_UTILIZATION_SMALL=25%\nDISK_STRESS_PATH=data\nDATA_DISK_ONLY=maybe\n",
-            &|_| None,
+            &pairs(&[
+                ("TARGET_UTILIZATION_SMALL", "25%"),
+                ("DISK_STRESS_PATH", "data"),
+                ("DATA_DISK_ONLY", "maybe"),
+            ]),
+            vec![],
         );
         let keys: Vec<&str> = c.errors.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
@@ -383,7 +293,10 @@ HIGH_UTIL_THRESHOLD=80
                 "DATA_DISK_ONLY"
             ]
         );
-        let c = convert("DATA_DISK_ONLY=false\nDISK_STRESS_PATH=/srv\n", &|_| None);
+        let c = convert(
+            &pairs(&[("DATA_DISK_ONLY", "false"), ("DISK_STRESS_PATH", "/srv")]),
+            vec![],
+        );
         assert!(c.desired.disk.allow_plain_directory);
         assert!(c.errors.is_empty());
     }

@@ -3,6 +3,7 @@
 //! rename, directory sync) with the ownership checks root needs.
 pub mod claim;
 pub mod desired_file;
+pub mod env_file;
 pub mod fsutil;
 pub mod history;
 pub mod jobs;
