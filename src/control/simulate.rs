@@ -35,20 +35,31 @@ pub fn parse_trace(text: &str, path: &Path) -> Result<Trace> {
             path.display()
         ))
     };
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines.next().ok_or_else(|| {
-        bad(
-            1,
-            "empty trace; expected a header `t,cpu,memory,disk`".into(),
-        )
-    })?;
-    let cols: Vec<&str> = header.split(',').map(str::trim).collect();
+    // csv reads quoted fields, CRLF line ends and blank lines as a spreadsheet writes them
+    let mut rd = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut records = rd.records();
+    let line_of = |r: &csv::StringRecord| r.position().map_or(1, |p| p.line() as usize);
+    let header = loop {
+        match records.next() {
+            None => {
+                return Err(bad(
+                    1,
+                    "empty trace; expected a header `t,cpu,memory,disk`".into(),
+                ));
+            }
+            Some(Err(e)) => return Err(bad(1, e.to_string())),
+            Some(Ok(r)) if r.iter().all(str::is_empty) => continue,
+            Some(Ok(r)) => break r,
+        }
+    };
+    let cols: Vec<&str> = header.iter().collect();
     if cols.first() != Some(&"t") {
         return Err(bad(
-            1,
+            line_of(&header),
             format!(
                 "the first column must be `t`, found {:?}",
                 cols.first().unwrap_or(&"")
@@ -61,18 +72,24 @@ pub fn parse_trace(text: &str, path: &Path) -> Result<Trace> {
             Some(k) => idx[k] = Some(i),
             None => {
                 return Err(bad(
-                    1,
+                    line_of(&header),
                     format!("unknown column {c:?}; allowed: cpu, memory, disk"),
                 ));
             }
         }
     }
     let mut rows = vec![];
-    for (n, l) in lines {
-        let f: Vec<&str> = l.split(',').map(str::trim).collect();
+    for rec in records {
+        let rec =
+            rec.map_err(|e| bad(e.position().map_or(0, |p| p.line() as usize), e.to_string()))?;
+        if rec.iter().all(str::is_empty) {
+            continue;
+        }
+        let n = line_of(&rec);
+        let f: Vec<&str> = rec.iter().collect();
         if f.len() != cols.len() {
             return Err(bad(
-                n + 1,
+                n,
                 format!("{} fields, the header has {}", f.len(), cols.len()),
             ));
         }
@@ -80,7 +97,7 @@ pub fn parse_trace(text: &str, path: &Path) -> Result<Trace> {
             s.parse::<f64>()
                 .ok()
                 .filter(|v| v.is_finite())
-                .ok_or_else(|| bad(n + 1, format!("{s:?} is not a number")))
+                .ok_or_else(|| bad(n, format!("{s:?} is not a number")))
         };
         let t = num(f[0])?;
         let mut v = [None; 3];
@@ -88,7 +105,7 @@ pub fn parse_trace(text: &str, path: &Path) -> Result<Trace> {
             if let Some(i) = idx[k] {
                 let x = num(f[i])?;
                 if !(0.0..=100.0).contains(&x) {
-                    return Err(bad(n + 1, format!("{x} is not a percent (0 to 100)")));
+                    return Err(bad(n, format!("{x} is not a percent (0 to 100)")));
                 }
                 v[k] = Some(x);
             }
@@ -96,7 +113,7 @@ pub fn parse_trace(text: &str, path: &Path) -> Result<Trace> {
         if let Some((prev, _)) = rows.last()
             && t <= *prev
         {
-            return Err(bad(n + 1, format!("t={t} does not increase")));
+            return Err(bad(n, format!("t={t} does not increase")));
         }
         rows.push((t, v));
     }
@@ -568,6 +585,24 @@ mod tests {
         ] {
             assert!(parse_trace(bad, Path::new("x")).is_err(), "{bad:?}");
         }
+        // as a spreadsheet writes it: quoted fields, CRLF, a blank line; the error names
+        // the line in the file
+        let t = parse_trace(
+            "\"t\",\"cpu\"\r\n\r\n\"300\",\"5.5\"\r\n600,6\r\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(
+            t.rows,
+            vec![
+                (300.0, [Some(5.5), None, None]),
+                (600.0, [Some(6.0), None, None])
+            ]
+        );
+        let e = parse_trace("t,cpu\n\n300,5\n600,oops\n", Path::new("x"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 4") && e.contains("oops"), "{e}");
     }
 
     #[test]

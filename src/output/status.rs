@@ -764,21 +764,34 @@ pub fn plan_now(
     Ok((plan, obs, decisions))
 }
 
+/// `history --csv`: one row per record and resource (csv quotes a mount path with a
+/// comma, a quote, a CR or a LF in it).
 pub fn history_csv(rs: &[Record]) -> String {
-    let mut o = String::from("ts,interval_s,resource,total,organic,synthetic,level,target\n");
+    let mut w = csv::Writer::from_writer(vec![]);
+    let header = [
+        "ts",
+        "interval_s",
+        "resource",
+        "total",
+        "organic",
+        "synthetic",
+        "level",
+        "target",
+    ];
+    w.write_record(header).expect("writes to memory");
     for r in rs {
         let mut line = |name: &str, s: &history::Sample| {
-            o += &format!(
-                "{},{},{},{},{},{},{},{}\n",
-                r.ts,
-                r.interval_s,
-                csv_field(name),
-                s.total,
-                round2(s.organic()),
-                s.synthetic,
-                s.level,
-                s.target
-            );
+            w.write_record([
+                r.ts.clone(),
+                r.interval_s.to_string(),
+                name.to_string(),
+                s.total.to_string(),
+                round2(s.organic()).to_string(),
+                s.synthetic.to_string(),
+                s.level.to_string(),
+                s.target.to_string(),
+            ])
+            .expect("writes to memory");
         };
         if let Some(s) = &r.cpu {
             line("cpu", s);
@@ -790,15 +803,7 @@ pub fn history_csv(rs: &[Record]) -> String {
             line(&format!("disk:{m}"), s);
         }
     }
-    o
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    String::from_utf8(w.into_inner().expect("writes to memory")).expect("UTF-8 in, UTF-8 out")
 }
 
 pub fn history_text(rs: &[Record]) -> String {
@@ -827,4 +832,37 @@ pub fn history_text(rs: &[Record]) -> String {
         );
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 25, 7: a mount path with a comma, a quote, a CR or a LF is one CSV field.
+    #[test]
+    fn history_csv_quotes_every_awkward_mount_path() {
+        let s = history::Sample::new(40.0, 10.0, 40.0, 40.0);
+        let mut disk = std::collections::BTreeMap::new();
+        for m in ["/a,b", "/q\"uote", "/cr\rlf", "/nl\nx"] {
+            disk.insert(m.to_string(), s);
+        }
+        let r = Record {
+            ts: "2026-12-06T00:00:00Z".into(),
+            interval_s: 60.0,
+            cpu: None,
+            memory: None,
+            disk,
+            memory_metric: None,
+        };
+        let text = history_csv(&[r]);
+        let mut rd = csv::Reader::from_reader(text.as_bytes());
+        let got: Vec<String> = rd
+            .records()
+            .map(|r| r.unwrap().get(2).unwrap().to_string())
+            .collect();
+        assert_eq!(
+            got,
+            ["disk:/a,b", "disk:/cr\rlf", "disk:/nl\nx", "disk:/q\"uote"]
+        );
+    }
 }
