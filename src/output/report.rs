@@ -150,6 +150,13 @@ pub fn render(
     now: f64,
 ) -> String {
     let window_s = d.window_days as f64 * 86_400.0;
+    // The verdict is status's: the same series, judged by `window::stat` (one rule for
+    // status, the metrics and this report).
+    let mut windows = crate::control::window::Windows::default();
+    for r in records {
+        windows.add(r);
+    }
+    let empty = crate::control::window::Series::default();
     let mut body = String::new();
     let mut verdicts = vec![];
     let mut costs = vec![];
@@ -157,28 +164,27 @@ pub fn render(
                        target: f64,
                        stat: Statistic,
                        (size, unit): (f64, CostUnit),
+                       series: &crate::control::window::Series,
                        pick: &dyn Fn(&Record) -> Option<Sample>| {
         let ds = days(records, pick);
-        let (dt, total, syn, at): (f64, f64, f64, f64) =
-            ds.values().fold((0.0, 0.0, 0.0, 0.0), |a, x| {
-                (
-                    a.0 + x.dt,
-                    a.1 + x.total,
-                    a.2 + x.synthetic,
-                    a.3 + x.at_target,
-                )
-            });
+        let (dt, syn): (f64, f64) = ds
+            .values()
+            .fold((0.0, 0.0), |a, x| (a.0 + x.dt, a.1 + x.synthetic));
         let span =
             crate::control::window::judged_span(first_record, now, window_s, d.before_first_record);
-        let (value, ok) = match stat {
-            Statistic::Mean => (
-                if dt > 0.0 { total / dt } else { 0.0 },
-                total / span >= target,
-            ),
-            Statistic::Percentile(p) => {
-                let share = (100 - p as u32) as f64 / 100.0;
-                (at / span * 100.0, at / span >= share)
-            }
+        let judged = crate::control::window::stat(
+            series,
+            first_record,
+            now,
+            window_s,
+            target,
+            stat,
+            d.before_first_record,
+        );
+        let ok = judged.compliant;
+        let value = match stat {
+            Statistic::Mean => judged.value,
+            Statistic::Percentile(_) => judged.share_at_target * 100.0,
         };
         let what = match stat {
             Statistic::Mean => format!("mean {value:.2} %"),
@@ -237,6 +243,7 @@ pub fn render(
             c.target_percent,
             c.statistic,
             (capacity.cpus, CostUnit::CpuCoreHours),
+            &windows.cpu,
             &|r: &Record| r.cpu,
         );
     }
@@ -251,6 +258,7 @@ pub fn render(
             m.target_percent,
             m.statistic,
             (capacity.memory_gib, CostUnit::GibHours),
+            &windows.memory,
             &|r: &Record| r.memory,
         );
     }
@@ -265,6 +273,7 @@ pub fn render(
                     capacity.disk_gib.get(&key).copied().unwrap_or(0.0),
                     CostUnit::GibHours,
                 ),
+                windows.disk.get(&key).unwrap_or(&empty),
                 &|r: &Record| r.disk.get(&key).copied(),
             );
         }
@@ -286,4 +295,83 @@ pub fn render(
             .collect::<String>(),
         h = html_escape(host),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::desired::DesiredState;
+    use std::path::Path;
+
+    /// Issue 25, 3: the auditor's report and status judge a window by one rule. Near the
+    /// boundary of a p95 target (the share of time at or above it around 5 %), the
+    /// report's verdict is `window::stat`'s, case by case.
+    #[test]
+    fn the_report_judges_a_percentile_as_status_does() {
+        let now = 1_780_000_000.0;
+        let day = 86_400.0;
+        for (at_target, level) in [
+            (0.049, 20.0),
+            (0.05, 20.0),
+            (0.051, 20.0),
+            (0.06, 19.95),
+            (0.06, 20.4),
+        ] {
+            let d = DesiredState {
+                window_days: 1,
+                ..serde_json::from_str(
+                    r#"{"version":1,"cpu":{"target_percent":20,"statistic":"p95"},"memory":{"enabled":false},"disk":{"enabled":false}}"#,
+                )
+                .unwrap()
+            }
+            .resolve(Path::new("d"), 8 << 30, None)
+            .unwrap();
+            let n = 288;
+            let high = (n as f64 * at_target).round() as usize;
+            let records: Vec<Record> = (0..n)
+                .map(|i| Record {
+                    ts: crate::timefmt::rfc3339(now - day + (i + 1) as f64 * 300.0),
+                    interval_s: 300.0,
+                    cpu: Some(Sample::new(
+                        if i < high { level } else { 2.0 },
+                        0.0,
+                        0.0,
+                        20.0,
+                    )),
+                    memory: None,
+                    disk: BTreeMap::new(),
+                    memory_metric: None,
+                })
+                .collect();
+            let mut w = crate::control::window::Windows::default();
+            for r in &records {
+                w.add(r);
+            }
+            let status = crate::control::window::stat(
+                &w.cpu,
+                None,
+                now,
+                day,
+                20.0,
+                Statistic::Percentile(95),
+                d.before_first_record,
+            );
+            let cap = Capacity {
+                cpus: 2.0,
+                memory_gib: 8.0,
+                disk_gib: BTreeMap::new(),
+            };
+            let html = render("h", &d, &cap, &records, None, now);
+            let said = if html.contains("cpu: NOT COMPLIANT") {
+                false
+            } else {
+                assert!(html.contains("cpu: COMPLIANT"), "no verdict");
+                true
+            };
+            assert_eq!(
+                said, status.compliant,
+                "{at_target} at {level}: report and status differ"
+            );
+        }
+    }
 }
