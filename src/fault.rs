@@ -4,29 +4,81 @@
 //!
 //! Compiled into every build on purpose: the tests drive the very binary operators run,
 //! and an operator can reproduce a reported crash the same way. It only ever kills the
-//! process that reads the variable. The points are listed in `POINTS` and exercised by
-//! `tests/faults.rs` (a test checks that every point is).
+//! process that reads the variable. The points are the `CrashPoint`s; `tests/faults.rs`
+//! runs each (its exhaustive match on the enum will not compile past a new point it does
+//! not run).
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub const ENV: &str = "CRO_CRASH_AT";
 
-/// Every crash point, in the order a tick passes them.
-pub const POINTS: &[&str] = &[
-    "tick-start",            // state lock held, nothing read yet
-    "after-sense",           // counters.json written
-    "before-rename",         // a durable file's temp is written and synced, not renamed
-    "after-rename",          // renamed, directory not synced
-    "after-write-job",       // a job file published
-    "after-lock-slot",       // slot locked, worker not started
-    "after-spawn",           // worker started, our copy of the lock not yet closed
-    "remove-after-delete",   // job file deleted, worker maybe still running
-    "remove-before-ballast", // worker gone, its ballast still on disk
-    "history-torn",          // half a history line written, no newline
-    "after-history",         // record appended, retention not run
-    "recover-after-stop",    // recover: workers stopped, ballast not yet deleted
-    "recover-after-ballast", // recover: ballast deleted, job files not yet
-];
+/// Every crash point, in the order a tick (then recover) passes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// state lock held, nothing read yet
+    TickStart,
+    /// counters.json written
+    AfterSense,
+    /// a durable file's temp is written and synced, not renamed
+    BeforeRename,
+    /// renamed, directory not synced
+    AfterRename,
+    /// a job file published
+    AfterWriteJob,
+    /// slot locked, worker not started
+    AfterLockSlot,
+    /// worker started, our copy of the lock not yet closed
+    AfterSpawn,
+    /// job file deleted, worker maybe still running
+    RemoveAfterDelete,
+    /// worker gone, its ballast still on disk
+    RemoveBeforeBallast,
+    /// half a history line written, no newline
+    HistoryTorn,
+    /// record appended, retention not run
+    AfterHistory,
+    /// recover: workers stopped, ballast not yet deleted
+    RecoverAfterStop,
+    /// recover: ballast deleted, job files not yet
+    RecoverAfterBallast,
+}
+
+impl CrashPoint {
+    pub const ALL: [CrashPoint; 13] = [
+        CrashPoint::TickStart,
+        CrashPoint::AfterSense,
+        CrashPoint::BeforeRename,
+        CrashPoint::AfterRename,
+        CrashPoint::AfterWriteJob,
+        CrashPoint::AfterLockSlot,
+        CrashPoint::AfterSpawn,
+        CrashPoint::RemoveAfterDelete,
+        CrashPoint::RemoveBeforeBallast,
+        CrashPoint::HistoryTorn,
+        CrashPoint::AfterHistory,
+        CrashPoint::RecoverAfterStop,
+        CrashPoint::RecoverAfterBallast,
+    ];
+
+    /// As `CRO_CRASH_AT` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CrashPoint::TickStart => "tick-start",
+            CrashPoint::AfterSense => "after-sense",
+            CrashPoint::BeforeRename => "before-rename",
+            CrashPoint::AfterRename => "after-rename",
+            CrashPoint::AfterWriteJob => "after-write-job",
+            CrashPoint::AfterLockSlot => "after-lock-slot",
+            CrashPoint::AfterSpawn => "after-spawn",
+            CrashPoint::RemoveAfterDelete => "remove-after-delete",
+            CrashPoint::RemoveBeforeBallast => "remove-before-ballast",
+            CrashPoint::HistoryTorn => "history-torn",
+            CrashPoint::AfterHistory => "after-history",
+            CrashPoint::RecoverAfterStop => "recover-after-stop",
+            CrashPoint::RecoverAfterBallast => "recover-after-ballast",
+        }
+    }
+}
 
 struct Armed {
     point: String,
@@ -47,9 +99,9 @@ fn armed() -> Option<&'static Armed> {
             eprintln!(
                 "cro: WARNING: {ENV}={point}:{nth} is set: this process will kill itself \
                  (SIGKILL) at that point. It is for crash tests only; unset it. Points: {}",
-                POINTS.join(", ")
+                CrashPoint::ALL.map(CrashPoint::name).join(", ")
             );
-            if !POINTS.contains(&point.as_str()) {
+            if !CrashPoint::ALL.iter().any(|p| p.name() == point) {
                 eprintln!("cro: WARNING: {ENV}: {point:?} is not a crash point");
             }
             Some(Armed {
@@ -62,15 +114,15 @@ fn armed() -> Option<&'static Armed> {
 }
 
 /// True when this pass of `point` is the one to crash at (counts the pass).
-pub fn hit(point: &str) -> bool {
+pub fn hit(point: CrashPoint) -> bool {
     match armed() {
-        Some(a) if a.point == point => a.seen.fetch_add(1, Ordering::Relaxed) + 1 == a.nth,
+        Some(a) if a.point == point.name() => a.seen.fetch_add(1, Ordering::Relaxed) + 1 == a.nth,
         _ => false,
     }
 }
 
 /// Die here, as `kill -9` would, when armed for this point.
-pub fn point(point: &str) {
+pub fn point(point: CrashPoint) {
     if hit(point) {
         crash();
     }

@@ -3,6 +3,7 @@
 //! Parallel-safe: CPU and memory at level 0, disk only on the test's own small tmpfs.
 mod common;
 use common::*;
+use cro::fault::CrashPoint;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -92,7 +93,7 @@ fn assert_nothing_left(e: &Env, m: &Path, what: &str) {
 /// each, one pass must converge (one worker per job, none other, no stray ballast), a
 /// second must change nothing, and `recover` must leave nothing; every other iteration
 /// `recover` also runs straight on the crashed state and must leave nothing.
-fn crash_loop(points: &[&str], rounds: usize) {
+fn crash_loop(points: &[CrashPoint], rounds: usize) {
     let mut e = Env::new();
     let m = e.tmpfs(16);
     let states = crash_states(&m);
@@ -105,10 +106,10 @@ fn crash_loop(points: &[&str], rounds: usize) {
         // From a converged state `from`, one crashing pass towards `to`. The removal
         // points need a state that removes jobs, the start points one that starts them.
         let (from, to) = match point {
-            "remove-after-delete" | "remove-before-ballast" => {
+            CrashPoint::RemoveAfterDelete | CrashPoint::RemoveBeforeBallast => {
                 (rng.below(2) as usize, 2 + rng.below(2) as usize)
             }
-            "after-write-job" | "after-lock-slot" | "after-spawn" => {
+            CrashPoint::AfterWriteJob | CrashPoint::AfterLockSlot | CrashPoint::AfterSpawn => {
                 (2 + rng.below(2) as usize, rng.below(2) as usize)
             }
             _ => loop {
@@ -121,7 +122,10 @@ fn crash_loop(points: &[&str], rounds: usize) {
         // Points passed several times a tick (a file written, a job started or removed):
         // crash at a random one of the first two.
         let nth = match point {
-            "tick-start" | "after-sense" | "history-torn" | "after-history" => 1,
+            CrashPoint::TickStart
+            | CrashPoint::AfterSense
+            | CrashPoint::HistoryTorn
+            | CrashPoint::AfterHistory => 1,
             _ => 1 + rng.below(2),
         };
         e.desired(&states[from].0);
@@ -133,10 +137,13 @@ fn crash_loop(points: &[&str], rounds: usize) {
         );
         let (json, want) = &states[to];
         e.desired(json);
-        let what = format!("iteration {i}, crash at {point}:{nth}, state {from} -> {to}");
+        let what = format!(
+            "iteration {i}, crash at {}:{nth}, state {from} -> {to}",
+            point.name()
+        );
         let out = e
             .cmd()
-            .env(cro::fault::ENV, format!("{point}:{nth}"))
+            .env(cro::fault::ENV, format!("{}:{nth}", point.name()))
             .args(["reconcile", "--once"])
             .output()
             .unwrap();
@@ -174,16 +181,49 @@ fn crash_loop(points: &[&str], rounds: usize) {
     }
     eprintln!("crash hits by point:");
     for (p, n) in points.iter().zip(&hits) {
-        eprintln!("  {p:<22} {n}");
+        eprintln!("  {:<22} {n}", p.name());
     }
     for (p, n) in points.iter().zip(&hits) {
         assert!(
             *n as usize * 2 >= rounds,
-            "crash point {p} was reached only {n} times of {rounds}: {hits:?}"
+            "crash point {} was reached only {n} times of {rounds}: {hits:?}",
+            p.name()
         );
     }
     e.ok(&["recover"]);
     assert_nothing_left(&e, &m, "final recover");
+}
+
+/// Which test runs a crash point: one of the four groups of a tick's points, or the
+/// recover test. An exhaustive match: a new crash point does not compile until a test
+/// runs it.
+fn crash_group(p: CrashPoint) -> Group {
+    match p {
+        CrashPoint::TickStart
+        | CrashPoint::AfterSense
+        | CrashPoint::BeforeRename
+        | CrashPoint::AfterRename => Group::Tick(0),
+        CrashPoint::AfterWriteJob | CrashPoint::AfterLockSlot | CrashPoint::AfterSpawn => {
+            Group::Tick(1)
+        }
+        CrashPoint::RemoveAfterDelete | CrashPoint::RemoveBeforeBallast => Group::Tick(2),
+        CrashPoint::HistoryTorn | CrashPoint::AfterHistory => Group::Tick(3),
+        CrashPoint::RecoverAfterStop | CrashPoint::RecoverAfterBallast => Group::Recover,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group {
+    Tick(usize),
+    Recover,
+}
+
+/// The points of a tick's group `g`, from the enum itself.
+fn tick_group(g: usize) -> Vec<CrashPoint> {
+    CrashPoint::ALL
+        .into_iter()
+        .filter(|p| crash_group(*p) == Group::Tick(g))
+        .collect()
 }
 
 /// 110 crashing passes: 10 at each of the 11 points of a tick, in four groups that run side
@@ -192,12 +232,7 @@ fn crash_loop(points: &[&str], rounds: usize) {
 #[test]
 fn kill_9_at_every_crash_point_of_a_tick_110_times() {
     const ROUNDS: usize = 10;
-    let groups: [&[&str]; 4] = [
-        &["tick-start", "after-sense", "before-rename", "after-rename"],
-        &["after-write-job", "after-lock-slot", "after-spawn"],
-        &["remove-after-delete", "remove-before-ballast"],
-        &["history-torn", "after-history"],
-    ];
+    let groups: Vec<Vec<CrashPoint>> = (0..4).map(tick_group).collect();
     let failed: Vec<String> = std::thread::scope(|s| {
         let handles: Vec<_> = groups
             .iter()
@@ -205,7 +240,11 @@ fn kill_9_at_every_crash_point_of_a_tick_110_times() {
             .collect();
         handles
             .into_iter()
-            .filter_map(|(g, h)| h.join().is_err().then(|| g.join(", ")))
+            .filter_map(|(g, h)| {
+                h.join()
+                    .is_err()
+                    .then(|| g.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "))
+            })
             .collect()
     });
     assert!(
@@ -216,14 +255,34 @@ fn kill_9_at_every_crash_point_of_a_tick_110_times() {
 
 #[test]
 fn the_crash_tests_cover_every_point() {
-    let src = std::fs::read_to_string(file!()).unwrap();
-    for p in cro::fault::POINTS {
-        assert!(
-            src.matches(&format!("\"{p}\"")).count() >= 1,
-            "crash point {p} is not exercised by tests/faults.rs"
-        );
+    // every point is in a group a test runs (crash_group's match is exhaustive), and the
+    // groups the tick test runs hold every tick point exactly once
+    let mut seen = vec![];
+    for g in 0..4 {
+        let points = tick_group(g);
+        assert!(!points.is_empty(), "tick group {g} is empty");
+        seen.extend(points);
+    }
+    let recover: Vec<CrashPoint> = CrashPoint::ALL
+        .into_iter()
+        .filter(|p| crash_group(*p) == Group::Recover)
+        .collect();
+    assert_eq!(
+        recover, RECOVER_POINTS,
+        "the recover test runs every recover point"
+    );
+    seen.extend(recover);
+    assert_eq!(seen.len(), CrashPoint::ALL.len());
+    for p in CrashPoint::ALL {
+        assert_eq!(seen.iter().filter(|x| **x == p).count(), 1, "{}", p.name());
     }
 }
+
+/// The points `crash_while_recovering_then_recover_again_leaves_nothing` runs.
+const RECOVER_POINTS: [CrashPoint; 2] = [
+    CrashPoint::RecoverAfterStop,
+    CrashPoint::RecoverAfterBallast,
+];
 
 /// Used percent of the filesystem at `m` (df's used / (used + available)).
 fn used_percent(m: &Path) -> f64 {
@@ -843,7 +902,7 @@ fn crash_while_recovering_then_recover_again_leaves_nothing() {
     let m = e.tmpfs(16);
     let states = crash_states(&m);
     for i in 0..10 {
-        let point = ["recover-after-stop", "recover-after-ballast"][i % 2];
+        let point = RECOVER_POINTS[i % 2].name();
         e.desired(&states[0].0);
         e.ok(&["reconcile", "--once"]);
         assert_converged(&e, &states[0].1, &format!("iteration {i}"));
@@ -882,11 +941,12 @@ fn a_daemon_killed_at_a_crash_point_is_restarted_and_converges() {
     ];
     let paused = Desired::parse(&idle).set("/paused", true).text();
     for (i, point) in [
-        "after-spawn",
-        "after-lock-slot",
-        "remove-after-delete",
-        "history-torn",
+        CrashPoint::AfterSpawn,
+        CrashPoint::AfterLockSlot,
+        CrashPoint::RemoveAfterDelete,
+        CrashPoint::HistoryTorn,
     ]
+    .map(CrashPoint::name)
     .iter()
     .enumerate()
     {

@@ -195,7 +195,7 @@ pub fn run(
             w.id, w.pid
         ));
     }
-    crate::fault::point("recover-after-stop");
+    crate::fault::point(crate::fault::CrashPoint::RecoverAfterStop);
     // The CPU burners' idle cgroup, empty now.
     if crate::worker::placement::remove(state_dir) {
         progress("removed the burners' idle cgroup");
@@ -223,7 +223,7 @@ pub fn run(
             Err(e) => report.problems.push(format!("{}: {e}", m.display())),
         }
     }
-    crate::fault::point("recover-after-ballast");
+    crate::fault::point(crate::fault::CrashPoint::RecoverAfterBallast);
     report.deleted_job_files = clear_jobs_dir(&q)?;
     // Still owned: only what may still hold ballast (left in place, or unmounted now).
     let owned = crate::state::owned::load(state_dir);

@@ -31,7 +31,7 @@ impl World for ThisHost<'_> {
     }
     fn sense(&mut self, desired: &Resolved, found: &[JobFound]) -> Result<Observation> {
         let obs = crate::reconcile::sense::sense(self.q, desired, found, self.persist)?;
-        crate::fault::point("after-sense");
+        crate::fault::point(crate::fault::CrashPoint::AfterSense);
         Ok(obs)
     }
     fn windows(&mut self, now: f64, window_s: f64) -> std::borrow::Cow<'_, Windows> {
@@ -48,13 +48,13 @@ impl World for ThisHost<'_> {
             crate::state::owned::add(&self.q.state_dir, mount)?;
         }
         self.q.write_job(job)?;
-        crate::fault::point("after-write-job");
+        crate::fault::point(crate::fault::CrashPoint::AfterWriteJob);
         Ok(())
     }
     fn start(&mut self, id: &str) -> Result<Option<u32>> {
         match self.q.try_lock_slot(id)? {
             Some(lock) => {
-                crate::fault::point("after-lock-slot");
+                crate::fault::point(crate::fault::CrashPoint::AfterLockSlot);
                 spawn_worker(self.q, id, lock).map(Some)
             }
             // Someone started it since we looked: the lock says it lives.
@@ -103,7 +103,7 @@ impl World for ThisHost<'_> {
     }
     fn append_history(&mut self, at: f64, rec: &Record) -> Result<()> {
         history::append(&self.q.state_dir, at, rec)?;
-        crate::fault::point("after-history");
+        crate::fault::point(crate::fault::CrashPoint::AfterHistory);
         Ok(())
     }
     fn prune_history(&mut self, now: f64, keep_days: u32) -> Result<usize> {
@@ -175,7 +175,7 @@ pub fn spawn_worker(q: &JobDir, id: &str, lock: File) -> Result<u32> {
     // reconciler's terminal.
     let child = crate::sys::spawn_detached_with_lock(&mut cmd, &lock)
         .map_err(|e| Error::os(format!("start worker {id}"), e))?;
-    crate::fault::point("after-spawn");
+    crate::fault::point(crate::fault::CrashPoint::AfterSpawn);
     // Our copy of the lock goes; the child's keeps the lock held.
     drop(lock);
     Ok(child.id())
@@ -202,7 +202,7 @@ pub fn remove_job(q: &JobDir, f: &JobFound) -> Result<()> {
         std::fs::remove_file(&p).map_err(|e| Error::io(&p, "delete", e))?;
         fsutil::sync_dir(&q.jobs_dir)?;
     }
-    crate::fault::point("remove-after-delete");
+    crate::fault::point(crate::fault::CrashPoint::RemoveAfterDelete);
     // The worker would notice the deleted job within a second; SIGTERM now makes it give
     // everything back at once (the same clean exit), SIGKILL after 5 s if it hangs.
     if q.is_alive(&f.id) {
@@ -214,7 +214,7 @@ pub fn remove_job(q: &JobDir, f: &JobFound) -> Result<()> {
             tracing::info!("{m}")
         });
     }
-    crate::fault::point("remove-before-ballast");
+    crate::fault::point(crate::fault::CrashPoint::RemoveBeforeBallast);
     if f.id == "cpu" {
         crate::worker::placement::remove(&q.state_dir);
     }

@@ -144,7 +144,7 @@ pub fn prepare_in(world: &mut impl World, desired: &Resolved, found: &[JobFound]
 /// One tick on this host. The caller holds the state lock.
 pub fn tick(q: &JobDir, desired: &Resolved) -> Result<TickReport> {
     q.ensure()?;
-    crate::fault::point("tick-start");
+    crate::fault::point(crate::fault::CrashPoint::TickStart);
     // A crash between writing a temp file and renaming it leaves the temp behind. Under
     // the state lock only a reader's cache write can be in flight, never a minute long.
     for p in fsutil::remove_stale_temps(&q.state_dir, Duration::from_secs(60)) {

@@ -31,12 +31,12 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32, durable: bool) -> Resul
             .map_err(|e| Error::io(tmp.path(), "sync", e))?;
     }
     if durable {
-        crate::fault::point("before-rename");
+        crate::fault::point(crate::fault::CrashPoint::BeforeRename);
     }
     tmp.persist(path)
         .map_err(|e| Error::io(path, "rename into place", e.error))?;
     if durable {
-        crate::fault::point("after-rename");
+        crate::fault::point(crate::fault::CrashPoint::AfterRename);
         sync_dir(dir)?;
     }
     Ok(())

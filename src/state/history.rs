@@ -33,7 +33,7 @@ pub fn append(state_dir: &Path, at_unix: f64, rec: &Record) -> Result<PathBuf> {
     if len > 0 && !ends_with_newline(&path) {
         line.insert(0, '\n');
     }
-    if crate::fault::hit("history-torn") {
+    if crate::fault::hit(crate::fault::CrashPoint::HistoryTorn) {
         // A crash in the middle of the write: half the line, no newline, then kill -9.
         let _ = f.write_all(&line.as_bytes()[..line.len() / 2]);
         let _ = f.sync_data();

@@ -228,14 +228,9 @@ impl Env {
         let mut files: std::collections::BTreeMap<String, String> = Default::default();
         for i in (0..count).rev() {
             let ts = now - i as f64 * step_s;
-            let line = format!(
-                "{{\"ts\":\"{}\",\"interval_s\":{step_s:.1},{samples}}}\n",
-                cro::timefmt::rfc3339(ts)
-            );
-            files
-                .entry(cro::timefmt::day(ts))
-                .or_default()
-                .push_str(&line);
+            let (stamp, day) = utc_stamp(ts);
+            let line = format!("{{\"ts\":\"{stamp}\",\"interval_s\":{step_s:.1},{samples}}}\n");
+            files.entry(day).or_default().push_str(&line);
         }
         for (day, text) in files {
             std::fs::write(hist.join(format!("{day}.jsonl")), text).unwrap();
@@ -721,4 +716,15 @@ pub fn send_signal(pid: impl TryInto<i32>, sig: rustix::process::Signal) {
         return;
     };
     let _ = rustix::process::kill_process(pid, sig);
+}
+
+/// RFC 3339 (whole seconds, `Z`) and the UTC day of a Unix time, written with the `time`
+/// crate, not cro's own timefmt: fixtures are an oracle independent of the code they test.
+pub fn utc_stamp(ts: f64) -> (String, String) {
+    let t = time::OffsetDateTime::from_unix_timestamp(ts.floor() as i64).unwrap();
+    let stamp = t
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let day = format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day());
+    (stamp, day)
 }
