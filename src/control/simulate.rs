@@ -228,6 +228,10 @@ pub struct Outcome {
     pub compliant: bool,
     pub cost_percent_hours: f64,
     pub minimum_percent_hours: f64,
+    /// The total per trace row (time, percent) the policy produced: what a test judges
+    /// with its own arithmetic.
+    #[serde(skip)]
+    pub totals: Vec<(f64, f64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -444,6 +448,7 @@ pub fn simulate(trace: &Trace, d: &Resolved, policy: Policy) -> Simulation {
                     rule,
                     d.before_first_record,
                 )),
+                totals,
             },
         );
     }
