@@ -2934,29 +2934,8 @@ fn serve_answers_allowed_names_and_its_own_literals_only() {
     let e = Env::new();
     e.desired(&idle_desired(&e.plain_mount()));
     e.ok(&["reconcile", "--once"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let _server = Daemon(
-        e.cmd()
-            .args([
-                "serve",
-                "--listen",
-                &addr,
-                "--allow-host",
-                "cro-web1.example.net",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for(Duration::from_secs(10), "the server to listen", || {
-        std::net::TcpStream::connect(&addr).ok()
-    });
+    let (_server, addr) = serve_on_a_free_port(&e, &["--allow-host", "cro-web1.example.net"]);
+    let port = addr.rsplit(':').next().unwrap().to_string();
     let code = |host: &str| {
         http(
             &addr,

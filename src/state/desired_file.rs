@@ -128,18 +128,8 @@ fn owner_problem(md: &Metadata) -> Option<String> {
             "is owned by uid {}, not by root or uid {me} that runs cro",
             md.uid()
         ))
-    } else if md.mode() & 0o022 != 0 {
-        Some(format!(
-            "is writable by {} (mode {:o})",
-            if md.mode() & 0o002 != 0 {
-                "everyone"
-            } else {
-                "its group"
-            },
-            md.mode() & 0o7777
-        ))
     } else {
-        None
+        crate::state::fsutil::writable_by_others(md.mode())
     }
 }
 

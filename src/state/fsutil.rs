@@ -83,18 +83,8 @@ pub fn check_trusted_dir(dir: &Path, follow: bool) -> Result<()> {
             "is owned by uid {}, not by uid {me} that runs cro",
             md.uid()
         ))
-    } else if md.mode() & 0o022 != 0 {
-        Some(format!(
-            "is writable by {} (mode {:o})",
-            if md.mode() & 0o002 != 0 {
-                "everyone"
-            } else {
-                "its group"
-            },
-            md.mode() & 0o7777
-        ))
     } else {
-        None
+        writable_by_others(md.mode())
     };
     match why {
         Some(why) => Err(Error::Runtime(format!(
@@ -106,6 +96,21 @@ pub fn check_trusted_dir(dir: &Path, follow: bool) -> Result<()> {
         ))),
         None => Ok(()),
     }
+}
+
+/// Who besides the owner may write a file of this mode, said for an operator; None: nobody.
+pub fn writable_by_others(mode: u32) -> Option<String> {
+    (mode & 0o022 != 0).then(|| {
+        format!(
+            "is writable by {} (mode {:o})",
+            if mode & 0o002 != 0 {
+                "everyone"
+            } else {
+                "its group"
+            },
+            mode & 0o7777
+        )
+    })
 }
 
 /// Open (creating if needed) a file that is never replaced, for flock.

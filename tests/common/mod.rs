@@ -320,6 +320,11 @@ pub fn serve_idle(e: &Env) -> (Daemon, String) {
 /// Reconcile the desired state as it is, then serve it (see `serve_idle`).
 pub fn serve_idle_as_is(e: &Env) -> (Daemon, String) {
     e.ok(&["reconcile", "--once"]);
+    serve_on_a_free_port(e, &[])
+}
+
+/// `cro serve` on a free loopback port with `extra` arguments; waits until it listens.
+pub fn serve_on_a_free_port(e: &Env, extra: &[&str]) -> (Daemon, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -329,6 +334,7 @@ pub fn serve_idle_as_is(e: &Env) -> (Daemon, String) {
     let server = Daemon(
         e.cmd()
             .args(["serve", "--listen", &addr])
+            .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
