@@ -459,7 +459,18 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
     })
 }
 
+/// `cro status` as a person reads it: the header (desired file, host, placement), the
+/// resource table, the cost line, the job table.
 pub fn render_status(s: &Status) -> String {
+    let mut o = status_header(s);
+    o += &resource_table(s);
+    o += &cost_line(s);
+    o += &job_table(s);
+    o
+}
+
+/// The desired file, the host, how memory is measured, PSI, CPU placement, the last pass.
+fn status_header(s: &Status) -> String {
     let mut o = String::new();
     let d = &s.desired;
     let src = if d.built_in_default {
@@ -527,6 +538,12 @@ pub fn render_status(s: &Status) -> String {
         "last reconcile: {}\n\n",
         s.last_reconcile.as_deref().unwrap_or("never")
     );
+    o
+}
+
+/// One row per resource, the first column as wide as its longest name.
+fn resource_table(s: &Status) -> String {
+    let mut o = String::new();
     // The first column is as wide as its longest name (a disk's mount path can be long), so
     // every value stays under its header.
     let rw = name_width(
@@ -581,6 +598,12 @@ pub fn render_status(s: &Status) -> String {
     for (m, u) in &s.resources.disk {
         row(&format!("disk {m}"), u);
     }
+    o
+}
+
+/// The cost of compliance so far, one clause per resource (empty when nothing cost).
+fn cost_line(s: &Status) -> String {
+    let mut o = String::new();
     let mut costs = vec![];
     let mut cost_of = |name: &str, u: &Usage| {
         if let Some(c) = &u.cost {
@@ -606,6 +629,12 @@ pub fn render_status(s: &Status) -> String {
             costs.join("; ")
         );
     }
+    o
+}
+
+/// One row per job: pid, state, what it holds, its ballast and a note.
+fn job_table(s: &Status) -> String {
+    let mut o = String::new();
     let jw = name_width(
         s.jobs
             .iter()
