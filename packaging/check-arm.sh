@@ -109,28 +109,33 @@ done
 txt="$("${CRO[@]}" status)"
 grep -q "64 KiB pages" <<<"$txt" || fail "status does not show the 64 KiB page size: $txt"
 busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
-read -r b0 t0 < <(busy); sleep 3; read -r b1 t1 < <(busy)
-cpu="$(awk -v a="$b0" -v b="$b1" -v c="$t0" -v d="$t1" 'BEGIN{printf "%.0f", (b-a)/(d-c)*100}')"
-[ "$cpu" -ge 15 ] || fail "the ARM cpu worker under qemu holds only $cpu % (target 30)"
+# the CPU held, measured here from /proc/stat (not through cro): the emulated burners'
+# control loop may take a few seconds to settle, so up to ten 3-second looks
+for _ in $(seq 1 10); do
+  read -r b0 t0 < <(busy); sleep 3; read -r b1 t1 < <(busy)
+  cpu="$(awk -v a="$b0" -v b="$b1" -v c="$t0" -v d="$t1" 'BEGIN{printf "%.0f", (b-a)/(d-c)*100}')"
+  [ "$cpu" -ge 22 ] && break
+done
+[ "$cpu" -ge 22 ] || fail "the ARM cpu worker under qemu holds only $cpu % (target 30)"
 x="$("${CRO[@]}" explain)"
 grep -q "cpu" <<<"$x" || fail "explain under qemu: $x"
-# The memory worker gives ballast back on 64 KiB pages: once it holds its level (filling
-# is slow under emulation), the level is lowered by 100 MiB and the worker must follow its
-# own target down (judged on its own figures: organic memory moves meanwhile).
+# The memory worker gives its ballast back on 64 KiB pages: once it holds its level (filling
+# is slow under emulation), the target drops below what is in use, and every byte of
+# ballast must go. (A smaller step is not a robust check here: organic memory moves by
+# hundreds of MiB right after a build, and the worker's target with it.)
 ballast() { "${CRO[@]}" status --json | python3 -c 'import json,sys
 j = [j for j in json.load(sys.stdin)["jobs"] if j["id"] == "memory"][0]
 print(j["ballast_bytes"] or 0, j["ballast_target_bytes"] or 0)'; }
 for _ in $(seq 1 120); do
   read -r before want < <(ballast)
-  [ "$want" -gt $((160 << 20)) ] && [ "$before" -ge $((want * 95 / 100)) ] && break
+  [ "$want" -gt $((64 << 20)) ] && [ "$before" -ge $((want * 95 / 100)) ] && break
   sleep 1
 done
-[ "$want" -gt $((160 << 20)) ] && [ "$before" -ge $((want * 95 / 100)) ] \
+[ "$want" -gt $((64 << 20)) ] && [ "$before" -ge $((want * 95 / 100)) ] \
   || fail "the memory ballast did not fill ($before of $want bytes)"
-python3 - "$S/desired.json" "$total_mib" <<'PY'
+python3 - "$S/desired.json" <<'PY'
 import json, sys
-p = sys.argv[1]; d = json.load(open(p))
-d["memory"]["target_percent"] = round(d["memory"]["target_percent"] - 100 / float(sys.argv[2]) * 100, 4)
+p = sys.argv[1]; d = json.load(open(p)); d["memory"]["target_percent"] = 0.5
 open(p + ".new", "w").write(json.dumps(d))
 PY
 mv "$S/desired.json.new" "$S/desired.json"
@@ -138,15 +143,14 @@ mv "$S/desired.json.new" "$S/desired.json"
 shrunk=""
 for _ in $(seq 1 60); do
   read -r now target < <(ballast)
-  if [ "$target" -lt $((want - (64 << 20))) ] && [ "$now" -lt $((before - (64 << 20))) ] \
-     && [ "$now" -le $((target + (1 << 20))) ]; then shrunk=1; break; fi
+  if [ "$now" -lt $((1 << 20)) ]; then shrunk=1; break; fi
   sleep 1
 done
-[ -n "$shrunk" ] || fail "the memory worker did not follow a lower level on 64 KiB pages (ballast $before -> $now bytes, its target $want -> $target)"
+[ -n "$shrunk" ] || fail "the memory worker did not give its ballast back on 64 KiB pages ($before -> $now bytes, its target $target)"
 "${CRO[@]}" recover >/dev/null 2>&1
 # recover returns once every slot lock is free; an emulated process may take a moment more
 # to be gone
 for _ in $(seq 1 50); do pgrep -f "$S/state/jobs" >/dev/null || break; sleep 0.1; done
 pgrep -f "$S/state/jobs" >/dev/null && fail "workers left after recover: $(pgrep -af "$S/state/jobs")"
 [ -z "$(ls -A "$M/.cro-ballast" 2>/dev/null)" ] || fail "ballast left after recover"
-echo "arm pass ok (qemu-user, 64 KiB pages injected): cpu $cpu % (target 30), memory ballast $((before >> 20)) -> $((now >> 20)) MiB (its target $((target >> 20)) MiB), disk held; status (64 KiB pages), plan, explain; recover clean"
+echo "arm pass ok (qemu-user, 64 KiB pages injected): cpu $cpu % (target 30), memory ballast $((before >> 20)) MiB filled and given back, disk held; status (64 KiB pages), plan, explain; recover clean"
