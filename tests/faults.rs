@@ -809,24 +809,15 @@ fn serve_defaults_to_loopback_and_survives_a_corpus_of_malformed_requests() {
     );
     assert_eq!(code, 200, "64 idle connections starve the server");
     drop(idle);
-    // Beyond the connection budget (512), the oldest connection is closed and the new one
-    // served.
+    // 600 idle connections (the old server's cap was 128, then a budget of 512): a scrape
+    // is served. (Closing the oldest when the 4,096 budget is full is the budget's unit
+    // test: a test process cannot hold that many descriptors here.)
     let idle: Vec<_> = (0..600)
         .map(|_| std::net::TcpStream::connect(&addr).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(300));
     let (code, head, _) = http(&addr, "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    assert_eq!(code, 200, "over the budget: {head}");
-    let mut first = &idle[0];
-    first
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let mut buf = [0u8; 64];
-    assert_eq!(
-        std::io::Read::read(&mut first, &mut buf).ok(),
-        Some(0),
-        "the oldest idle connection was closed for it"
-    );
+    assert_eq!(code, 200, "600 idle connections: {head}");
     drop(idle);
     // A client that starts a request and stops is cut off after the 5 s head budget.
     {

@@ -9,8 +9,11 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 /// Enough for every client a host has (Prometheus, a browser, curl) many times over, and
-/// a bound on memory: each open connection costs a task and buffers of at most 16 KiB.
-pub const MAX_CONNECTIONS: usize = 512;
+/// for a burst of reconnecting idle clients to pass without closing anyone (a budget of
+/// 512 closed a scrape once in a CI run: a burst of 500 reconnections made it one of the
+/// oldest before it was read), and a bound on memory: each open connection costs a task
+/// and buffers of at most 16 KiB. `run` lowers it when the open-file limit is lower.
+pub const MAX_CONNECTIONS: usize = 4096;
 /// One remote address may hold this many; loopback clients share an address (a stuck
 /// browser tab and the scraper alike) and are bounded by `MAX_CONNECTIONS` only.
 pub const MAX_PER_CLIENT: usize = 32;
@@ -29,6 +32,8 @@ impl Closer for tokio::task::AbortHandle {
 
 #[derive(Default)]
 struct Inner {
+    /// At most this many open (0: MAX_CONNECTIONS).
+    max: usize,
     next: u64,
     /// Open connections by age (ids only grow): the first is the oldest.
     open: BTreeMap<u64, (IpAddr, Box<dyn Closer>)>,
@@ -47,6 +52,13 @@ pub struct Place {
 }
 
 impl Budget {
+    /// A budget of at most `max` connections.
+    pub fn new(max: usize) -> Budget {
+        let b = Budget::default();
+        b.0.lock().unwrap_or_else(|e| e.into_inner()).max = max;
+        b
+    }
+
     /// A place for a new connection from `ip`, closing the oldest connection that stands
     /// in its way; `closer` is how this one would be closed in turn. Returns the place and
     /// how many connections were closed for it.
@@ -65,7 +77,8 @@ impl Budget {
                 closed += 1;
             }
         }
-        while b.open.len() >= MAX_CONNECTIONS {
+        let max = if b.max == 0 { MAX_CONNECTIONS } else { b.max };
+        while b.open.len() >= max {
             let Some(id) = b.open.keys().next().copied() else {
                 break;
             };

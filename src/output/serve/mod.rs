@@ -6,7 +6,8 @@
 //! task and a small buffer, not a thread, so holding many open costs an attacker more than
 //! it costs us. Each connection has 5 s to send its request head and 15 s in all, the
 //! response included (a slow reader is cut off), one request, then close. The budget
-//! (`budget.rs`) closes the oldest connection when full instead of refusing the new one.
+//! (`budget.rs`, 4,096 connections) closes the oldest connection when full instead of
+//! refusing the new one.
 //! The pages are computed on a small blocking pool (`routes.rs`), once a second at most.
 //! Measured: a scrape a second kept succeeding next to 1,000 idle connections and next to
 //! 100 clients drip-feeding requests (tests/faults.rs).
@@ -35,8 +36,8 @@ const HEAD_LIMIT: usize = 16 << 10;
 /// second, so a queue drains fast).
 const PAGE_THREADS: usize = 2;
 /// Open files wanted: MAX_CONNECTIONS sockets and room to spare (the soft limit is often
-/// 1,024).
-const WANT_FDS: u64 = 4096;
+/// 1,024; the hard limit under systemd 524,288).
+const WANT_FDS: u64 = 8192;
 
 /// Serve until killed. `allow_hosts`: extra names the Host header may carry.
 pub fn run(
@@ -59,7 +60,11 @@ pub fn run(
         .set_nonblocking(true)
         .map_err(|e| Error::os("set the listening socket non-blocking", e))?;
     let fds = crate::sys::process::raise_fd_limit(WANT_FDS);
-    tracing::debug!(fds, "open-file limit");
+    // the budget fits the descriptors we may open (with room for logs, the state files)
+    let max = (fds as usize)
+        .saturating_sub(64)
+        .clamp(64, budget::MAX_CONNECTIONS);
+    tracing::debug!(fds, max, "open-file limit and connection budget");
     let host = crate::observe::host::hostname().to_ascii_lowercase();
     let short = host.split('.').next().unwrap_or("").to_string();
     let names = Names {
@@ -82,7 +87,7 @@ pub fn run(
     let rt = runtime()?;
     tracing::info!(%bound, "serving / (dashboard), /api/status, /metrics");
     eprintln!("cro: serving http://{bound}/");
-    rt.block_on(accept_loop(listener, site))
+    rt.block_on(accept_loop(listener, site, max))
 }
 
 /// One thread for every connection, a small pool for the pages.
@@ -95,10 +100,10 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::os("start the server's runtime", e))
 }
 
-async fn accept_loop(listener: std::net::TcpListener, site: Arc<Site>) -> Result<()> {
+async fn accept_loop(listener: std::net::TcpListener, site: Arc<Site>, max: usize) -> Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|e| Error::os("register the listening socket", e))?;
-    let budget = Budget::default();
+    let budget = Budget::new(max);
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
