@@ -294,6 +294,7 @@ fn the_test_script_names_every_missing_tool_and_its_package_before_running_anyth
         ("chromium", "chromium"),
         ("nginx", "nginx-light"),
         ("wrk", "wrk"),
+        ("stress-ng", "stress-ng"),
         ("mkfs.ext4", "e2fsprogs"),
         ("seccomp", "python3-seccomp"),
         ("rpmbuild", "rpm"),

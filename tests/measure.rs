@@ -455,42 +455,140 @@ fn cpu_burned_by_the_memory_worker_is_recorded_as_synthetic() {
 }
 
 /// Issue "never at the neighbour's expense", 1: a latency-sensitive service keeps its
-/// tail next to cro's burners. nginx measured by wrk (1 connection), alone vs next to cro
-/// holding CPU at 70 %, in alternating rounds, medians. Before the burners moved into a
-/// cpu.idle cgroup, p99 was ~2.3x alone here (one scheduler tick); the goal is 1.2x or
-/// 0.3 ms, the guard (with this VM's noise) 1.5x or 1.0 ms. docs/BENCHMARKS.md has the
-/// full figures with stress-ng beside them.
+/// tail next to cro's burners. nginx measured by wrk (1 connection, 2 s) alone, next to cro
+/// holding CPU at 70 %, and next to stress-ng `--cpu-load 70` (the peer): both are started
+/// once and switched on and off by SIGCONT/SIGSTOP, the three conditions in rotating order,
+/// twelve rounds, medians. Short interleaved segments share whatever else the machine is
+/// doing: on a guest whose host is busy, steal (/proc/stat) moves every p99, alone
+/// included (a CI run measured 5 ms alone, rising round by round), and no placement inside
+/// the guest changes that, so the tail is judged against the peer in the same seconds.
+///
+/// Two guards. What cro controls is the guest's scheduler: the time nginx spends runnable
+/// but waiting for a CPU (/proc/PID/schedstat) per request stays near alone and far below
+/// the peer's (measured here: ~0.03 us alone, 0.4-1.4 us next to cro, 7-9 us next to
+/// stress-ng). And the p99 next to cro is no worse than next to the peer (with
+/// `CRO_CPU_PLACEMENT=autogroup` it is: 2.7 ms against 1.4 ms). The goal against alone
+/// (p99 within 1.2x) is measured on a quiet machine by bench/neighbours.sh;
+/// docs/BENCHMARKS.md has those figures.
 #[test]
 fn a_latency_sensitive_service_keeps_its_tail_next_to_the_burners() {
+    use rustix::process::Signal;
     let nginx = Nginx::start();
     nginx.wrk(1, 1); // warm up
     let e = Env::new();
     e.desired(r#"{"version":1,"cpu":{"target_percent":70},"memory":{"enabled":false},"disk":{"enabled":false}}"#);
-    let (mut alone, mut cro) = (vec![], vec![]);
-    for round in 0..4 {
-        for with_cro in [round % 2 == 0, round % 2 != 0] {
-            if with_cro {
-                e.ok(&["reconcile", "--once"]);
-                std::thread::sleep(Duration::from_secs(3));
-            }
-            let (_, p99, _) = nginx.wrk(1, 5);
-            if with_cro {
-                e.ok(&["recover"]);
-                cro.push(p99);
-            } else {
-                alone.push(p99);
+    const SECS: u32 = 2;
+    const ROUNDS: usize = 12;
+    e.ok(&["reconcile", "--once"]);
+    let cro: Vec<i32> = e.workers().iter().map(|w| w.1).collect();
+    assert_eq!(cro.len(), 1, "one cpu worker: {cro:?}");
+    let stress = StressNg::cpu_load(70, ROUNDS as u32 * 3 * (SECS + 2) + 60);
+    std::thread::sleep(Duration::from_secs(2));
+    // Each condition's processes; SIGCONT on every way out, so teardown finds none stopped.
+    let groups = [vec![], cro.clone(), vec![-(stress.pid())]];
+    let _resume = OnDrop(|| {
+        for p in groups.iter().flatten() {
+            send_signal(*p, Signal::CONT);
+        }
+    });
+    let switch = |on: usize| {
+        for (i, g) in groups.iter().enumerate() {
+            for p in g {
+                send_signal(*p, if i == on { Signal::CONT } else { Signal::STOP });
             }
         }
+    };
+    // p99 ms, run-queue wait per request (us), steal (% of the CPUs' time)
+    let mut seen: [Vec<(f64, f64, f64)>; 3] = Default::default();
+    let names = ["alone", "cro at 70", "stress-ng at 70"];
+    let cpus = std::thread::available_parallelism().unwrap().get() as f64;
+    let hz = rustix::param::clock_ticks_per_second() as f64;
+    let cpu_s = |pid: i32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / hz
+    };
+    let (mut burned, mut burning) = (0.0, 0.0);
+    for round in 0..ROUNDS {
+        for k in 0..3 {
+            let which = (round + k) % 3;
+            switch(which);
+            std::thread::sleep(Duration::from_millis(500));
+            let (d0, s0, t0, b0) = (
+                nginx.run_delay_ns(),
+                steal_ticks(),
+                Instant::now(),
+                cpu_s(cro[0]),
+            );
+            let (_, p99, rps) = nginx.wrk(1, SECS);
+            let (d1, s1, t1, b1) = (
+                nginx.run_delay_ns(),
+                steal_ticks(),
+                Instant::now(),
+                cpu_s(cro[0]),
+            );
+            if which == 1 {
+                burned += b1 - b0;
+                burning += (t1 - t0).as_secs_f64() * cpus;
+            }
+            let requests = (rps * SECS as f64).max(1.0);
+            let wait_us = (d1 - d0) as f64 / 1e3 / requests;
+            let steal = (s1 - s0) as f64 / hz / ((t1 - t0).as_secs_f64() * cpus) * 100.0;
+            seen[which].push((p99, wait_us, steal));
+        }
     }
-    let (a, c) = (median(alone.clone()), median(cro.clone()));
+    switch(1);
+    drop(stress);
+    let synthetic = burned / burning * 100.0;
+    let med = |i: usize, f: fn(&(f64, f64, f64)) -> f64| median(seen[i].iter().map(f).collect());
+    let mut table = String::new();
+    for (i, name) in names.iter().enumerate() {
+        table += &format!(
+            "  {name:<16} p99 {:>7.3} ms  wait/request {:>6.2} us  steal {:>5.1} %  rounds (p99 ms): {:?}\n",
+            med(i, |r| r.0),
+            med(i, |r| r.1),
+            med(i, |r| r.2),
+            seen[i]
+                .iter()
+                .map(|r| (r.0 * 1000.0).round() / 1000.0)
+                .collect::<Vec<_>>()
+        );
+    }
     eprintln!(
-        "nginx p99 alone {alone:?} -> {a:.3} ms; next to cro at 70: {cro:?} -> {c:.3} ms ({:.2}x)",
-        c / a
+        "nginx, 1 connection, medians of {ROUNDS} rounds of {SECS} s:\n{table}cro's worker used {synthetic:.1} % of the CPUs in its segments (the gap to 70 % \
+         that nginx and wrk left)"
     );
     assert!(
-        c <= (1.5 * a).max(a + 1.0),
-        "p99 {c:.3} ms next to cro vs {a:.3} ms alone: the burners cost the service its tail"
+        synthetic >= 5.0,
+        "cro's worker burned only {synthetic:.1} % of the CPUs while it ran: nothing was \
+         measured next to it\n{table}"
     );
+    let (a, c, s) = (med(0, |r| r.1), med(1, |r| r.1), med(2, |r| r.1));
+    assert!(
+        s >= a + 2.0,
+        "stress-ng at 70 made nginx wait only {s:.2} us per request (alone {a:.2}): the \
+         peer was not running, so this run proves nothing\n{table}"
+    );
+    assert!(
+        c <= (0.5 * s).max(a + 3.0),
+        "next to cro nginx waited {c:.2} us per request for a CPU (alone {a:.2}, next to \
+         stress-ng {s:.2}): the burners are not yielding at once\n{table}"
+    );
+    let (a, c, s) = (med(0, |r| r.0), med(1, |r| r.0), med(2, |r| r.0));
+    assert!(
+        c <= (1.25 * s).max(a + 1.0),
+        "p99 {c:.3} ms next to cro, {a:.3} ms alone, {s:.3} ms next to stress-ng: cro's \
+         burners cost the service more of its tail than the peer's\n{table}"
+    );
+}
+
+/// Runs its closure when dropped, also while a test panics.
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
 }
 
 /// Issue "never at the neighbour's expense", 3: a writer at page-cache speed (dd, 700 MiB)

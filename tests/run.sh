@@ -35,6 +35,7 @@ needs=(
   "chromium|chromium|the dashboard rendered in a headless browser (cli tests)"
   "nginx|nginx-light|a real latency-sensitive service next to the burners (tests/measure.rs)"
   "wrk|wrk|nginx's benchmark client (tests/measure.rs)"
+  "stress-ng|stress-ng|the peer beside cro in the tail-latency test (tests/measure.rs)"
   "mkfs.ext4|e2fsprogs|the fast writer's loop filesystem (tests/measure.rs)"
   "$PY|python3|tests/tools/oldkernel.py, the Ansible role's test"
   "py:seccomp|python3-seccomp|a 3.10 kernel's system calls (tests/tools/oldkernel.py)"

@@ -1,6 +1,7 @@
 //! Test harness: run the real `cro` binary in a temporary state directory. Dropping an
 //! `Env` runs `cro recover` on it and unmounts what it mounted, also when a test fails.
 #![allow(dead_code)]
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -591,11 +592,107 @@ impl Nginx {
     }
 }
 
+impl Nginx {
+    /// The processes serving: the master and its worker(s).
+    fn pids(&self) -> Vec<i32> {
+        let master = self.child.id() as i32;
+        let mut pids = vec![master];
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let ppid = stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(1);
+            if ppid.and_then(|p| p.parse::<i32>().ok()) == Some(master) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Nanoseconds nginx's processes have spent runnable but waiting for a CPU
+    /// (/proc/PID/schedstat, second field): the time the guest's scheduler made the service
+    /// wait, whatever the hypervisor did.
+    pub fn run_delay_ns(&self) -> u64 {
+        self.pids()
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum()
+    }
+}
+
 impl Drop for Nginx {
+    /// SIGTERM first: the master stops its workers and waits for them (a SIGKILLed master
+    /// leaves its worker behind, serving).
     fn drop(&mut self) {
+        let workers = self.pids();
+        send_signal(self.child.id(), rustix::process::Signal::TERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for w in &workers[1..] {
+            send_signal(*w, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+/// stress-ng holding every CPU at `percent` (`--cpu-load`), the peer the benchmarks set
+/// beside cro; stopped by PID on drop (SIGINT: stress-ng then stops its own stressors),
+/// and bounded by `--timeout` should the test die first.
+pub struct StressNg {
+    child: std::process::Child,
+}
+
+impl StressNg {
+    pub fn cpu_load(percent: u32, timeout_s: u32) -> StressNg {
+        let cpus = std::thread::available_parallelism().unwrap().get();
+        let child = Command::new("stress-ng")
+            .process_group(0) // CommandExt: its stressors share its group
+            .args([
+                "--cpu",
+                &cpus.to_string(),
+                "--cpu-load",
+                &percent.to_string(),
+            ])
+            .args(["--timeout", &format!("{timeout_s}s"), "--quiet"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("this test needs stress-ng (Debian's stress-ng; tests/run.sh installs it)");
+        StressNg { child }
+    }
+
+    /// Its process id, which is also its process group's (it and its stressors).
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+impl Drop for StressNg {
+    fn drop(&mut self) {
+        send_signal(-self.pid(), rustix::process::Signal::CONT);
+        send_signal(self.child.id(), rustix::process::Signal::INT);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Ticks (USER_HZ) every CPU of this guest lost to the hypervisor so far (/proc/stat's
+/// `steal`): a CPU the host gave to another guest while this one had work.
+pub fn steal_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let cpu = stat.lines().find(|l| l.starts_with("cpu ")).unwrap();
+    cpu.split_whitespace().nth(8).unwrap().parse().unwrap()
 }
 
 /// The median of some figures.
@@ -716,12 +813,19 @@ pub fn raise_fd_limit(want: u64) {
 }
 
 /// Send `sig` to `pid` (a process this test started), through rustix: no unsafe code.
-/// A process already gone is not an error here.
+/// A process already gone is not an error here. A negative `pid` names a process group, as
+/// kill(2) has it.
 pub fn send_signal(pid: impl TryInto<i32>, sig: rustix::process::Signal) {
-    let Some(pid) = pid.try_into().ok().and_then(rustix::process::Pid::from_raw) else {
+    let Ok(pid) = pid.try_into() else { return };
+    let group = pid < 0;
+    let Some(pid) = rustix::process::Pid::from_raw(pid.abs()) else {
         return;
     };
-    let _ = rustix::process::kill_process(pid, sig);
+    let _ = if group {
+        rustix::process::kill_process_group(pid, sig)
+    } else {
+        rustix::process::kill_process(pid, sig)
+    };
 }
 
 /// RFC 3339 (whole seconds, `Z`) and the UTC day of a Unix time, written with the `time`
