@@ -475,6 +475,7 @@ fn a_latency_sensitive_service_keeps_its_tail_next_to_the_burners() {
     use rustix::process::Signal;
     let nginx = Nginx::start();
     nginx.wrk(1, 1); // warm up
+    let others = busy_processes(Duration::from_secs(1), 2.0);
     let e = Env::new();
     e.desired(r#"{"version":1,"cpu":{"target_percent":70},"memory":{"enabled":false},"disk":{"enabled":false}}"#);
     const SECS: u32 = 2;
@@ -556,8 +557,9 @@ fn a_latency_sensitive_service_keeps_its_tail_next_to_the_burners() {
     }
     eprintln!(
         "nginx, 1 connection, medians of {ROUNDS} rounds of {SECS} s:\n{table}cro's worker used {synthetic:.1} % of the CPUs in its segments (the gap to 70 % \
-         that nginx and wrk left)"
+         that nginx and wrk left)\nbusy before the test (over 2 % of a CPU): {others:?}"
     );
+    table += &format!("busy before the test: {others:?}\n");
     assert!(
         synthetic >= 5.0,
         "cro's worker burned only {synthetic:.1} % of the CPUs while it ran: nothing was \

@@ -687,6 +687,46 @@ impl Drop for StressNg {
     }
 }
 
+/// Every other process that used more than `min_percent` of a CPU over `window`, busiest
+/// first, as "pid comm pct%": a measuring test prints them, so a figure taken next to
+/// something nobody meant to run says so.
+pub fn busy_processes(window: Duration, min_percent: f64) -> Vec<String> {
+    let ticks = || -> std::collections::HashMap<i32, (String, u64)> {
+        let mut m = std::collections::HashMap::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let (Some(l), Some(r)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let f: Vec<&str> = stat[r + 2..].split(' ').collect();
+            let t = f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
+            m.insert(pid, (stat[l + 1..r].to_string(), t));
+        }
+        m
+    };
+    let before = ticks();
+    std::thread::sleep(window);
+    let after = ticks();
+    let hz = rustix::param::clock_ticks_per_second() as f64;
+    let me = std::process::id() as i32;
+    let mut busy: Vec<(f64, String)> = after
+        .iter()
+        .filter(|(pid, _)| **pid != me)
+        .filter_map(|(pid, (comm, t))| {
+            let used = t - before.get(pid).map_or(0, |b| b.1.min(*t));
+            let pct = used as f64 / hz / window.as_secs_f64() * 100.0;
+            (pct > min_percent).then(|| (pct, format!("{pid} {comm} {pct:.0}%")))
+        })
+        .collect();
+    busy.sort_by(|a, b| b.0.total_cmp(&a.0));
+    busy.into_iter().map(|b| b.1).collect()
+}
+
 /// Ticks (USER_HZ) every CPU of this guest lost to the hypervisor so far (/proc/stat's
 /// `steal`): a CPU the host gave to another guest while this one had work.
 pub fn steal_ticks() -> u64 {
