@@ -210,17 +210,35 @@ pub enum Command {
     Fleet(FleetArgs),
     /// Replay an organic-usage trace through the real policy; cost and compliance per resource.
     #[command(
-        after_help = "Examples:\n  cro simulate --trace examples/traces/diurnal-web.csv\n  cro simulate --trace my.csv --policy fill-gap   the naive policy\n  cro --desired p95.json simulate --from-history\n                 another target, priced on this host's own recorded load"
+        after_help = "Examples:\n  cro simulate --trace examples/traces/diurnal-web.csv\n  cro simulate --trace my.csv --policy fill-gap   the naive policy\n  cro --desired p95.json simulate --from-history\n                 another target, priced on this host's own recorded load\n  cro simulate --search 500 --seed 1    look for windows the policy misses\n  cro simulate --case 123456789         replay one case the search names"
     )]
     Simulate {
         /// CSV with header `t,cpu,memory,disk` (any resource column may be absent).
         #[arg(
             long,
             value_name = "CSV",
-            required_unless_present = "from_history",
-            conflicts_with = "from_history"
+            required_unless_present_any = ["from_history", "case", "search"],
+            conflicts_with_all = ["from_history", "case", "search"]
         )]
         trace: Option<PathBuf>,
+        /// Replay one case of the search: its id is all it takes (the shape of organic
+        /// load, the rule it is judged by and the trace are drawn from it). Ignores the
+        /// desired file: the case carries its own rule.
+        #[arg(long, value_name = "ID", conflicts_with_all = ["from_history", "search"])]
+        case: Option<u64>,
+        /// Search N generated cases (stationary, cyclic, rising, falling, steps, bursts,
+        /// idle, outages, reboots, lost records, a neighbour's load; mean and percentile
+        /// rules, 7- and 30-day windows, both first_window settings, cpu and memory) for
+        /// windows the policy misses although they could be met. Exit 1 if it finds one.
+        #[arg(long, value_name = "N", conflicts_with = "from_history")]
+        search: Option<usize>,
+        /// The search's seed: the same seed, the same cases.
+        #[arg(long, default_value_t = 1, value_name = "SEED")]
+        seed: u64,
+        /// With --case: also write the case's trace as CSV to FILE (a miss kept as a
+        /// regression trace).
+        #[arg(long, value_name = "FILE", requires = "case")]
+        write_trace: Option<PathBuf>,
         /// Replay this host's own recorded organic load (the state directory's history
         /// over the window) instead of a trace: what another target would have cost here.
         #[arg(long)]

@@ -103,11 +103,12 @@ fn check_state_dir(state_dir: &Path) -> Result<()> {
     }
 }
 
-/// Check the paths the command needs, then run it.
-pub fn run(cli: Cli) -> Result<i32> {
-    let paths = Paths::from(&cli);
+/// The paths a command needs: a usable state directory (all but the commands that only
+/// print or read elsewhere), and a named desired file that exists (the commands that act
+/// on one).
+fn check_paths(command: &Command, paths: &Paths) -> Result<()> {
     if !matches!(
-        cli.command,
+        command,
         Command::Schema
             | Command::Completions { .. }
             | Command::Man
@@ -117,15 +118,23 @@ pub fn run(cli: Cli) -> Result<i32> {
         check_state_dir(&paths.state_dir)?;
     }
     if matches!(
-        cli.command,
+        command,
         Command::Plan { .. }
             | Command::Status { .. }
             | Command::Explain { .. }
             | Command::Reconcile { .. }
             | Command::Serve { .. }
     ) {
-        require_named(&paths)?;
+        require_named(paths)?;
     }
+    Ok(())
+}
+
+/// Check the paths the command needs, then run it. One arm per command, each a call to
+/// the function that does that mode: the match is the map of the CLI, kept whole.
+pub fn run(cli: Cli) -> Result<i32> {
+    let paths = Paths::from(&cli);
+    check_paths(&cli.command, &paths)?;
     match cli.command {
         Command::Init { force, from_env } => init(&paths.desired, force, from_env.as_deref()),
         Command::Validate {
@@ -166,11 +175,25 @@ pub fn run(cli: Cli) -> Result<i32> {
             legacy.then_some(legacy_dir.as_slice()),
         ),
         Command::Simulate {
+            search: Some(n),
+            seed,
+            json,
+            ..
+        } => simulate_search(n, seed, json),
+        Command::Simulate {
+            case: Some(id),
+            write_trace,
+            policy,
+            json,
+            ..
+        } => simulate_case(id, write_trace.as_deref(), policy, json),
+        Command::Simulate {
             trace,
             from_history,
             policy,
             memory_gib,
             json,
+            ..
         } => simulate(
             &paths,
             trace.as_deref().filter(|_| !from_history),
@@ -506,6 +529,93 @@ fn simulate(
         println!("{}", serde_json::to_string(&rep).expect("serializes"))
     } else {
         print!("{}", crate::control::simulate::render(&rep))
+    }
+    Ok(exit::OK)
+}
+
+/// `cro simulate --search N`: N generated cases through the real policy, on every CPU
+/// (each case is independent and pure); the table per class, every miss of a feasible
+/// case with the command that replays it. Exit 1 when there is such a miss.
+fn simulate_search(n: usize, seed: u64, json: bool) -> Result<i32> {
+    use crate::control::search;
+    let ids = search::ids(seed, n);
+    let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
+    let started = std::time::Instant::now();
+    let mut verdicts: Vec<search::Verdict> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|w| {
+                let ids = &ids;
+                s.spawn(move || {
+                    ids.iter()
+                        .skip(w)
+                        .step_by(threads)
+                        .map(|&id| search::judge(&search::case(id)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|h| h.join().expect("a search thread panicked"))
+            .collect()
+    });
+    verdicts.sort_by_key(|v| ids.iter().position(|i| *i == v.id));
+    let result = search::summarize(seed, &verdicts);
+    if json {
+        println!("{}", serde_json::to_string(&result).expect("serializes"));
+    } else {
+        print!("{}", search::render(&result));
+        println!(
+            "{n} cases in {:.1} s on {threads} thread(s)",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(if result.misses.is_empty() {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
+}
+
+/// `cro simulate --case ID`: one case of the search, how it was drawn, and the policy's
+/// result on it (optionally its trace written as CSV).
+fn simulate_case(
+    id: u64,
+    write_trace: Option<&Path>,
+    policy: crate::control::simulate::Policy,
+    json: bool,
+) -> Result<i32> {
+    use crate::control::search;
+    let c = search::case(id);
+    if let Some(f) = write_trace {
+        std::fs::write(f, c.csv()).map_err(|e| Error::io(f, "write", e))?;
+    }
+    let d = search::resolved(&c);
+    let rep = crate::control::simulate::simulate(&c.trace, &d, policy);
+    let v = search::judge(&c);
+    if json {
+        let out = serde_json::json!({
+            "case": id,
+            "class": c.class,
+            "params": c.params,
+            "desired": serde_json::from_str::<serde_json::Value>(&c.desired_json()).expect("json"),
+            "days": c.days,
+            "feasible": v.feasible,
+            "simulation": rep,
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "case {id}: {} ({}), {} days
+desired state: {}
+feasible (holding the limit meets it): {}",
+            c.class,
+            c.params,
+            c.days,
+            c.desired_json(),
+            if v.feasible { "yes" } else { "no" }
+        );
+        print!("{}", crate::control::simulate::render(&rep));
     }
     Ok(exit::OK)
 }

@@ -25,16 +25,16 @@ pub struct DesiredState {
     pub paused: bool,
     /// Seconds between reconciles in daemon mode (1-3600).
     #[serde(default = "default_interval")]
-    #[schemars(range(min = 1, max = 3600))]
+    #[schemars(range(min = limits::INTERVAL_SECONDS.0, max = limits::INTERVAL_SECONDS.1))]
     pub interval_seconds: u64,
     /// Days a target is judged over (1-366).
     #[serde(default = "default_window")]
-    #[schemars(range(min = 1, max = 366))]
+    #[schemars(range(min = limits::WINDOW_DAYS.0, max = limits::WINDOW_DAYS.1))]
     pub window_days: u32,
     /// Days of history kept beyond the window (older day files are deleted; the current
     /// window is never touched).
     #[serde(default = "default_history_grace")]
-    #[schemars(range(min = 0, max = 3660))]
+    #[schemars(range(min = limits::HISTORY_GRACE_DAYS.0, max = limits::HISTORY_GRACE_DAYS.1))]
     pub history_grace_days: u32,
     /// What the part of the window before the first history record counts as when the
     /// window is judged (status, report, metrics, simulate): `zero` (the default: an
@@ -66,8 +66,10 @@ pub struct DesiredState {
 #[serde(deny_unknown_fields)]
 pub struct Tier {
     /// Nominal memory size in GiB from which this tier applies (a "16 GB" VM reporting 15.6 GiB counts as 16).
+    #[schemars(range(min = limits::MIN_MEMORY_GIB.0, max = limits::MIN_MEMORY_GIB.1))]
     pub min_memory_gib: f64,
     /// Utilization target in percent for hosts in this tier.
+    #[schemars(range(min = limits::PERCENT.0, max = limits::PERCENT.1))]
     pub target_percent: f64,
 }
 
@@ -77,12 +79,13 @@ pub struct CpuSpec {
     pub enabled: bool,
     /// Overrides the tier target.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = limits::PERCENT.0, max = limits::PERCENT.1))]
     pub target_percent: Option<f64>,
     /// `mean` or a percentile `p1`..`p99`.
     #[schemars(regex(pattern = r"^(mean|p([1-9]|[1-9][0-9]))$"))]
     pub statistic: String,
     /// Never add more than this share of the host's CPU.
-    #[schemars(range(min = 0, max = 100))]
+    #[schemars(range(min = limits::PERCENT.0, max = limits::PERCENT.1))]
     pub max_synthetic_percent: f64,
 }
 
@@ -92,12 +95,13 @@ pub struct MemorySpec {
     pub enabled: bool,
     /// Overrides the tier target.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = limits::PERCENT.0, max = limits::PERCENT.1))]
     pub target_percent: Option<f64>,
     /// `mean` or a percentile `p1`..`p99`.
     #[schemars(regex(pattern = r"^(mean|p([1-9]|[1-9][0-9]))$"))]
     pub statistic: String,
     /// Ballast is given back before MemAvailable falls below this share of memory.
-    #[schemars(range(min = 0, max = 100))]
+    #[schemars(range(min = limits::PERCENT.0, max = limits::PERCENT.1))]
     pub min_available_percent: f64,
     /// How used memory is measured: `available` (MemTotal - MemAvailable, the default),
     /// `used` (as `free` and psutil: without buffers and page cache) or `used_with_cache`
@@ -111,6 +115,7 @@ pub struct DiskSpec {
     pub enabled: bool,
     /// Overrides the tier target.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = limits::PERCENT.0, max = limits::PERCENT.1))]
     pub target_percent: Option<f64>,
     /// `mean` or a percentile `p1`..`p99`.
     #[schemars(regex(pattern = r"^(mean|p([1-9]|[1-9][0-9]))$"))]
@@ -118,10 +123,10 @@ pub struct DiskSpec {
     /// Absolute mount points to pad, each judged on its own. `/` is padded only when listed.
     pub mounts: Vec<PathBuf>,
     /// Ballast is trimmed before free space falls below this share of the filesystem...
-    #[schemars(range(min = 0, max = 100))]
+    #[schemars(range(min = limits::PERCENT.0, max = limits::PERCENT.1))]
     pub min_free_percent: f64,
     /// ...or below this many GiB, whichever is larger.
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = limits::MIN_FREE_GIB.0, max = limits::MIN_FREE_GIB.1))]
     pub min_free_gib: f64,
     /// `allocate` (fallocate, instant) or `write` (incompressible data, for compressing or deduplicating filesystems).
     pub fill: Fill,
@@ -536,6 +541,9 @@ pub const MAX_BYTES: usize = 1 << 20;
 
 /// Scan JSON text for a key repeated within one object. Returns (path, line, column) of
 /// the second occurrence. Tolerant: on malformed text it returns None and lets serde report.
+/// One function (about 95 lines) on purpose: it is a single-pass tokenizer whose state
+/// (the object stack, the pending key, line and column) every branch updates; split, that
+/// state would travel through every helper.
 fn find_duplicate_key(text: &str) -> Option<(String, usize, usize)> {
     #[derive(Default)]
     struct Obj {
@@ -634,188 +642,118 @@ fn find_duplicate_key(text: &str) -> Option<(String, usize, usize)> {
     None
 }
 
+/// Each bounded number's allowed range, inclusive: the one source of the schema's
+/// `minimum`/`maximum` (the `#[schemars(range(...))]` attributes name these) and of the
+/// checks `resolve` makes, so the two cannot drift apart.
+pub mod limits {
+    pub const INTERVAL_SECONDS: (u64, u64) = (1, 3600);
+    pub const WINDOW_DAYS: (u32, u32) = (1, 366);
+    pub const HISTORY_GRACE_DAYS: (u32, u32) = (0, 3660);
+    pub const PERCENT: (f64, f64) = (0.0, 100.0);
+    pub const MIN_MEMORY_GIB: (f64, f64) = (0.0, 1e6);
+    pub const MIN_FREE_GIB: (f64, f64) = (0.0, 1e9);
+}
+
+/// The problems found while a document is checked, each naming its field.
+#[derive(Default)]
+struct Check {
+    problems: Vec<Problem>,
+}
+
+impl Check {
+    fn bad(&mut self, field: &str, msg: String) {
+        self.problems.push(Problem::new(field, msg));
+    }
+
+    /// `v` within `range` (inclusive), with `unit` after the bounds in the message.
+    fn within<T: PartialOrd + std::fmt::Display + Copy>(
+        &mut self,
+        field: &str,
+        v: T,
+        (lo, hi): (T, T),
+        unit: &str,
+    ) {
+        // written so that NaN is out of range too
+        if !(v >= lo && v <= hi) {
+            self.bad(
+                field,
+                format!("{v} is out of range; allowed {lo} to {hi}{unit}"),
+            );
+        }
+    }
+
+    fn percent(&mut self, field: &str, v: f64) {
+        let (lo, hi) = limits::PERCENT;
+        if !(v >= lo && v <= hi) {
+            self.bad(field, format!("{v} is not a percent; allowed {lo} to {hi}"));
+        }
+    }
+
+    fn statistic(&mut self, field: &str, s: &str) -> Statistic {
+        Statistic::parse(s).unwrap_or_else(|| {
+            self.bad(field, format!("\"{s}\" is not a statistic; allowed \"mean\" or a percentile \"p1\" to \"p99\" (e.g. \"p95\")"));
+            Statistic::Mean
+        })
+    }
+
+    /// A resource's target: its own, else its tier's (`tier`, for a host of `nominal` GiB).
+    fn target(&mut self, res: &str, own: Option<f64>, tier: Option<f64>, nominal: f64) -> f64 {
+        let field = format!("{res}.target_percent");
+        match own {
+            Some(v) => {
+                self.percent(&field, v);
+                v
+            }
+            None => tier.unwrap_or_else(|| {
+                self.bad(&field, format!("no target: set {res}.target_percent, or add a tier with min_memory_gib <= {nominal} (this host's nominal memory size)"));
+                0.0
+            }),
+        }
+    }
+}
+
 impl DesiredState {
     /// Check ranges and combinations, then resolve every target for a host with
     /// `memory_total_bytes` of memory. `mounts` says whether a listed mount can be padded
     /// on this host (`observe::mount_path_problem` looks); `None` where mounts need not
-    /// exist here (the simulator, a document about another host).
+    /// exist here (the simulator, a document about another host). Every problem is found
+    /// before any is reported, so one run of `cro validate` lists them all.
     pub fn resolve(
         &self,
         path: &Path,
         memory_total_bytes: u64,
         mounts: MountCheck,
     ) -> Result<Resolved> {
-        let mut problems = vec![];
-        let mut bad = |field: &str, msg: String| problems.push(Problem::new(field, msg));
-        if self.version != 1 {
-            bad(
-                "version",
-                format!(
-                    "version {} is not supported; this cro reads version 1",
-                    self.version
-                ),
-            );
-        }
-        if !(1..=3600).contains(&self.interval_seconds) {
-            bad(
-                "interval_seconds",
-                format!(
-                    "{} is out of range; allowed 1 to 3600",
-                    self.interval_seconds
-                ),
-            );
-        }
-        if self.history_grace_days > 3660 {
-            bad(
-                "history_grace_days",
-                format!(
-                    "{} is out of range; allowed 0 to 3660",
-                    self.history_grace_days
-                ),
-            );
-        }
-        if !(1..=366).contains(&self.window_days) {
-            bad(
-                "window_days",
-                format!("{} is out of range; allowed 1 to 366", self.window_days),
-            );
-        }
-        let pct = |bad: &mut dyn FnMut(&str, String), field: &str, v: f64| {
-            if !v.is_finite() || !(0.0..=100.0).contains(&v) {
-                bad(field, format!("{v} is not a percent; allowed 0 to 100"));
-            }
-        };
-        for (i, t) in self.tiers.iter().enumerate() {
-            pct(
-                &mut bad,
-                &format!("tiers[{i}].target_percent"),
-                t.target_percent,
-            );
-            if !t.min_memory_gib.is_finite() || t.min_memory_gib < 0.0 || t.min_memory_gib > 1e6 {
-                bad(
-                    &format!("tiers[{i}].min_memory_gib"),
-                    format!(
-                        "{} is out of range; allowed 0 to 1000000 GiB",
-                        t.min_memory_gib
-                    ),
-                );
-            }
-            if i > 0 && t.min_memory_gib <= self.tiers[i - 1].min_memory_gib {
-                bad(
-                    &format!("tiers[{i}].min_memory_gib"),
-                    format!(
-                        "tiers must be in ascending order of min_memory_gib ({} follows {})",
-                        t.min_memory_gib,
-                        self.tiers[i - 1].min_memory_gib
-                    ),
-                );
-            }
-        }
+        let mut c = Check::default();
+        self.check_schedule(&mut c);
+        self.check_tiers(&mut c);
         let nominal = nominal_gib(memory_total_bytes);
-        let tier_target = self
+        let tier = self
             .tiers
             .iter()
             .rev()
             .find(|t| t.min_memory_gib <= nominal)
             .map(|t| t.target_percent);
-        let stat = |bad: &mut dyn FnMut(&str, String), field: &str, s: &str| {
-            Statistic::parse(s).unwrap_or_else(|| {
-                bad(field, format!("\"{s}\" is not a statistic; allowed \"mean\" or a percentile \"p1\" to \"p99\" (e.g. \"p95\")"));
-                Statistic::Mean
-            })
-        };
-        let target = |bad: &mut dyn FnMut(&str, String), res: &str, own: Option<f64>| -> f64 {
-            match own {
-                Some(v) => {
-                    pct(bad, &format!("{res}.target_percent"), v);
-                    v
-                }
-                None => tier_target.unwrap_or_else(|| {
-                    bad(&format!("{res}.target_percent"), format!("no target: set {res}.target_percent, or add a tier with min_memory_gib <= {nominal} (this host's nominal memory size)"));
-                    0.0
-                }),
-            }
-        };
-
-        let cpu = self.cpu.enabled.then(|| {
-            let t = target(&mut bad, "cpu", self.cpu.target_percent);
-            pct(
-                &mut bad,
-                "cpu.max_synthetic_percent",
-                self.cpu.max_synthetic_percent,
-            );
-            CpuTarget {
-                target_percent: t,
-                statistic: stat(&mut bad, "cpu.statistic", &self.cpu.statistic),
-                max_synthetic_percent: self.cpu.max_synthetic_percent,
-            }
+        let cpu = self.cpu.enabled.then(|| CpuTarget {
+            target_percent: c.target("cpu", self.cpu.target_percent, tier, nominal),
+            statistic: c.statistic("cpu.statistic", &self.cpu.statistic),
+            max_synthetic_percent: {
+                c.percent("cpu.max_synthetic_percent", self.cpu.max_synthetic_percent);
+                self.cpu.max_synthetic_percent
+            },
         });
-        let memory = self.memory.enabled.then(|| {
-            let t = target(&mut bad, "memory", self.memory.target_percent);
-            pct(&mut bad, "memory.min_available_percent", self.memory.min_available_percent);
-            if t + self.memory.min_available_percent > 100.0 {
-                bad("memory.min_available_percent", format!("target {t} % plus min_available_percent {} % exceeds 100 %: the target could never be reached without breaking the floor; lower one of them", self.memory.min_available_percent));
-            }
-            MemoryTarget { target_percent: t, statistic: stat(&mut bad, "memory.statistic", &self.memory.statistic), min_available_percent: self.memory.min_available_percent, metric: self.memory.metric }
-        });
-        let disk = self.disk.enabled.then(|| {
-            let d = &self.disk;
-            let t = target(&mut bad, "disk", d.target_percent);
-            pct(&mut bad, "disk.min_free_percent", d.min_free_percent);
-            if !d.min_free_gib.is_finite() || d.min_free_gib < 0.0 || d.min_free_gib > 1e9 {
-                bad(
-                    "disk.min_free_gib",
-                    format!(
-                        "{} is out of range; allowed 0 to 1000000000",
-                        d.min_free_gib
-                    ),
-                );
-            }
-            if t + d.min_free_percent > 100.0 {
-                bad(
-                    "disk.min_free_percent",
-                    format!(
-                        "target {t} % plus min_free_percent {} % exceeds 100 %; lower one of them",
-                        d.min_free_percent
-                    ),
-                );
-            }
-            for (i, m) in d.mounts.iter().enumerate() {
-                let field = format!("disk.mounts[{i}]");
-                if let Err(msg) = check_mount(m, mounts) {
-                    bad(&field, msg);
-                }
-                if d.mounts[..i].contains(m) {
-                    bad(&field, format!("{} is listed twice", m.display()));
-                }
-                let id = crate::control::slot::Slot::disk(m).id();
-                if id.len() > crate::control::slot::MAX_ID_LEN {
-                    bad(
-                        &field,
-                        format!(
-                            "the path is too long to name its job ({} characters once encoded \
-                             as a file name, at most {}); mount the filesystem at a shorter \
-                             path, or bind-mount it at one",
-                            id.len(),
-                            crate::control::slot::MAX_ID_LEN
-                        ),
-                    );
-                }
-            }
-            DiskTarget {
-                target_percent: t,
-                statistic: stat(&mut bad, "disk.statistic", &d.statistic),
-                mounts: d.mounts.clone(),
-                min_free_percent: d.min_free_percent,
-                min_free_bytes: (d.min_free_gib.clamp(0.0, 1e9) * (1u64 << 30) as f64) as u64,
-                fill: d.fill,
-                allow_plain_directory: d.allow_plain_directory,
-            }
-        });
-        if !problems.is_empty() {
+        let memory = self
+            .memory
+            .enabled
+            .then(|| self.memory.resolve(&mut c, tier, nominal));
+        let disk = self
+            .disk
+            .enabled
+            .then(|| self.disk.resolve(&mut c, tier, nominal, mounts));
+        if !c.problems.is_empty() {
             return Err(Error::Invalid {
                 path: path.to_path_buf(),
-                problems,
+                problems: c.problems,
             });
         }
         Ok(Resolved {
@@ -830,6 +768,134 @@ impl DesiredState {
             memory,
             disk,
         })
+    }
+
+    /// The version, the pass interval and the window.
+    fn check_schedule(&self, c: &mut Check) {
+        if self.version != 1 {
+            c.bad(
+                "version",
+                format!(
+                    "version {} is not supported; this cro reads version 1",
+                    self.version
+                ),
+            );
+        }
+        c.within(
+            "interval_seconds",
+            self.interval_seconds,
+            limits::INTERVAL_SECONDS,
+            "",
+        );
+        c.within(
+            "history_grace_days",
+            self.history_grace_days,
+            limits::HISTORY_GRACE_DAYS,
+            "",
+        );
+        c.within("window_days", self.window_days, limits::WINDOW_DAYS, "");
+    }
+
+    /// Each tier's target and size, and their order.
+    fn check_tiers(&self, c: &mut Check) {
+        for (i, t) in self.tiers.iter().enumerate() {
+            c.percent(&format!("tiers[{i}].target_percent"), t.target_percent);
+            let field = format!("tiers[{i}].min_memory_gib");
+            c.within(&field, t.min_memory_gib, limits::MIN_MEMORY_GIB, " GiB");
+            if i > 0 && t.min_memory_gib <= self.tiers[i - 1].min_memory_gib {
+                c.bad(
+                    &field,
+                    format!(
+                        "tiers must be in ascending order of min_memory_gib ({} follows {})",
+                        t.min_memory_gib,
+                        self.tiers[i - 1].min_memory_gib
+                    ),
+                );
+            }
+        }
+    }
+}
+
+impl MemorySpec {
+    fn resolve(&self, c: &mut Check, tier: Option<f64>, nominal: f64) -> MemoryTarget {
+        let t = c.target("memory", self.target_percent, tier, nominal);
+        c.percent("memory.min_available_percent", self.min_available_percent);
+        if t + self.min_available_percent > 100.0 {
+            c.bad("memory.min_available_percent", format!("target {t} % plus min_available_percent {} % exceeds 100 %: the target could never be reached without breaking the floor; lower one of them", self.min_available_percent));
+        }
+        MemoryTarget {
+            target_percent: t,
+            statistic: c.statistic("memory.statistic", &self.statistic),
+            min_available_percent: self.min_available_percent,
+            metric: self.metric,
+        }
+    }
+}
+
+impl DiskSpec {
+    fn resolve(
+        &self,
+        c: &mut Check,
+        tier: Option<f64>,
+        nominal: f64,
+        mounts: MountCheck,
+    ) -> DiskTarget {
+        let t = c.target("disk", self.target_percent, tier, nominal);
+        c.percent("disk.min_free_percent", self.min_free_percent);
+        c.within(
+            "disk.min_free_gib",
+            self.min_free_gib,
+            limits::MIN_FREE_GIB,
+            "",
+        );
+        if t + self.min_free_percent > 100.0 {
+            c.bad(
+                "disk.min_free_percent",
+                format!(
+                    "target {t} % plus min_free_percent {} % exceeds 100 %; lower one of them",
+                    self.min_free_percent
+                ),
+            );
+        }
+        for (i, m) in self.mounts.iter().enumerate() {
+            self.check_mount_entry(c, i, m, mounts);
+        }
+        DiskTarget {
+            target_percent: t,
+            statistic: c.statistic("disk.statistic", &self.statistic),
+            mounts: self.mounts.clone(),
+            min_free_percent: self.min_free_percent,
+            min_free_bytes: (self
+                .min_free_gib
+                .clamp(limits::MIN_FREE_GIB.0, limits::MIN_FREE_GIB.1)
+                * (1u64 << 30) as f64) as u64,
+            fill: self.fill,
+            allow_plain_directory: self.allow_plain_directory,
+        }
+    }
+
+    /// `mounts[i]`: a usable path, listed once, short enough to name its job.
+    fn check_mount_entry(&self, c: &mut Check, i: usize, m: &Path, mounts: MountCheck) {
+        let field = format!("disk.mounts[{i}]");
+        if let Err(msg) = check_mount(m, mounts) {
+            c.bad(&field, msg);
+        }
+        if self.mounts[..i].iter().any(|x| x == m) {
+            c.bad(&field, format!("{} is listed twice", m.display()));
+        }
+        let id = crate::control::slot::Slot::disk(m).id();
+        if id.len() > crate::control::slot::MAX_ID_LEN {
+            c.bad(
+                &field,
+                format!(
+                    "the path is too long to name its job ({} characters once encoded \
+                     as a file name, at most {}); mount the filesystem at a shorter \
+                     path, or bind-mount it at one",
+                    id.len(),
+                    crate::control::slot::MAX_ID_LEN
+                ),
+            );
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! What the .env configured maps onto the desired state; what has no counterpart is named
 //! with the reason, so the operator sees every key accounted for. Reading the file
 //! (python-dotenv's format, through dotenvy) is `state::env_file`'s; this is pure.
-use crate::control::desired::{DesiredState, Tier};
+use crate::control::desired::{DesiredState, Tier, limits};
 use std::path::PathBuf;
 
 /// The .env converted: the desired state, and every key with what became of it.
@@ -52,45 +52,71 @@ fn not_carried(key: &str) -> Option<&'static str> {
     })
 }
 
-/// Convert the original tool's .env, read into `pairs` (in file order, `${VAR}` already
-/// expanded; `state::env_file` reads it) with the lines it could not read as `errors`.
-pub fn convert(pairs: &[(String, String)], errors: Pairs) -> Converted {
-    let mut errors = errors;
-    let mut c = Converted {
-        desired: DesiredState::default(),
-        carried: vec![],
-        dropped: vec![],
-        errors: vec![],
-    };
-    let get = |k: &str| {
-        pairs
+/// The .env as read, and the problems found with its values.
+struct Env<'a> {
+    pairs: &'a [(String, String)],
+    errors: Pairs,
+}
+
+impl Env<'_> {
+    /// A key's value: the last line that sets it wins, as in python-dotenv.
+    fn get(&self, k: &str) -> Option<String> {
+        self.pairs
             .iter()
             .rev()
             .find(|(key, _)| key == k)
             .map(|(_, v)| v.clone())
-    };
-    let mut num = |k: &str, lo: f64, hi: f64| -> Option<f64> {
-        let v = get(k)?;
+    }
+
+    /// A number within `lo..=hi`, or None (and an error when set but not such a number).
+    fn num(&mut self, k: &str, (lo, hi): (f64, f64)) -> Option<f64> {
+        let v = self.get(k)?;
         match v.parse::<f64>() {
             Ok(x) if x.is_finite() && (lo..=hi).contains(&x) => Some(x),
             _ => {
-                errors.push((
+                self.errors.push((
                     k.to_string(),
                     format!("{v:?} is not a number from {lo} to {hi}"),
                 ));
                 None
             }
         }
+    }
+}
+
+/// Convert the original tool's .env, read into `pairs` (in file order, `${VAR}` already
+/// expanded; `state::env_file` reads it) with the lines it could not read as `errors`.
+pub fn convert(pairs: &[(String, String)], errors: Pairs) -> Converted {
+    let mut env = Env { pairs, errors };
+    let mut c = Converted {
+        desired: DesiredState::default(),
+        carried: vec![],
+        dropped: vec![],
+        errors: vec![],
     };
-    let small_target = num("TARGET_UTILIZATION_SMALL", 0.0, 100.0);
-    let large_target = num("TARGET_UTILIZATION_LARGE", 0.0, 100.0);
-    let small_max = num("SMALL_MEMORY_MAX", 0.0, 1e6);
-    let large_min = num("LARGE_MEMORY_MIN", 0.0, 1e6);
-    let period = num("MONITOR_PERIOD_DAYS", 1.0, 366.0);
-    let interval = num("CHECK_INTERVAL_SECONDS", 1.0, 3600.0);
-    // The tiers: the small target from 0 GiB, the large one from LARGE_MEMORY_MIN. Hosts
-    // between SMALL_MEMORY_MAX and LARGE_MEMORY_MIN had no target in the original; here
-    // they get the small one (the lower floor).
+    tiers(&mut env, &mut c);
+    schedule(&mut env, &mut c);
+    disk_path(&mut env, &mut c);
+    data_disk_only(&mut env, &mut c);
+    for (k, _) in pairs {
+        if let Some(why) = not_carried(k)
+            && !c.dropped.iter().any(|(d, _)| d == k)
+        {
+            c.dropped.push((k.clone(), why.to_string()));
+        }
+    }
+    c.errors = env.errors;
+    c
+}
+
+/// The tiers: the small target from 0 GiB, the large one from LARGE_MEMORY_MIN. Hosts
+/// between SMALL_MEMORY_MAX and LARGE_MEMORY_MIN had no target in the original; here they
+/// get the small one (the lower floor).
+fn tiers(env: &mut Env, c: &mut Converted) {
+    let small_target = env.num("TARGET_UTILIZATION_SMALL", limits::PERCENT);
+    let large_target = env.num("TARGET_UTILIZATION_LARGE", limits::PERCENT);
+    let small_max = env.num("SMALL_MEMORY_MAX", limits::MIN_MEMORY_GIB);
+    let large_min = env.num("LARGE_MEMORY_MIN", limits::MIN_MEMORY_GIB);
     let defaults = crate::control::desired::default_tiers();
     let small = small_target.unwrap_or(defaults[0].target_percent);
     let large = large_target.unwrap_or(defaults[1].target_percent);
@@ -132,21 +158,31 @@ pub fn convert(pairs: &[(String, String)], errors: Pairs) -> Converted {
             ),
         ));
     }
-    if let Some(p) = period {
+}
+
+/// The monitoring period and the check interval: the window and the pass interval.
+fn schedule(env: &mut Env, c: &mut Converted) {
+    let days = limits::WINDOW_DAYS;
+    if let Some(p) = env.num("MONITOR_PERIOD_DAYS", (days.0 as f64, days.1 as f64)) {
         c.desired.window_days = p.round() as u32;
         c.carried.push((
             "MONITOR_PERIOD_DAYS".into(),
             format!("window_days = {}", c.desired.window_days),
         ));
     }
-    if let Some(i) = interval {
+    let secs = limits::INTERVAL_SECONDS;
+    if let Some(i) = env.num("CHECK_INTERVAL_SECONDS", (secs.0 as f64, secs.1 as f64)) {
         c.desired.interval_seconds = i.round() as u64;
         c.carried.push((
             "CHECK_INTERVAL_SECONDS".into(),
             format!("interval_seconds = {}", c.desired.interval_seconds),
         ));
     }
-    match get("DISK_STRESS_PATH").filter(|p| !p.is_empty()) {
+}
+
+/// DISK_STRESS_PATH: the one mount to pad.
+fn disk_path(env: &mut Env, c: &mut Converted) {
+    match env.get("DISK_STRESS_PATH") {
         Some(p) if p.starts_with('/') => {
             let p = p.trim_end_matches('/');
             let p = if p.is_empty() { "/" } else { p };
@@ -156,51 +192,44 @@ pub fn convert(pairs: &[(String, String)], errors: Pairs) -> Converted {
                 format!("disk.mounts = [\"{p}\"]"),
             ));
         }
-        Some(p) => errors.push((
+        Some(p) if p.is_empty() => c.dropped.push((
+            "DISK_STRESS_PATH".into(),
+            "empty: no disk is padded until you list a mount in disk.mounts".into(),
+        )),
+        Some(p) => env.errors.push((
             "DISK_STRESS_PATH".into(),
             format!("{p:?} is not an absolute path; cro pads mount points given as absolute paths"),
         )),
-        None => {
-            if get("DISK_STRESS_PATH").is_some() {
-                c.dropped.push((
-                    "DISK_STRESS_PATH".into(),
-                    "empty: no disk is padded until you list a mount in disk.mounts".into(),
-                ));
-            }
-        }
+        None => {}
     }
-    if let Some(v) = get("DATA_DISK_ONLY") {
-        match v.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" => c.carried.push((
+}
+
+/// DATA_DISK_ONLY: whether a path that is not a mount point may be padded.
+fn data_disk_only(env: &mut Env, c: &mut Converted) {
+    let Some(v) = env.get("DATA_DISK_ONLY") else {
+        return;
+    };
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => c.carried.push((
+            "DATA_DISK_ONLY".into(),
+            "kept: cro pads only mount points (disk.allow_plain_directory false), never \
+             the root filesystem in a data disk's place"
+                .into(),
+        )),
+        "false" | "0" | "no" => {
+            c.desired.disk.allow_plain_directory = true;
+            c.carried.push((
                 "DATA_DISK_ONLY".into(),
-                "kept: cro pads only mount points (disk.allow_plain_directory false), never \
-                 the root filesystem in a data disk's place"
+                "false: disk.allow_plain_directory = true (the path is padded even when it \
+                 is not a mount point of its own)"
                     .into(),
-            )),
-            "false" | "0" | "no" => {
-                c.desired.disk.allow_plain_directory = true;
-                c.carried.push((
-                    "DATA_DISK_ONLY".into(),
-                    "false: disk.allow_plain_directory = true (the path is padded even when \
-                     it is not a mount point of its own)"
-                        .into(),
-                ));
-            }
-            _ => errors.push((
-                "DATA_DISK_ONLY".into(),
-                format!("{v:?} is not true or false"),
-            )),
+            ));
         }
+        _ => env.errors.push((
+            "DATA_DISK_ONLY".into(),
+            format!("{v:?} is not true or false"),
+        )),
     }
-    for (k, _) in pairs {
-        if let Some(why) = not_carried(k)
-            && !c.dropped.iter().any(|(d, _)| d == k)
-        {
-            c.dropped.push((k.clone(), why.to_string()));
-        }
-    }
-    c.errors = errors;
-    c
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod observation;
 pub mod plan;
 pub mod policy;
 pub mod record;
+pub mod search;
 pub mod simulate;
 pub mod slot;
 pub mod window;

@@ -287,31 +287,73 @@ fn horizon(inp: &Input) -> (f64, Agg) {
     (h, inp.series.range(from, inp.now + 1.0))
 }
 
-pub fn decide(inp: &Input) -> Decision {
-    let (h, known) = horizon(inp);
-    if inp.target <= 0.0 {
-        return Decision {
+/// What a decision is made from: the horizon, what the window holds so far, and the
+/// organic load expected over the horizon.
+struct Outlook {
+    /// Seconds to the end of the planned window.
+    h: f64,
+    /// The planned window's records so far.
+    known: Agg,
+    /// The forecast distribution of organic load over the horizon.
+    p: Vec<f64>,
+    /// Its expected value (percent).
+    e_organic: f64,
+}
+
+impl Decision {
+    /// Hold nothing: the target is met (or there is none).
+    fn nothing(o: &Outlook, note: &str) -> Decision {
+        Decision {
             level: 0.0,
             wanted: 0.0,
             on_track: true,
-            horizon_hours: round2(h / 3600.0),
+            horizon_hours: round2(o.h / 3600.0),
             hours_needed: 0.0,
-            organic_forecast_percent: 0.0,
+            organic_forecast_percent: round2(o.e_organic),
             deficit_percent_hours: 0.0,
             deferring: false,
-            note: "target 0: nothing to hold".into(),
-        };
+            note: note.into(),
+        }
     }
-    let w = inp.window_s;
-    let lim = inp.limits;
+}
+
+/// The level to hold now for one resource's target: the mean and the percentile rule
+/// below, from one outlook.
+pub fn decide(inp: &Input) -> Decision {
+    let (h, known) = horizon(inp);
+    if inp.target <= 0.0 {
+        let none = Outlook {
+            h,
+            known,
+            p: vec![],
+            e_organic: 0.0,
+        };
+        return Decision::nothing(&none, "target 0: nothing to hold");
+    }
+    let p = forecast(inp, h, &known);
+    let o = Outlook {
+        h,
+        known,
+        e_organic: expected_total(&p, 0.0, &inp.limits),
+        p,
+    };
+    match inp.statistic {
+        Statistic::Mean => decide_mean(inp, &o),
+        Statistic::Percentile(pc) => decide_percentile(inp, pc, &o),
+    }
+}
+
+/// The organic load expected over the horizon: the seasonal distribution, else the
+/// recorded one. Over the first window's long horizon (a day or more, mean targets), a
+/// trend in the daily means moves the whole distribution (last week's shape, this week's
+/// level) by how far the trend expects the horizon to differ from the last seven days;
+/// under two points it is noise and moves nothing. (Tried for p95's one-hour rolling
+/// horizon too: it made no trace compliant that was not, and cost 9 % more on
+/// weekly-spikes.)
+fn forecast(inp: &Input, h: f64, known: &Agg) -> Vec<f64> {
     let p = seasonal_distribution(inp.series, inp.now, h)
-        .unwrap_or_else(|| organic_distribution(&known, inp.organic_now));
-    // Over the first window's long horizon (a day or more, mean targets), a trend in the
-    // daily means moves the whole distribution (last week's shape, this week's level) by
-    // how far the trend expects the horizon to differ from the last seven days; under two
-    // points it is noise and moves nothing. (Tried for p95's one-hour rolling horizon too:
-    // it made no trace compliant that was not, and cost 9 % more on weekly-spikes.)
-    let p = match trend(inp.series, inp.now, h) {
+        .unwrap_or_else(|| organic_distribution(known, inp.organic_now));
+    match trend(inp.series, inp.now, h) {
         Some((ahead, recent))
             if h >= 86_400.0
                 && inp.statistic == Statistic::Mean
@@ -320,136 +362,136 @@ pub fn decide(inp: &Input) -> Decision {
             shifted(&p, ahead - recent)
         }
         _ => p,
+    }
+}
+
+/// The lowest level whose expected total over the forecast reaches `avg`, and whether the
+/// limits allow it (bisection: expected_total rises with the level).
+fn level_for(p: &[f64], avg: f64, lim: &Limits) -> (f64, bool) {
+    if expected_total(p, lim.max_level, lim) < avg {
+        return (lim.max_level, false);
+    }
+    let (mut lo, mut hi) = (0.0, lim.max_level);
+    for _ in 0..40 {
+        let m = 0.5 * (lo + hi);
+        if expected_total(p, m, lim) < avg {
+            lo = m
+        } else {
+            hi = m
+        }
+    }
+    (hi, true)
+}
+
+/// A mean target: the average total still needed over the horizon, held as a level.
+fn decide_mean(inp: &Input, o: &Outlook) -> Decision {
+    let (h, w, lim) = (o.h, inp.window_s, inp.limits);
+    let organic_mean = if o.known.dt > 0.0 {
+        o.known.organic / o.known.dt
+    } else {
+        o.e_organic
     };
-    let e_organic = expected_total(&p, 0.0, &lim);
-    match inp.statistic {
-        Statistic::Mean => {
-            let organic_mean = if known.dt > 0.0 {
-                known.organic / known.dt
-            } else {
-                e_organic
-            };
-            // A margin in proportion to the gap we fill (2 %), so the window ends just
-            // above the target without paying much more than the deficit.
-            let margin = (0.02 * (inp.target - organic_mean).max(0.0)).max(0.02);
-            let need = (inp.target + margin) * w - known.total;
-            let avg = need / h;
-            // Deferral (first window, time before it counted as 0 %): every percent-hour
-            // counts the same towards the window that closes at its end, so padding early
-            // only pays for what organic load might still bring. Wait while the average
-            // still needed stays within DEFER_SHARE of the catch-up level, which holds even
-            // if organic load stops: a rising load or a step up then pays for itself.
-            let catch_up = catch_up_level(inp.target, &lim);
-            let defer = inp.defer_in_first_window
-                && h >= 86_400.0
-                && avg > e_organic
-                && avg <= DEFER_SHARE * catch_up;
-            let (raw, on_track) = if avg <= e_organic || defer {
-                (0.0, true)
-            } else if expected_total(&p, lim.max_level, &lim) < avg {
-                (lim.max_level, false)
-            } else {
-                let (mut lo, mut hi) = (0.0, lim.max_level);
-                for _ in 0..40 {
-                    let m = 0.5 * (lo + hi);
-                    if expected_total(&p, m, &lim) < avg {
-                        lo = m
-                    } else {
-                        hi = m
-                    }
-                }
-                (hi, true)
-            };
-            let level = rate_limit(raw, inp.prev_level, inp.tick_s).clamp(0.0, lim.max_level);
-            let gain = (expected_total(&p, raw, &lim) - e_organic).max(1e-9);
-            let hours_needed = ((need - h * e_organic).max(0.0) / gain / 3600.0).min(h / 3600.0);
-            let note = if !on_track {
-                format!(
-                    "cannot meet: even at the limit of {} % the window ends below the target",
-                    lim.max_level
-                )
-            } else if defer {
-                format!(
-                    "deferring: the {:.0} %·h still needed fit in the {:.0} h left at {:.0} % even if organic load stops; padding starts when they need more than {:.0} % (\"first_window\": \"pace\" pads from now)",
-                    (need / 3600.0).max(0.0),
-                    h / 3600.0,
-                    avg,
-                    DEFER_SHARE * catch_up
-                )
-            } else if raw == 0.0 {
-                "organic load alone meets the target".into()
-            } else {
-                format!(
-                    "a level of {raw:.1} % meets the target over the next {:.0} h",
-                    h / 3600.0
-                )
-            };
-            Decision {
-                level: round2(level),
-                wanted: round2(raw.clamp(0.0, lim.max_level)),
-                on_track,
-                horizon_hours: round2(h / 3600.0),
-                hours_needed: round2(hours_needed),
-                organic_forecast_percent: round2(e_organic),
-                deficit_percent_hours: round2((need - h * e_organic).max(0.0) / 3600.0),
-                deferring: defer,
-                note,
-            }
-        }
-        Statistic::Percentile(pc) => {
-            let s = (100 - pc as u32) as f64 / 100.0;
-            // Share margin: 5 % of the share, at least 0.2 points, plus one sample's worth
-            // (nearest-rank percentiles need one more than the share).
-            let ms = (0.05 * s).max(0.002) + inp.tick_s / w;
-            let good_known = known.time_at_or_above(inp.target);
-            let need_good = (s + ms) * w - good_known;
-            let q = (need_good / h).clamp(0.0, 1.0);
-            let g0: f64 = window::time_at_or_above(&p, inp.target);
-            // Pad to a point above the target: the worker holds the total within about a
-            // point (tests/measure.rs), and a sample just under the target does not count.
-            let pad = (inp.target + 1.0).min(lim.max_level);
-            let feasible = lim.max_level >= inp.target;
-            let hours_needed = (need_good.max(0.0) / 3600.0).min(h / 3600.0);
-            if need_good <= 0.0 || q <= g0 {
-                return Decision {
-                    level: 0.0,
-                    wanted: 0.0,
-                    on_track: true,
-                    horizon_hours: round2(h / 3600.0),
-                    hours_needed: 0.0,
-                    organic_forecast_percent: round2(e_organic),
-                    deficit_percent_hours: 0.0,
-                    deferring: false,
-                    note: "enough samples reach the target without padding".into(),
-                };
-            }
-            let theta = window::upper_bin(&p, 1.0, q);
-            let o = inp.organic_now.unwrap_or(0.0);
-            let cheap = o >= theta && pad - o <= lim.max_synthetic;
-            let level = if feasible && cheap { pad } else { 0.0 };
-            let note = if !feasible {
-                format!(
-                    "cannot meet: the limit of {} % is below the target",
-                    lim.max_level
-                )
-            } else {
-                format!(
-                    "padding {:.1} % of the time, when organic load is at or above {theta:.1} %",
-                    q * 100.0
-                )
-            };
-            Decision {
-                level: round2(level),
-                wanted: round2(level),
-                on_track: feasible,
-                horizon_hours: round2(h / 3600.0),
-                hours_needed: round2(hours_needed),
-                organic_forecast_percent: round2(e_organic),
-                deficit_percent_hours: 0.0,
-                deferring: false,
-                note,
-            }
-        }
+    // A margin in proportion to the gap we fill (2 %), so the window ends just above the
+    // target without paying much more than the deficit.
+    let margin = (0.02 * (inp.target - organic_mean).max(0.0)).max(0.02);
+    let need = (inp.target + margin) * w - o.known.total;
+    let avg = need / h;
+    // Deferral (first window, time before it counted as 0 %): every percent-hour counts
+    // the same towards the window that closes at its end, so padding early only pays for
+    // what organic load might still bring. Wait while the average still needed stays
+    // within DEFER_SHARE of the catch-up level, which holds even if organic load stops: a
+    // rising load or a step up then pays for itself.
+    let catch_up = catch_up_level(inp.target, &lim);
+    let defer = inp.defer_in_first_window
+        && h >= 86_400.0
+        && avg > o.e_organic
+        && avg <= DEFER_SHARE * catch_up;
+    let (raw, on_track) = if avg <= o.e_organic || defer {
+        (0.0, true)
+    } else {
+        level_for(&o.p, avg, &lim)
+    };
+    let level = rate_limit(raw, inp.prev_level, inp.tick_s).clamp(0.0, lim.max_level);
+    let gain = (expected_total(&o.p, raw, &lim) - o.e_organic).max(1e-9);
+    let deficit = (need - h * o.e_organic).max(0.0);
+    let note = if !on_track {
+        format!(
+            "cannot meet: even at the limit of {} % the window ends below the target",
+            lim.max_level
+        )
+    } else if defer {
+        format!(
+            "deferring: the {:.0} %·h still needed fit in the {:.0} h left at {:.0} % even if organic load stops; padding starts when they need more than {:.0} % (\"first_window\": \"pace\" pads from now)",
+            (need / 3600.0).max(0.0),
+            h / 3600.0,
+            avg,
+            DEFER_SHARE * catch_up
+        )
+    } else if raw == 0.0 {
+        "organic load alone meets the target".into()
+    } else {
+        format!(
+            "a level of {raw:.1} % meets the target over the next {:.0} h",
+            h / 3600.0
+        )
+    };
+    Decision {
+        level: round2(level),
+        wanted: round2(raw.clamp(0.0, lim.max_level)),
+        on_track,
+        horizon_hours: round2(h / 3600.0),
+        hours_needed: round2((deficit / gain / 3600.0).min(h / 3600.0)),
+        organic_forecast_percent: round2(o.e_organic),
+        deficit_percent_hours: round2(deficit / 3600.0),
+        deferring: defer,
+        note,
+    }
+}
+
+/// A percentile target `pc`: the share of time still needed at or above the target,
+/// padded when organic load is high enough that padding is cheap.
+fn decide_percentile(inp: &Input, pc: u8, o: &Outlook) -> Decision {
+    let (h, w, lim) = (o.h, inp.window_s, inp.limits);
+    let s = (100 - pc as u32) as f64 / 100.0;
+    // Share margin: 5 % of the share, at least 0.2 points, plus one sample's worth
+    // (nearest-rank percentiles need one more than the share).
+    let ms = (0.05 * s).max(0.002) + inp.tick_s / w;
+    let good_known = o.known.time_at_or_above(inp.target);
+    let need_good = (s + ms) * w - good_known;
+    let q = (need_good / h).clamp(0.0, 1.0);
+    let g0: f64 = window::time_at_or_above(&o.p, inp.target);
+    if need_good <= 0.0 || q <= g0 {
+        return Decision::nothing(o, "enough samples reach the target without padding");
+    }
+    // Pad to a point above the target: the worker holds the total within about a point
+    // (tests/measure.rs), and a sample just under the target does not count.
+    let pad = (inp.target + 1.0).min(lim.max_level);
+    let feasible = lim.max_level >= inp.target;
+    let theta = window::upper_bin(&o.p, 1.0, q);
+    let organic = inp.organic_now.unwrap_or(0.0);
+    let cheap = organic >= theta && pad - organic <= lim.max_synthetic;
+    let level = if feasible && cheap { pad } else { 0.0 };
+    let note = if !feasible {
+        format!(
+            "cannot meet: the limit of {} % is below the target",
+            lim.max_level
+        )
+    } else {
+        format!(
+            "padding {:.1} % of the time, when organic load is at or above {theta:.1} %",
+            q * 100.0
+        )
+    };
+    Decision {
+        level: round2(level),
+        wanted: round2(level),
+        on_track: feasible,
+        horizon_hours: round2(h / 3600.0),
+        hours_needed: round2((need_good.max(0.0) / 3600.0).min(h / 3600.0)),
+        organic_forecast_percent: round2(o.e_organic),
+        deficit_percent_hours: 0.0,
+        deferring: false,
+        note,
     }
 }
 

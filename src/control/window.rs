@@ -228,6 +228,11 @@ pub struct WindowStat {
     pub synthetic_percent_hours: f64,
     /// Whether the statistic meets the target, counting gaps as 0 %.
     pub compliant: bool,
+    /// The statistic as the verdict compares it with the target: gaps counted as 0 %
+    /// (over the judged span). `compliant` is `judged >= target`; the simulator reports it
+    /// as "achieved".
+    #[serde(skip)]
+    pub judged: f64,
 }
 
 /// The time the window ending at `now` is judged over: the whole window, unless the rule
@@ -260,19 +265,20 @@ pub fn stat(
     let span = judged_span(first_record, now, window_s, rule);
     let coverage = (a.dt / span).clamp(0.0, 1.0);
     let gaps = (span - a.dt).max(0.0);
-    let (value, compliant) = match statistic {
+    let (value, judged) = match statistic {
         Statistic::Mean => {
             let v = if a.dt > 0.0 { a.total / a.dt } else { 0.0 };
-            (v, a.total / span >= target)
+            (v, if span > 0.0 { a.total / span } else { 0.0 })
         }
         Statistic::Percentile(p) => {
             let share = (100 - p as u32) as f64 / 100.0;
             let v = upper_quantile(&a.total_hist, a.dt, share);
             let mut with_gaps = a.total_hist.clone();
             with_gaps[0] += gaps;
-            (v, upper_quantile(&with_gaps, a.dt + gaps, share) >= target)
+            (v, upper_quantile(&with_gaps, a.dt + gaps, share))
         }
     };
+    let compliant = judged >= target - 1e-9;
     WindowStat {
         statistic: statistic.name(),
         value: crate::format::round2(value),
@@ -284,6 +290,7 @@ pub fn stat(
         },
         synthetic_percent_hours: crate::format::round2(a.synthetic / 3600.0),
         compliant,
+        judged,
     }
 }
 

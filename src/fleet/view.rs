@@ -184,40 +184,69 @@ fn pct(v: f64) -> Option<f64> {
 }
 
 /// Build the view from the three answers (`metrics`: METRICS_QUERY, `seen`: SEEN_QUERY,
-/// `up`: UP_QUERY).
+/// `up`: UP_QUERY): read them into hosts, judge each host, rank the hosts, total the fleet.
 pub fn build(prometheus: &str, metrics: &Answer, seen: &Answer, up: &Answer, r: Rules) -> Fleet {
     let now = [metrics.at, seen.at, up.at].into_iter().fold(0.0, f64::max);
-    let mut hosts: BTreeMap<String, FleetHost> = BTreeMap::new();
-    fn entry<'a>(hosts: &'a mut BTreeMap<String, FleetHost>, i: &str) -> &'a mut FleetHost {
-        hosts.entry(i.to_string()).or_insert_with(|| FleetHost {
-            instance: i.to_string(),
-            state: State::Compliant,
-            problems: vec![],
-            last_pass_age_s: None,
-            config_valid: None,
-            paused: false,
-            up: None,
-            version: None,
-            resources: vec![],
-        })
+    let mut reading = Reading::default();
+    for s in &metrics.samples {
+        reading.sample(s, now);
     }
-    // Where each (instance, resource, mount) stands in its host's list: a lookup by key,
-    // so a host with many mounts (or an answer made to have them) costs no more per sample.
-    type Key = (String, String, Option<String>);
-    let mut at_of: HashMap<Key, usize> = HashMap::new();
-    fn resource<'a>(
-        at_of: &mut HashMap<Key, usize>,
-        h: &'a mut FleetHost,
-        s: &Series,
-    ) -> &'a mut Resource {
+    reading.gone(seen, now);
+    reading.up(up);
+    let mut hosts: Vec<FleetHost> = reading.hosts.into_values().collect();
+    for h in &mut hosts {
+        judge(h, r);
+    }
+    rank(&mut hosts);
+    total(prometheus, now, hosts)
+}
+
+/// Seconds since a pass at `at` (a timestamp of 0 means none yet).
+fn age(now: f64, at: f64) -> Option<f64> {
+    (at > 0.0).then(|| (now - at).max(0.0).round())
+}
+
+/// Hosts by instance as the answers are read, and where each (instance, resource, mount)
+/// stands in its host's list: a lookup by key, so a host with many mounts (or an answer
+/// made to have them) costs no more per sample.
+#[derive(Default)]
+struct Reading {
+    hosts: BTreeMap<String, FleetHost>,
+    at_of: HashMap<(String, String, Option<String>), usize>,
+}
+
+impl Reading {
+    fn host(&mut self, instance: &str) -> &mut FleetHost {
+        self.hosts
+            .entry(instance.to_string())
+            .or_insert_with(|| FleetHost {
+                instance: instance.to_string(),
+                state: State::Compliant,
+                problems: vec![],
+                last_pass_age_s: None,
+                config_valid: None,
+                paused: false,
+                up: None,
+                version: None,
+                resources: vec![],
+            })
+    }
+
+    /// The resource a sample is about (by its `resource` and, for disk, `mount` labels).
+    fn resource(&mut self, s: &Series) -> &mut Resource {
+        let instance = s.label("instance");
         let name = s.label("resource");
         let mount = Some(s.label("mount")).filter(|m| !m.is_empty() && name == "disk");
         let key = (
-            h.instance.clone(),
+            instance.to_string(),
             name.to_string(),
             mount.map(str::to_string),
         );
-        let at = *at_of.entry(key).or_insert_with(|| {
+        let h = self
+            .hosts
+            .get_mut(instance)
+            .expect("the host is read before its resources");
+        let at = *self.at_of.entry(key).or_insert_with(|| {
             h.resources.push(Resource {
                 resource: name.to_string(),
                 mount: mount.map(str::to_string),
@@ -238,132 +267,142 @@ pub fn build(prometheus: &str, metrics: &Answer, seen: &Answer, up: &Answer, r: 
         });
         &mut h.resources[at]
     }
-    for s in &metrics.samples {
-        let instance = s.label("instance");
-        let name = s.label("__name__");
-        let h = entry(&mut hosts, instance);
+
+    /// One sample of METRICS_QUERY: a host's own series, or one of a resource's.
+    fn sample(&mut self, s: &Series, now: f64) {
         let v = s.value;
-        match name {
-            "cro_last_reconcile_timestamp_seconds" => {
-                h.last_pass_age_s = (v > 0.0).then(|| (now - v).max(0.0).round())
-            }
+        let h = self.host(s.label("instance"));
+        match s.label("__name__") {
+            "cro_last_reconcile_timestamp_seconds" => h.last_pass_age_s = age(now, v),
             "cro_config_valid" => h.config_valid = Some(v == 1.0),
             "cro_paused" => h.paused = v == 1.0,
             "cro_build_info" => h.version = Some(s.label("version").to_string()),
             _ if s.label("resource").is_empty() => {}
-            "cro_target_ratio" => resource(&mut at_of, h, s).target_percent = pct(v),
-            "cro_window_ratio" => {
-                let x = resource(&mut at_of, h, s);
-                x.window_percent = pct(v);
-                x.statistic = Some(s.label("statistic").to_string());
+            name => resource_sample(self.resource(s), name, s),
+        }
+    }
+
+    /// Hosts seen lately (SEEN_QUERY) whose metrics are gone now.
+    fn gone(&mut self, seen: &Answer, now: f64) {
+        for s in &seen.samples {
+            let i = s.label("instance");
+            if !self.hosts.contains_key(i) {
+                let h = self.host(i);
+                h.last_pass_age_s = age(now, s.value);
+                h.problems.push(
+                    "no cro metrics in the last 5 minutes (the scrape fails, or cro serve / the textfile is gone)"
+                        .into(),
+                );
             }
-            "cro_window_coverage_ratio" => resource(&mut at_of, h, s).coverage_percent = pct(v),
-            "cro_compliant" => resource(&mut at_of, h, s).compliant = Some(v == 1.0),
-            "cro_forecast_on_track" => resource(&mut at_of, h, s).on_track = Some(v == 1.0),
-            "cro_forecast_organic_ratio" => {
-                resource(&mut at_of, h, s).organic_forecast_percent = pct(v)
+        }
+    }
+
+    /// Whether Prometheus's last scrape of each host worked (UP_QUERY).
+    fn up(&mut self, up: &Answer) {
+        for s in &up.samples {
+            if let Some(h) = self.hosts.get_mut(s.label("instance")) {
+                h.up = Some(s.value == 1.0);
             }
-            "cro_level_ratio" => resource(&mut at_of, h, s).level_percent = pct(v),
-            "cro_utilization_ratio" => {
-                let x = resource(&mut at_of, h, s);
-                match s.label("source") {
-                    "organic" => x.organic_percent = pct(v),
-                    "synthetic" => x.synthetic_percent = pct(v),
-                    _ => {}
-                }
-            }
-            "cro_synthetic_cost" => {
-                let unit = CostUnit::from_name(s.label("unit"));
-                let x = resource(&mut at_of, h, s);
-                let share = x.cost.as_ref().and_then(|c| c.share_percent);
-                x.cost = Some(HostCost {
-                    amount: v,
-                    unit,
-                    share_percent: share,
-                });
-            }
-            "cro_synthetic_cost_share_ratio" => {
-                let x = resource(&mut at_of, h, s);
-                let share = pct(v);
-                match x.cost.as_mut() {
-                    Some(c) => c.share_percent = share,
-                    None => {
-                        x.cost = Some(HostCost {
-                            amount: f64::NAN,
-                            unit: CostUnit::Other(String::new()),
-                            share_percent: share,
-                        })
-                    }
-                }
-            }
+        }
+    }
+}
+
+/// A resource's series `name` into its field.
+fn resource_sample(x: &mut Resource, name: &str, s: &Series) {
+    let v = s.value;
+    match name {
+        "cro_target_ratio" => x.target_percent = pct(v),
+        "cro_window_ratio" => {
+            x.window_percent = pct(v);
+            x.statistic = Some(s.label("statistic").to_string());
+        }
+        "cro_window_coverage_ratio" => x.coverage_percent = pct(v),
+        "cro_compliant" => x.compliant = Some(v == 1.0),
+        "cro_forecast_on_track" => x.on_track = Some(v == 1.0),
+        "cro_forecast_organic_ratio" => x.organic_forecast_percent = pct(v),
+        "cro_level_ratio" => x.level_percent = pct(v),
+        "cro_utilization_ratio" => match s.label("source") {
+            "organic" => x.organic_percent = pct(v),
+            "synthetic" => x.synthetic_percent = pct(v),
             _ => {}
-        }
-    }
-    // hosts seen lately whose metrics are gone now
-    for s in &seen.samples {
-        let i = s.label("instance");
-        if !hosts.contains_key(i) {
-            let h = entry(&mut hosts, i);
-            h.last_pass_age_s = (s.value > 0.0).then(|| (now - s.value).max(0.0).round());
-            h.problems.push(
-                "no cro metrics in the last 5 minutes (the scrape fails, or cro serve / the textfile is gone)"
-                    .into(),
-            );
-        }
-    }
-    for s in &up.samples {
-        if let Some(h) = hosts.get_mut(s.label("instance")) {
-            h.up = Some(s.value == 1.0);
-        }
-    }
-    let mut out: Vec<FleetHost> = hosts.into_values().collect();
-    for h in &mut out {
-        if h.up == Some(false) {
-            h.problems
-                .push("Prometheus cannot scrape it (up == 0)".into());
-        }
-        if h.config_valid == Some(false) {
-            h.problems
-                .push("its desired state is invalid (`cro validate` says why)".into());
-        }
-        match h.last_pass_age_s {
-            Some(a) if a > r.stale_after_s => h.problems.push(format!(
-                "no reconcile pass for {}",
-                crate::format::duration(a)
-            )),
-            None if h.problems.is_empty() => h.problems.push("no reconcile pass yet".into()),
-            _ => {}
-        }
-        if h.paused {
-            h.problems
-                .push("paused (\"paused\": true in its desired state)".into());
-        }
-        let broken = h.problems.iter().any(|p| !p.starts_with("paused"));
-        for x in &mut h.resources {
-            x.state = if broken {
-                State::NotReconciling
-            } else if x.on_track == Some(false) {
-                State::NotOnTrack
-            } else if x.compliant == Some(true) {
-                State::Compliant
-            } else {
-                State::AtRisk
-            };
-        }
-        h.resources.sort_by(|a, b| {
-            (a.state, a.resource.as_str(), &a.mount).cmp(&(b.state, b.resource.as_str(), &b.mount))
-        });
-        h.state = h
-            .resources
-            .iter()
-            .map(|x| x.state)
-            .min()
-            .unwrap_or(if broken {
-                State::NotReconciling
-            } else {
-                State::Compliant
+        },
+        "cro_synthetic_cost" => {
+            let share = x.cost.as_ref().and_then(|c| c.share_percent);
+            x.cost = Some(HostCost {
+                amount: v,
+                unit: CostUnit::from_name(s.label("unit")),
+                share_percent: share,
             });
+        }
+        "cro_synthetic_cost_share_ratio" => {
+            let share = pct(v);
+            match x.cost.as_mut() {
+                Some(c) => c.share_percent = share,
+                None => {
+                    x.cost = Some(HostCost {
+                        amount: f64::NAN,
+                        unit: CostUnit::Other(String::new()),
+                        share_percent: share,
+                    })
+                }
+            }
+        }
+        _ => {}
     }
+}
+
+/// A host's problems in words, each resource's state, and the host's: the worst of them.
+fn judge(h: &mut FleetHost, r: Rules) {
+    if h.up == Some(false) {
+        h.problems
+            .push("Prometheus cannot scrape it (up == 0)".into());
+    }
+    if h.config_valid == Some(false) {
+        h.problems
+            .push("its desired state is invalid (`cro validate` says why)".into());
+    }
+    match h.last_pass_age_s {
+        Some(a) if a > r.stale_after_s => h.problems.push(format!(
+            "no reconcile pass for {}",
+            crate::format::duration(a)
+        )),
+        None if h.problems.is_empty() => h.problems.push("no reconcile pass yet".into()),
+        _ => {}
+    }
+    if h.paused {
+        h.problems
+            .push("paused (\"paused\": true in its desired state)".into());
+    }
+    let broken = h.problems.iter().any(|p| !p.starts_with("paused"));
+    for x in &mut h.resources {
+        x.state = if broken {
+            State::NotReconciling
+        } else if x.on_track == Some(false) {
+            State::NotOnTrack
+        } else if x.compliant == Some(true) {
+            State::Compliant
+        } else {
+            State::AtRisk
+        };
+    }
+    h.resources.sort_by(|a, b| {
+        (a.state, a.resource.as_str(), &a.mount).cmp(&(b.state, b.resource.as_str(), &b.mount))
+    });
+    h.state = h
+        .resources
+        .iter()
+        .map(|x| x.state)
+        .min()
+        .unwrap_or(if broken {
+            State::NotReconciling
+        } else {
+            State::Compliant
+        });
+}
+
+/// Worst first: by state, then by how far the worst resource in that state is below its
+/// target, then by name.
+fn rank(hosts: &mut [FleetHost]) {
     let worst_margin = |h: &FleetHost| {
         h.resources
             .iter()
@@ -373,16 +412,20 @@ pub fn build(prometheus: &str, metrics: &Answer, seen: &Answer, up: &Answer, r: 
             // nothing known (its metrics are gone): as bad as it gets within its state
             .unwrap_or(f64::NEG_INFINITY)
     };
-    out.sort_by(|a, b| {
+    hosts.sort_by(|a, b| {
         a.state
             .cmp(&b.state)
             .then(worst_margin(a).total_cmp(&worst_margin(b)))
             .then(a.instance.cmp(&b.instance))
     });
+}
+
+/// The fleet's totals: hosts by state, by each resource's worst state, and the cost.
+fn total(prometheus: &str, now: f64, hosts: Vec<FleetHost>) -> Fleet {
     let mut by_state = Counts::default();
     let mut resources: BTreeMap<String, Counts> = BTreeMap::new();
     let mut cost: BTreeMap<(String, CostUnit), f64> = BTreeMap::new();
-    for h in &out {
+    for h in &hosts {
         by_state.add(h.state);
         let mut worst: BTreeMap<&str, State> = BTreeMap::new();
         for x in &h.resources {
@@ -413,7 +456,7 @@ pub fn build(prometheus: &str, metrics: &Answer, seen: &Answer, up: &Answer, r: 
                 unit,
             })
             .collect(),
-        hosts: out,
+        hosts,
     }
 }
 

@@ -324,98 +324,119 @@ pub fn read_cgroup_limits() -> CgroupLimits {
     )
 }
 
+/// The cgroup limits this process lives under, read from `root` (the cgroup mounts) and
+/// `proc_cgroup` (/proc/self/cgroup's text): v1's memory and cpu controllers, then v2's.
 pub fn read_cgroup_limits_at(root: &Path, proc_cgroup: &str) -> CgroupLimits {
     let (v2, v1) = parse_proc_cgroup(proc_cgroup);
     let mut out = CgroupLimits {
         version: CgroupVersion::None,
         ..Default::default()
     };
-    let min_opt = |a: Option<u64>, b: Option<u64>| match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
     if let Some(path) = v1.get("memory") {
         out.version = CgroupVersion::V1;
-        let dirs = ancestors(&root.join("memory"), path);
-        for d in &dirs {
-            out.memory_limit_bytes = min_opt(
-                out.memory_limit_bytes,
-                read_trim(&d.join("memory.limit_in_bytes"))
-                    .as_deref()
-                    .and_then(limit_value),
-            );
-        }
-        if let Some(u) =
-            read_trim(&dirs[0].join("memory.usage_in_bytes")).and_then(|s| s.parse::<u64>().ok())
-        {
-            let inactive =
-                stat_field(&dirs[0].join("memory.stat"), "total_inactive_file").unwrap_or(0);
-            out.memory_usage_bytes = Some(u.saturating_sub(inactive));
-        }
+        read_v1_memory(&mut out, root, path);
     }
-    for ctrl in ["cpu", "cpu,cpuacct", "cpuacct,cpu"] {
-        if let Some(path) = v1.get("cpu") {
-            for d in ancestors(&root.join(ctrl), path) {
-                let q = read_trim(&d.join("cpu.cfs_quota_us")).and_then(|s| s.parse::<i64>().ok());
-                let p = read_trim(&d.join("cpu.cfs_period_us")).and_then(|s| s.parse::<i64>().ok());
-                if let (Some(q), Some(p)) = (q, p)
-                    && q > 0
-                    && p > 0
-                {
-                    let cpus = q as f64 / p as f64;
-                    out.cpu_quota_cpus =
-                        Some(out.cpu_quota_cpus.map_or(cpus, |c: f64| c.min(cpus)));
-                }
-            }
-        }
+    if let Some(path) = v1.get("cpu") {
+        read_v1_cpu(&mut out, root, path);
     }
     if let Some(path) = v2 {
-        // Pure v2 mounts at /sys/fs/cgroup; a hybrid host mounts it at unified/ (often
-        // with no controllers, as on the machines we measured).
-        let base = if root.join("cgroup.controllers").exists() {
-            root.to_path_buf()
-        } else {
-            root.join("unified")
-        };
-        let controllers = read_trim(&base.join("cgroup.controllers")).unwrap_or_default();
-        if controllers
-            .split_whitespace()
-            .any(|c| c == "memory" || c == "cpu")
-        {
-            out.version = if out.version == CgroupVersion::V1 {
-                CgroupVersion::Hybrid
-            } else {
-                CgroupVersion::V2
-            };
-            let dirs = ancestors(&base, &path);
-            for d in &dirs {
-                out.memory_limit_bytes = min_opt(
-                    out.memory_limit_bytes,
-                    read_trim(&d.join("memory.max"))
-                        .as_deref()
-                        .and_then(limit_value),
-                );
-                if let Some(c) = read_trim(&d.join("cpu.max"))
-                    .as_deref()
-                    .and_then(parse_cpu_max)
-                {
-                    out.cpu_quota_cpus = Some(out.cpu_quota_cpus.map_or(c, |x: f64| x.min(c)));
-                }
-            }
-            if let Some(u) =
-                read_trim(&dirs[0].join("memory.current")).and_then(|s| s.parse::<u64>().ok())
-            {
-                let inactive =
-                    stat_field(&dirs[0].join("memory.stat"), "inactive_file").unwrap_or(0);
-                out.memory_usage_bytes = Some(u.saturating_sub(inactive));
-            }
-        } else if out.version == CgroupVersion::None {
-            out.version = CgroupVersion::V2;
-        } else {
-            out.version = CgroupVersion::Hybrid;
-        }
+        read_v2(&mut out, root, &path);
     }
     out
+}
+
+/// The smaller of two limits, either of which may be absent.
+fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// v1 memory: the lowest limit up the tree, and the usage without inactive page cache.
+fn read_v1_memory(out: &mut CgroupLimits, root: &Path, path: &str) {
+    let dirs = ancestors(&root.join("memory"), path);
+    for d in &dirs {
+        out.memory_limit_bytes = min_opt(
+            out.memory_limit_bytes,
+            read_trim(&d.join("memory.limit_in_bytes"))
+                .as_deref()
+                .and_then(limit_value),
+        );
+    }
+    if let Some(u) =
+        read_trim(&dirs[0].join("memory.usage_in_bytes")).and_then(|s| s.parse::<u64>().ok())
+    {
+        let inactive = stat_field(&dirs[0].join("memory.stat"), "total_inactive_file").unwrap_or(0);
+        out.memory_usage_bytes = Some(u.saturating_sub(inactive));
+    }
+}
+
+/// v1 cpu: the lowest CFS quota up the tree, under whichever name the controller is
+/// mounted (`cpu`, or co-mounted with cpuacct).
+fn read_v1_cpu(out: &mut CgroupLimits, root: &Path, path: &str) {
+    for ctrl in ["cpu", "cpu,cpuacct", "cpuacct,cpu"] {
+        for d in ancestors(&root.join(ctrl), path) {
+            let q = read_trim(&d.join("cpu.cfs_quota_us")).and_then(|s| s.parse::<i64>().ok());
+            let p = read_trim(&d.join("cpu.cfs_period_us")).and_then(|s| s.parse::<i64>().ok());
+            if let (Some(q), Some(p)) = (q, p)
+                && q > 0
+                && p > 0
+            {
+                let cpus = q as f64 / p as f64;
+                out.cpu_quota_cpus = Some(out.cpu_quota_cpus.map_or(cpus, |c: f64| c.min(cpus)));
+            }
+        }
+    }
+}
+
+/// v2: memory.max and cpu.max up the tree, the usage without inactive page cache, and
+/// whether the host is v2 or hybrid.
+fn read_v2(out: &mut CgroupLimits, root: &Path, path: &str) {
+    // Pure v2 mounts at /sys/fs/cgroup; a hybrid host mounts it at unified/ (often with
+    // no controllers, as on the machines we measured).
+    let base = if root.join("cgroup.controllers").exists() {
+        root.to_path_buf()
+    } else {
+        root.join("unified")
+    };
+    let controllers = read_trim(&base.join("cgroup.controllers")).unwrap_or_default();
+    if !controllers
+        .split_whitespace()
+        .any(|c| c == "memory" || c == "cpu")
+    {
+        out.version = if out.version == CgroupVersion::None {
+            CgroupVersion::V2
+        } else {
+            CgroupVersion::Hybrid
+        };
+        return;
+    }
+    out.version = if out.version == CgroupVersion::V1 {
+        CgroupVersion::Hybrid
+    } else {
+        CgroupVersion::V2
+    };
+    let dirs = ancestors(&base, path);
+    for d in &dirs {
+        out.memory_limit_bytes = min_opt(
+            out.memory_limit_bytes,
+            read_trim(&d.join("memory.max"))
+                .as_deref()
+                .and_then(limit_value),
+        );
+        if let Some(c) = read_trim(&d.join("cpu.max"))
+            .as_deref()
+            .and_then(parse_cpu_max)
+        {
+            out.cpu_quota_cpus = Some(out.cpu_quota_cpus.map_or(c, |x: f64| x.min(c)));
+        }
+    }
+    if let Some(u) = read_trim(&dirs[0].join("memory.current")).and_then(|s| s.parse::<u64>().ok())
+    {
+        let inactive = stat_field(&dirs[0].join("memory.stat"), "inactive_file").unwrap_or(0);
+        out.memory_usage_bytes = Some(u.saturating_sub(inactive));
+    }
 }
 
 fn stat_field(path: &Path, name: &str) -> Option<u64> {

@@ -213,38 +213,41 @@ fn sentence(u: &Usage, reason: &str) -> String {
     o
 }
 
-/// The page.
-pub fn render(s: &Status, c: &Charts) -> String {
+/// Each resource's section: its sentence (with the reason `explain` gives) and charts.
+fn resource_sections(s: &Status, c: &Charts) -> String {
     let why = crate::output::explain::explain(s);
     let mut sections = String::new();
-    let mut resource = |label: &str, u: &Usage| {
+    let empty = BTreeMap::new();
+    for (slot, u) in s.resources.each() {
+        let label = slot.label();
         let reason = why
             .resources
-            .get(label)
+            .get(&label)
             .map_or(String::new(), |x| x.reason.clone());
-        let recent = c.recent.get(label).map_or(&[][..], |v| v.as_slice());
-        let empty = BTreeMap::new();
-        let days = c.days.get(label).unwrap_or(&empty);
+        let recent = c.recent.get(&label).map_or(&[][..], |v| v.as_slice());
+        let days = c.days.get(&label).unwrap_or(&empty);
         let _ = write!(
             sections,
             "<section class=\"resource\" id=\"r-{}\"><h2>{}</h2><p class=\"sentence\">{}</p><div class=\"charts\"><figure><figcaption>Last 24 hours</figcaption>{}</figure><figure><figcaption>The window so far, per day (line: running mean)</figcaption>{}</figure></div></section>",
             esc(&label.replace([':', '/'], "-")),
-            esc(label),
+            esc(&label),
             esc(&sentence(u, &reason)),
             timeline(recent, c.now),
             report::chart(days, u.target_percent)
         );
-    };
-    for (slot, u) in s.resources.each() {
-        resource(&slot.label(), u);
     }
+    sections
+}
+
+/// The "Now" table's rows: a resource each.
+fn resource_rows(s: &Status) -> String {
     let mut table = String::new();
-    let mut row = |name: &str, u: &Usage| {
+    for (slot, u) in s.resources.each() {
         let w = u.window.as_ref();
         let _ = write!(
             table,
             "<tr><td>{}</td><td>{:.1} %</td><td>{:.1} %</td><td>{:.1} %</td><td>{} {} %</td><td>{}</td></tr>",
-            esc(name),
+            esc(&slot.label()),
             u.total_percent,
             u.synthetic_percent,
             u.level_percent,
@@ -257,12 +260,13 @@ pub fn render(s: &Status, c: &Charts) -> String {
                 if w.compliant { ", compliant" } else { "" }
             )),
         );
-    };
-    for (slot, u) in s.resources.each() {
-        row(&slot.label(), u);
     }
-    let jobs: String = s
-        .jobs
+    table
+}
+
+/// The jobs table's rows.
+fn job_rows(s: &Status) -> String {
+    s.jobs
         .iter()
         .map(|j| {
             format!(
@@ -275,7 +279,14 @@ pub fn render(s: &Status, c: &Charts) -> String {
                 esc(j.limited_by.as_deref().unwrap_or(""))
             )
         })
-        .collect();
+        .collect()
+}
+
+/// The page.
+pub fn render(s: &Status, c: &Charts) -> String {
+    let sections = resource_sections(s, c);
+    let table = resource_rows(s);
+    let jobs = job_rows(s);
     let err = s.desired.error.as_ref().map_or(String::new(), |e| {
         format!("<p class=\"error\">Config error: {}</p>", esc(e))
     });

@@ -173,9 +173,8 @@ fn class(s: State) -> &'static str {
     }
 }
 
-/// One self-contained HTML file: the counts per resource, the fleet's cost, and every
-/// host worst first.
-pub fn render_html(f: &Fleet) -> String {
+/// The counts table (hosts, and each resource, by state) and the fleet's cost.
+fn counts_html(f: &Fleet) -> String {
     let mut body = String::new();
     let _ = write!(
         body,
@@ -218,7 +217,13 @@ pub fn render_html(f: &Fleet) -> String {
         );
         body.push_str(".</p>");
     }
-    body.push_str("<table id=\"hosts\"><tr>");
+    body
+}
+
+/// The hosts table, worst first: a row per resource, the host's name and problems
+/// spanning them.
+fn hosts_html(f: &Fleet) -> String {
+    let mut body = String::from("<table id=\"hosts\"><tr>");
     for h in HEADER {
         let _ = write!(body, "<th>{}</th>", h.to_lowercase());
     }
@@ -265,6 +270,14 @@ pub fn render_html(f: &Fleet) -> String {
         }
     }
     body.push_str("</table>");
+    body
+}
+
+/// One self-contained HTML file: the counts per resource, the fleet's cost, and every
+/// host worst first.
+pub fn render_html(f: &Fleet) -> String {
+    let mut body = counts_html(f);
+    body.push_str(&hosts_html(f));
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>cro fleet report</title><style>body{{font:14px sans-serif;margin:2em;max-width:72em}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right;vertical-align:top}}td:first-child{{text-align:left}}.problem{{color:#a40;font-size:12px}}.miss .state,th.miss{{color:#c00}}.down .state,th.down{{color:#a40}}.risk .state,th.risk{{color:#b80}}.ok .state,th.ok{{color:#070}}</style></head><body>\
 <h1>Utilization compliance: the fleet</h1>{body}\

@@ -92,99 +92,128 @@ fn num(v: f64) -> String {
     }
 }
 
-/// The metrics text for a status view and the reconcile counters.
-pub fn render(s: &Status, c: &ReconcileCounts) -> String {
-    let mut target = Family::new(
-        "cro_target_ratio",
-        "gauge",
-        "Utilization target of the resource.",
-    );
-    let mut util = Family::new(
-        "cro_utilization_ratio",
-        "gauge",
-        "Utilization now, by source (organic or synthetic).",
-    );
-    let mut level = Family::new(
-        "cro_level_ratio",
-        "gauge",
-        "Total utilization the worker holds now.",
-    );
-    let mut window = Family::new("cro_window_ratio", "gauge", "The window statistic so far.");
-    let mut coverage = Family::new(
-        "cro_window_coverage_ratio",
-        "gauge",
-        "Share of the window with records.",
-    );
-    let mut compliant = Family::new(
-        "cro_compliant",
-        "gauge",
-        "1 when the window statistic meets the target (gaps count as 0).",
-    );
-    let mut on_track = Family::new(
-        "cro_forecast_on_track",
-        "gauge",
-        "1 when the policy can meet the target within the limits.",
-    );
-    let mut cost = Family::new(
-        "cro_synthetic_cost",
-        "gauge",
-        "Synthetic load over the window so far, in the unit label (cpu-core-hours, gib-hours).",
-    );
-    let mut share = Family::new(
-        "cro_synthetic_cost_share_ratio",
-        "gauge",
-        "Synthetic share of the resource, averaged over the recorded part of the window.",
-    );
-    let mut organic_forecast = Family::new(
-        "cro_forecast_organic_ratio",
-        "gauge",
-        "The organic load the window policy expects over its horizon.",
-    );
-    let mut ballast = Family::new("cro_ballast_bytes", "gauge", "Ballast held now.");
-    let mut workers = Family::new("cro_workers", "gauge", "Live workers.");
-    let mut resource = |name: &str, mount: Option<&str>, u: &Usage| {
+fn gauge(name: &'static str, help: &'static str) -> Family {
+    Family::new(name, "gauge", help)
+}
+
+fn flag(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
+/// Every family cro exposes, in the order they are written.
+struct Families {
+    target: Family,
+    util: Family,
+    level: Family,
+    window: Family,
+    coverage: Family,
+    compliant: Family,
+    on_track: Family,
+    organic_forecast: Family,
+    cost: Family,
+    share: Family,
+    ballast: Family,
+    workers: Family,
+    total: Family,
+    last: Family,
+    valid: Family,
+    paused: Family,
+    build: Family,
+}
+
+impl Families {
+    fn new() -> Families {
+        Families {
+            target: gauge("cro_target_ratio", "Utilization target of the resource."),
+            util: gauge(
+                "cro_utilization_ratio",
+                "Utilization now, by source (organic or synthetic).",
+            ),
+            level: gauge("cro_level_ratio", "Total utilization the worker holds now."),
+            window: gauge("cro_window_ratio", "The window statistic so far."),
+            coverage: gauge(
+                "cro_window_coverage_ratio",
+                "Share of the window with records.",
+            ),
+            compliant: gauge(
+                "cro_compliant",
+                "1 when the window statistic meets the target (gaps count as 0).",
+            ),
+            on_track: gauge(
+                "cro_forecast_on_track",
+                "1 when the policy can meet the target within the limits.",
+            ),
+            organic_forecast: gauge(
+                "cro_forecast_organic_ratio",
+                "The organic load the window policy expects over its horizon.",
+            ),
+            cost: gauge(
+                "cro_synthetic_cost",
+                "Synthetic load over the window so far, in the unit label (cpu-core-hours, gib-hours).",
+            ),
+            share: gauge(
+                "cro_synthetic_cost_share_ratio",
+                "Synthetic share of the resource, averaged over the recorded part of the window.",
+            ),
+            ballast: gauge("cro_ballast_bytes", "Ballast held now."),
+            workers: gauge("cro_workers", "Live workers."),
+            total: Family::new(
+                "cro_reconcile_total",
+                "counter",
+                "Reconcile passes, by result.",
+            ),
+            last: gauge(
+                "cro_last_reconcile_timestamp_seconds",
+                "Unix time of the last reconcile pass.",
+            ),
+            valid: gauge(
+                "cro_config_valid",
+                "1 when the desired-state file is valid.",
+            ),
+            paused: gauge("cro_paused", "1 when the desired state says paused."),
+            build: gauge("cro_build_info", "Build information."),
+        }
+    }
+
+    /// A resource's series (`mount` for a disk).
+    fn resource(&mut self, name: &str, mount: Option<&str>, u: &Usage) {
         let mut l: Vec<(&str, &str)> = vec![("resource", name)];
         if let Some(m) = mount {
             l.push(("mount", m));
         }
-        target.add(&l, u.target_percent / 100.0);
-        level.add(&l, u.level_percent / 100.0);
-        for (src, v) in [
-            ("organic", u.organic_percent),
-            ("synthetic", u.synthetic_percent),
-        ] {
+        let with = |k: &'static str, v: &'static str| {
             let mut l2 = l.clone();
-            l2.push(("source", src));
-            util.add(&l2, v / 100.0);
-        }
+            l2.push((k, v));
+            l2
+        };
+        self.target.add(&l, u.target_percent / 100.0);
+        self.level.add(&l, u.level_percent / 100.0);
+        self.util
+            .add(&with("source", "organic"), u.organic_percent / 100.0);
+        self.util
+            .add(&with("source", "synthetic"), u.synthetic_percent / 100.0);
         if let Some(c) = &u.cost {
             let mut l2 = l.clone();
             l2.push(("unit", c.unit.name()));
-            cost.add(&l2, c.amount);
-            share.add(&l, c.share_percent / 100.0);
+            self.cost.add(&l2, c.amount);
+            self.share.add(&l, c.share_percent / 100.0);
         }
         if let Some(w) = &u.window {
             let mut l2 = l.clone();
             l2.push(("statistic", &w.statistic));
-            window.add(&l2, w.value / 100.0);
-            coverage.add(&l, w.coverage);
-            compliant.add(&l, if w.compliant { 1.0 } else { 0.0 });
+            self.window.add(&l2, w.value / 100.0);
+            self.coverage.add(&l, w.coverage);
+            self.compliant.add(&l, flag(w.compliant));
         }
         if let Some(f) = &u.forecast {
-            on_track.add(&l, if f.on_track { 1.0 } else { 0.0 });
-            organic_forecast.add(&l, f.organic_forecast_percent / 100.0);
+            self.on_track.add(&l, flag(f.on_track));
+            self.organic_forecast
+                .add(&l, f.organic_forecast_percent / 100.0);
         }
-    };
-    if let Some(u) = &s.resources.cpu {
-        resource("cpu", None, u);
     }
-    if let Some(u) = &s.resources.memory {
-        resource("memory", None, u);
-    }
-    for (m, u) in &s.resources.disk {
-        resource("disk", Some(m), u);
-    }
-    for j in &s.jobs {
+
+    /// A job's worker and the ballast it holds.
+    fn job(&mut self, j: &crate::output::status::JobInfo) {
         let slot = crate::control::slot::Slot::from_id(&j.id);
         let res = slot.as_ref().map_or(j.id.as_str(), |s| s.resource());
         let mount = slot
@@ -194,74 +223,75 @@ pub fn render(s: &Status, c: &ReconcileCounts) -> String {
             .unwrap_or_default();
         if res == "disk" || res == "memory" {
             let l: Vec<(&str, &str)> = vec![("resource", res), ("mount", &mount)];
-            ballast.add(&l, j.ballast_bytes.unwrap_or(0) as f64);
+            self.ballast.add(&l, j.ballast_bytes.unwrap_or(0) as f64);
         }
         let mut l: Vec<(&str, &str)> = vec![("resource", res)];
         if res == "disk" {
             l.push(("mount", &mount));
         }
-        workers.add(&l, if j.alive { 1.0 } else { 0.0 });
+        self.workers.add(&l, flag(j.alive));
     }
-    let mut total = Family::new(
-        "cro_reconcile_total",
-        "counter",
-        "Reconcile passes, by result.",
-    );
-    total.add(&[("result", "ok")], c.ok as f64);
-    total.add(&[("result", "error")], c.error as f64);
-    let mut last = Family::new(
-        "cro_last_reconcile_timestamp_seconds",
-        "gauge",
-        "Unix time of the last reconcile pass.",
-    );
-    last.add(&[], c.last_reconcile);
-    let mut valid = Family::new(
-        "cro_config_valid",
-        "gauge",
-        "1 when the desired-state file is valid.",
-    );
-    valid.add(&[], if s.desired.valid { 1.0 } else { 0.0 });
-    let mut paused = Family::new(
-        "cro_paused",
-        "gauge",
-        "1 when the desired state says paused.",
-    );
-    paused.add(&[], if s.desired.paused { 1.0 } else { 0.0 });
-    let mut build = Family::new("cro_build_info", "gauge", "Build information.");
-    build.add(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
-    let mut out = String::new();
-    for f in [
-        target,
-        util,
-        level,
-        window,
-        coverage,
-        compliant,
-        on_track,
-        organic_forecast,
-        cost,
-        share,
-        ballast,
-        workers,
-        total,
-        last,
-        valid,
-        paused,
-        build,
-    ] {
-        if f.samples.is_empty() {
-            continue;
+
+    /// The classic text format: HELP and TYPE, then the samples; empty families left out.
+    fn write(self) -> String {
+        let mut out = String::new();
+        for f in [
+            self.target,
+            self.util,
+            self.level,
+            self.window,
+            self.coverage,
+            self.compliant,
+            self.on_track,
+            self.organic_forecast,
+            self.cost,
+            self.share,
+            self.ballast,
+            self.workers,
+            self.total,
+            self.last,
+            self.valid,
+            self.paused,
+            self.build,
+        ] {
+            if f.samples.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "# HELP {} {}\n# TYPE {} {}",
+                f.name, f.help, f.name, f.kind
+            );
+            for (l, v) in f.samples {
+                let _ = writeln!(out, "{}{l} {}", f.name, num(v));
+            }
         }
-        let _ = writeln!(
-            out,
-            "# HELP {} {}\n# TYPE {} {}",
-            f.name, f.help, f.name, f.kind
-        );
-        for (l, v) in f.samples {
-            let _ = writeln!(out, "{}{l} {}", f.name, num(v));
-        }
+        out
     }
-    out
+}
+
+/// The metrics text for a status view and the reconcile counters.
+pub fn render(s: &Status, c: &ReconcileCounts) -> String {
+    let mut f = Families::new();
+    if let Some(u) = &s.resources.cpu {
+        f.resource("cpu", None, u);
+    }
+    if let Some(u) = &s.resources.memory {
+        f.resource("memory", None, u);
+    }
+    for (m, u) in &s.resources.disk {
+        f.resource("disk", Some(m), u);
+    }
+    for j in &s.jobs {
+        f.job(j);
+    }
+    f.total.add(&[("result", "ok")], c.ok as f64);
+    f.total.add(&[("result", "error")], c.error as f64);
+    f.last.add(&[], c.last_reconcile);
+    f.valid.add(&[], flag(s.desired.valid));
+    f.paused.add(&[], flag(s.desired.paused));
+    f.build.add(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+    f.write()
 }
 
 /// Write DIR/cro.prom for node_exporter: a temporary name that does not end in `.prom`

@@ -4,6 +4,7 @@
 //! scripts, no fonts or images from elsewhere.
 use crate::control::cost::CostUnit;
 use crate::control::desired::{Resolved, Statistic};
+use crate::control::window::{self, Series, Windows};
 use crate::format::html_escape;
 use crate::state::history::{Record, Sample};
 use crate::timefmt;
@@ -138,6 +139,38 @@ pub struct Capacity {
     pub disk_gib: BTreeMap<String, f64>,
 }
 
+/// Picks one resource's sample out of a history record.
+type Pick<'a> = Box<dyn Fn(&Record) -> Option<Sample> + 'a>;
+
+/// One resource as the report judges it.
+struct Section<'a> {
+    /// `cpu`, `memory` (with its metric when not the default), `disk /data`.
+    name: String,
+    target: f64,
+    stat: Statistic,
+    /// The resource's size, in the unit its cost is counted in.
+    size: f64,
+    unit: CostUnit,
+    series: &'a Series,
+    pick: Pick<'a>,
+}
+
+/// What the report is about: the window that ends at `now` (history from `first_record`,
+/// None if before the window), judged as `before_first_record` says.
+struct Frame {
+    first_record: Option<f64>,
+    now: f64,
+    window_s: f64,
+    before: crate::control::desired::BeforeFirstRecord,
+}
+
+/// A section rendered: its verdict line, its cost line and its HTML.
+struct Rendered {
+    verdict: String,
+    cost: String,
+    html: String,
+}
+
 /// The report for the window ending `now`.
 /// `first_record`: when the history began, None if before the window
 /// (`Windows::first_record`): the time before it counts as `before_first_record` says.
@@ -149,135 +182,30 @@ pub fn render(
     first_record: Option<f64>,
     now: f64,
 ) -> String {
-    let window_s = d.window_days as f64 * 86_400.0;
     // The verdict is status's: the same series, judged by `window::stat` (one rule for
-    // status, the metrics and this report).
-    let mut windows = crate::control::window::Windows::default();
+    // status, the metrics, the simulator and this report).
+    let mut windows = Windows::default();
     for r in records {
         windows.add(r);
     }
-    let empty = crate::control::window::Series::default();
-    let mut body = String::new();
-    let mut verdicts = vec![];
-    let mut costs = vec![];
-    let mut section = |name: &str,
-                       target: f64,
-                       stat: Statistic,
-                       (size, unit): (f64, CostUnit),
-                       series: &crate::control::window::Series,
-                       pick: &dyn Fn(&Record) -> Option<Sample>| {
-        let ds = days(records, pick);
-        let (dt, syn): (f64, f64) = ds
-            .values()
-            .fold((0.0, 0.0), |a, x| (a.0 + x.dt, a.1 + x.synthetic));
-        let span =
-            crate::control::window::judged_span(first_record, now, window_s, d.before_first_record);
-        let judged = crate::control::window::stat(
-            series,
-            first_record,
-            now,
-            window_s,
-            target,
-            stat,
-            d.before_first_record,
-        );
-        let ok = judged.compliant;
-        let value = match stat {
-            Statistic::Mean => judged.value,
-            Statistic::Percentile(_) => judged.share_at_target * 100.0,
-        };
-        let what = match stat {
-            Statistic::Mean => format!("mean {value:.2} %"),
-            Statistic::Percentile(p) => format!(
-                "{value:.1} % of the time at or above the target (p{p} needs {} %)",
-                100 - p as u32
-            ),
-        };
-        let verdict = if ok { "COMPLIANT" } else { "NOT COMPLIANT" };
-        verdicts.push(format!("{name}: {verdict}"));
-        // the cost of compliance: synthetic %·h priced in the resource's own unit
-        let c = crate::output::status::cost(syn / 3600.0, size, unit.clone(), dt / 3600.0);
-        let cost_text = format!(
-            "{} {} ({} % of the {} over the recorded time)",
-            c.amount,
-            if unit == CostUnit::CpuCoreHours {
-                "CPU core-hours"
-            } else {
-                "GiB-hours"
-            },
-            c.share_percent,
-            name.split(',').next().unwrap_or(name)
-        );
-        costs.push(format!("{name}: {cost_text}"));
-        let _ = write!(
-            body,
-            "<section id=\"{}\"><h2>{}: <span class=\"{}\">{verdict}</span></h2><p>Target {target} % ({}), window {} days; {what}; coverage {:.1} % of the window; synthetic {:.1} %·h.</p><p class=\"cost\">Cost of compliance: {}.</p>{}",
-            html_escape(&name.replace(' ', "-")),
-            html_escape(name),
-            if ok { "ok" } else { "bad" },
-            stat.name(),
-            d.window_days,
-            (dt / span * 100.0).min(100.0),
-            syn / 3600.0,
-            html_escape(&cost_text),
-            chart(&ds, target)
-        );
-        body.push_str("<table><tr><th>day</th><th>hours recorded</th><th>total</th><th>organic</th><th>synthetic</th><th>time at target</th></tr>");
-        for (day, x) in &ds {
-            let m = |v: f64| if x.dt > 0.0 { v / x.dt } else { 0.0 };
-            let _ = write!(
-                body,
-                "<tr><td>{day}</td><td>{:.1}</td><td>{:.2} %</td><td>{:.2} %</td><td>{:.2} %</td><td>{:.1} %</td></tr>",
-                x.dt / 3600.0,
-                m(x.total),
-                m(x.organic),
-                m(x.synthetic),
-                m(x.at_target) * 100.0
-            );
-        }
-        body.push_str("</table></section>");
+    let frame = Frame {
+        first_record,
+        now,
+        window_s: d.window_days as f64 * 86_400.0,
+        before: d.before_first_record,
     };
-    if let Some(c) = &d.cpu {
-        section(
-            "cpu",
-            c.target_percent,
-            c.statistic,
-            (capacity.cpus, CostUnit::CpuCoreHours),
-            &windows.cpu,
-            &|r: &Record| r.cpu,
-        );
-    }
-    if let Some(m) = &d.memory {
-        // how memory is measured, when not the default (MemTotal - MemAvailable)
-        let name = match m.metric {
-            crate::control::desired::MemoryMetric::Available => "memory".to_string(),
-            other => format!("memory, measured as {}", other.formula()),
-        };
-        section(
-            &name,
-            m.target_percent,
-            m.statistic,
-            (capacity.memory_gib, CostUnit::GibHours),
-            &windows.memory,
-            &|r: &Record| r.memory,
-        );
-    }
-    if let Some(k) = &d.disk {
-        for mount in &k.mounts {
-            let key = mount.display().to_string();
-            section(
-                &format!("disk {key}"),
-                k.target_percent,
-                k.statistic,
-                (
-                    capacity.disk_gib.get(&key).copied().unwrap_or(0.0),
-                    CostUnit::GibHours,
-                ),
-                windows.disk.get(&key).unwrap_or(&empty),
-                &|r: &Record| r.disk.get(&key).copied(),
-            );
-        }
-    }
+    let empty = Series::default();
+    let rendered: Vec<Rendered> = sections(d, capacity, &windows, &empty)
+        .iter()
+        .map(|s| section(s, d.window_days, &frame, records))
+        .collect();
+    let items = |f: fn(&Rendered) -> &String| {
+        rendered
+            .iter()
+            .map(|r| format!("<li>{}</li>", html_escape(f(r))))
+            .collect::<String>()
+    };
+    let body: String = rendered.iter().map(|r| r.html.as_str()).collect();
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>cro compliance report: {h}</title><style>body{{font:14px sans-serif;margin:2em;max-width:60em}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}.ok{{color:#070}}.bad{{color:#c00}}</style></head><body>\
 <h1>Utilization compliance report: {h}</h1><p>Window of {} days ending {}; generated by cro {} from its append-only history. Organic is what the host used without cro; synthetic is what cro added. Time without records counts as 0 %.</p><ul>{}</ul><p>The cost of compliance, synthetic load over the recorded time:</p><ul class=\"costs\">{}</ul>{body}\
@@ -285,16 +213,140 @@ pub fn render(
         d.window_days,
         timefmt::rfc3339(now),
         env!("CARGO_PKG_VERSION"),
-        verdicts
-            .iter()
-            .map(|v| format!("<li>{}</li>", html_escape(v)))
-            .collect::<String>(),
-        costs
-            .iter()
-            .map(|v| format!("<li>{}</li>", html_escape(v)))
-            .collect::<String>(),
+        items(|r| &r.verdict),
+        items(|r| &r.cost),
         h = html_escape(host),
     )
+}
+
+/// The resources the desired state targets, in the order status shows them.
+fn sections<'a>(
+    d: &'a Resolved,
+    capacity: &'a Capacity,
+    windows: &'a Windows,
+    empty: &'a Series,
+) -> Vec<Section<'a>> {
+    let mut out = vec![];
+    if let Some(c) = &d.cpu {
+        out.push(Section {
+            name: "cpu".into(),
+            target: c.target_percent,
+            stat: c.statistic,
+            size: capacity.cpus,
+            unit: CostUnit::CpuCoreHours,
+            series: &windows.cpu,
+            pick: Box::new(|r: &Record| r.cpu),
+        });
+    }
+    if let Some(m) = &d.memory {
+        // how memory is measured, when not the default (MemTotal - MemAvailable)
+        let name = match m.metric {
+            crate::control::desired::MemoryMetric::Available => "memory".to_string(),
+            other => format!("memory, measured as {}", other.formula()),
+        };
+        out.push(Section {
+            name,
+            target: m.target_percent,
+            stat: m.statistic,
+            size: capacity.memory_gib,
+            unit: CostUnit::GibHours,
+            series: &windows.memory,
+            pick: Box::new(|r: &Record| r.memory),
+        });
+    }
+    if let Some(k) = &d.disk {
+        for mount in &k.mounts {
+            let key = mount.display().to_string();
+            out.push(Section {
+                name: format!("disk {key}"),
+                target: k.target_percent,
+                stat: k.statistic,
+                size: capacity.disk_gib.get(&key).copied().unwrap_or(0.0),
+                unit: CostUnit::GibHours,
+                series: windows.disk.get(&key).unwrap_or(empty),
+                pick: Box::new(move |r: &Record| r.disk.get(&key).copied()),
+            });
+        }
+    }
+    out
+}
+
+/// One resource: the verdict (by `window::stat`), the cost, the chart and the day table.
+fn section(s: &Section, window_days: u32, f: &Frame, records: &[Record]) -> Rendered {
+    let ds = days(records, &*s.pick);
+    let (dt, syn): (f64, f64) = ds
+        .values()
+        .fold((0.0, 0.0), |a, x| (a.0 + x.dt, a.1 + x.synthetic));
+    let span = window::judged_span(f.first_record, f.now, f.window_s, f.before);
+    let judged = window::stat(
+        s.series,
+        f.first_record,
+        f.now,
+        f.window_s,
+        s.target,
+        s.stat,
+        f.before,
+    );
+    let ok = judged.compliant;
+    let what = match s.stat {
+        Statistic::Mean => format!("mean {:.2} %", judged.value),
+        Statistic::Percentile(p) => format!(
+            "{:.1} % of the time at or above the target (p{p} needs {} %)",
+            judged.share_at_target * 100.0,
+            100 - p as u32
+        ),
+    };
+    let verdict = if ok { "COMPLIANT" } else { "NOT COMPLIANT" };
+    let name = &s.name;
+    // the cost of compliance: synthetic %·h priced in the resource's own unit
+    let c = crate::output::status::cost(syn / 3600.0, s.size, s.unit.clone(), dt / 3600.0);
+    let cost_text = format!(
+        "{} {} ({} % of the {} over the recorded time)",
+        c.amount,
+        s.unit.words(),
+        c.share_percent,
+        name.split(',').next().unwrap_or(name)
+    );
+    let mut html = format!(
+        "<section id=\"{}\"><h2>{}: <span class=\"{}\">{verdict}</span></h2><p>Target {} % ({}), window {window_days} days; {what}; coverage {:.1} % of the window; synthetic {:.1} %·h.</p><p class=\"cost\">Cost of compliance: {}.</p>{}",
+        html_escape(&name.replace(' ', "-")),
+        html_escape(name),
+        if ok { "ok" } else { "bad" },
+        s.target,
+        s.stat.name(),
+        (dt / span * 100.0).min(100.0),
+        syn / 3600.0,
+        html_escape(&cost_text),
+        chart(&ds, s.target)
+    );
+    html.push_str(&day_table(&ds));
+    html.push_str("</section>");
+    Rendered {
+        verdict: format!("{name}: {verdict}"),
+        cost: format!("{name}: {cost_text}"),
+        html,
+    }
+}
+
+/// The per-day table: hours recorded, the day's means and its time at the target.
+fn day_table(ds: &BTreeMap<String, Day>) -> String {
+    let mut t = String::from(
+        "<table><tr><th>day</th><th>hours recorded</th><th>total</th><th>organic</th><th>synthetic</th><th>time at target</th></tr>",
+    );
+    for (day, x) in ds {
+        let m = |v: f64| if x.dt > 0.0 { v / x.dt } else { 0.0 };
+        let _ = write!(
+            t,
+            "<tr><td>{day}</td><td>{:.1}</td><td>{:.2} %</td><td>{:.2} %</td><td>{:.2} %</td><td>{:.1} %</td></tr>",
+            x.dt / 3600.0,
+            m(x.total),
+            m(x.organic),
+            m(x.synthetic),
+            m(x.at_target) * 100.0
+        );
+    }
+    t.push_str("</table>");
+    t
 }
 
 #[cfg(test)]

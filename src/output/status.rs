@@ -1,6 +1,7 @@
 //! Rendering what cro sees: `status`, `plan` and `history` output, text and JSON.
 use crate::control::cost::CostUnit;
 use crate::control::desired::{self, Resolved, Source, Statistic};
+use crate::control::job::Placement;
 use crate::control::plan::Plan;
 use crate::control::policy::Decision;
 use crate::control::slot::Slot;
@@ -333,59 +334,70 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
     let q = JobDir::new(state_dir);
     let cg = observe::read_cgroup_limits();
     let mem = observe::read_memory(&cg).map_err(|e| Error::io("/proc/meminfo", "read", e))?;
-    let loaded = crate::state::desired_file::load(desired_path).and_then(|(d, src)| {
-        Ok((
-            d.resolve(
-                desired_path,
-                mem.total_bytes,
-                Some(&crate::observe::mount_path_problem),
-            )?,
-            src,
-        ))
-    });
-    let (resolved, mut info) = match loaded {
-        Ok((r, src)) => {
-            let paused = r.paused;
-            (
-                Some(r),
-                DesiredInfo {
-                    path: desired_path.to_path_buf(),
-                    built_in_default: matches!(src, Source::BuiltIn(_)),
-                    valid: true,
-                    error: None,
-                    paused,
-                    window_days: 0,
-                },
-            )
-        }
-        Err(e) => (
-            None,
-            DesiredInfo {
-                path: desired_path.to_path_buf(),
-                built_in_default: false,
-                valid: false,
-                error: Some(e.to_string()),
-                paused: false,
-                window_days: 0,
-            },
-        ),
-    };
+    let (resolved, mut info) = desired_info(desired_path, mem.total_bytes);
     let found = q.list()?;
     // With an invalid file, show usage against the built-in default's shape (no targets
     // are enforced from it; the workers keep whatever job they have).
-    let shown = resolved.clone().unwrap_or_else(|| {
+    let shown = resolved.unwrap_or_else(|| {
         desired::DesiredState::default()
             .resolve(desired_path, mem.total_bytes, None)
             .expect("default is valid")
     });
     info.window_days = shown.window_days;
-    let tick::Pass {
-        observation: obs,
-        windows,
-        decisions,
-        ..
-    } = tick::prepare(&q, &shown, &found)?;
-    let cpu_placement = found
+    let pass = tick::prepare(&q, &shown, &found)?;
+    let host = crate::observe::host::Host {
+        memory_tier_gib: shown.memory_tier_gib,
+        cpu_placement: cpu_placement(state_dir, &shown, &found),
+        ..crate::observe::host::detect()
+    };
+    let mut res = resources(&pass.observation, &shown, &found);
+    judge_windows(&mut res, &pass, &shown);
+    Ok(Status {
+        resources: res,
+        jobs: found.iter().map(job_info).collect(),
+        last_reconcile: history::last(state_dir, pass.observation.at).map(|r| r.ts),
+        desired: info,
+        host,
+    })
+}
+
+/// The desired file resolved for this host, or why not, as status tells it.
+fn desired_info(desired_path: &Path, memory_total: u64) -> (Option<Resolved>, DesiredInfo) {
+    let loaded = crate::state::desired_file::load(desired_path).and_then(|(d, src)| {
+        Ok((
+            d.resolve(
+                desired_path,
+                memory_total,
+                Some(&crate::observe::mount_path_problem),
+            )?,
+            src,
+        ))
+    });
+    let mut info = DesiredInfo {
+        path: desired_path.to_path_buf(),
+        built_in_default: false,
+        valid: false,
+        error: None,
+        paused: false,
+        window_days: 0,
+    };
+    match loaded {
+        Ok((r, src)) => {
+            info.built_in_default = matches!(src, Source::BuiltIn(_));
+            info.valid = true;
+            info.paused = r.paused;
+            (Some(r), info)
+        }
+        Err(e) => {
+            info.error = Some(e.to_string());
+            (None, info)
+        }
+    }
+}
+
+/// Where the CPU burners run: the live worker's placement, else where one would go.
+fn cpu_placement(state_dir: &Path, shown: &Resolved, found: &[JobFound]) -> Option<Placement> {
+    found
         .iter()
         .find(|f| f.id == "cpu" && f.alive)
         .and_then(|f| f.status.as_ref()?.placement.clone())
@@ -394,13 +406,13 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
             let mut p = crate::worker::placement::plan_here(state_dir).describe();
             p.why = format!("no cpu worker runs; one would use this: {}", p.why);
             Some(p)
-        });
-    let host = crate::observe::host::Host {
-        memory_tier_gib: shown.memory_tier_gib,
-        cpu_placement,
-        ..crate::observe::host::detect()
-    };
-    let mut res = resources(&obs, &shown, &found);
+        })
+}
+
+/// Each resource's window so far (by `window::stat`, the one rule), its cost and the
+/// policy's forecast.
+fn judge_windows(res: &mut Resources, pass: &tick::Pass, shown: &Resolved) {
+    let (obs, windows) = (&pass.observation, &pass.windows);
     let window_s = shown.window_days as f64 * 86_400.0;
     let empty = window::Series::default();
     const GIB: f64 = (1u64 << 30) as f64;
@@ -410,7 +422,6 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
                   key: &str,
                   capacity: f64,
                   unit: CostUnit| {
-        let stat = u.statistic;
         let series = series.unwrap_or(&empty);
         let first = windows.first_record(series);
         let w = window::stat(
@@ -419,7 +430,7 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
             obs.at,
             window_s,
             u.target_percent,
-            stat,
+            u.statistic,
             shown.before_first_record,
         );
         let recorded_h = w.coverage
@@ -427,7 +438,7 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
             / 3600.0;
         u.cost = Some(cost(w.synthetic_percent_hours, capacity, unit, recorded_h));
         u.window = Some(w);
-        u.forecast = decisions.get(key).cloned();
+        u.forecast = pass.decisions.get(key).cloned();
     };
     if let Some(u) = res.cpu.as_mut() {
         let cpus = obs.host_cpus as f64;
@@ -450,13 +461,6 @@ pub fn status(state_dir: &Path, desired_path: &Path) -> Result<Status> {
             CostUnit::GibHours,
         );
     }
-    Ok(Status {
-        resources: res,
-        jobs: found.iter().map(job_info).collect(),
-        last_reconcile: history::last(state_dir, obs.at).map(|r| r.ts),
-        desired: info,
-        host,
-    })
 }
 
 /// `cro status` as a person reads it: the header (desired file, host, placement), the

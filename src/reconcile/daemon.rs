@@ -14,6 +14,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// What `on_tick` is told after each pass: the job directory, the pass's report (or why
+/// it failed) and whether the desired file in force is the one on disk.
+pub type OnTick<'a> = dyn FnMut(&JobDir, std::result::Result<&tick::TickReport, &Error>, bool) + 'a;
+
+/// The daemon: a pass every `interval_seconds` (and at once after a change of the desired
+/// file or a SIGHUP), until SIGTERM or SIGINT. Workers keep their jobs when it stops.
 pub fn run(
     state_dir: &Path,
     desired_path: &Path,
@@ -23,7 +29,7 @@ pub fn run(
 ) -> Result<()> {
     let q = JobDir::new(state_dir);
     q.ensure()?;
-    // One daemon per state directory.
+    // One daemon per state directory (held until we return).
     let daemon_lock = crate::state::fsutil::open_lock_file(&state_dir.join("daemon.lock"))?;
     if daemon_lock.try_lock().is_err() {
         return Err(Error::Runtime(format!(
@@ -33,40 +39,12 @@ pub fn run(
     }
     // One cro per host: refuse to start beside another state directory's (exit 1).
     crate::state::claim::take(state_dir)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .map_err(|e| Error::os("install signal handler", e))?;
-    }
-    // SIGHUP (systemctl reload): look at the desired file now, as for a change event.
-    let hup = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
-        .map_err(|e| Error::os("install signal handler", e))?;
+    let signals = Signals::install()?;
     // What the file held when last loaded: only a change of content is a change. Reading
     // the file (status, serve, metrics, a person's `cat`, our own reload) produces inotify
     // events too; before this, each reload's own read caused the next reload.
     let read = || crate::state::desired_file::read(desired_path);
-    let load = |bytes: Option<&[u8]>| -> Result<(Resolved, Source)> {
-        if named && bytes.is_none() {
-            // A named file that went away is an error, never the built-in default.
-            return Err(Error::Invalid {
-                path: desired_path.to_path_buf(),
-                problems: vec![crate::error::Problem::new(
-                    "",
-                    "the file named by --desired (or CRO_DESIRED) is gone",
-                )],
-            });
-        }
-        let (d, src) = desired::from_contents(desired_path, bytes)?;
-        Ok((
-            d.resolve(
-                desired_path,
-                memory_total,
-                Some(&crate::observe::mount_path_problem),
-            )?,
-            src,
-        ))
-    };
+    let load = |bytes: Option<&[u8]>| load(desired_path, named, memory_total, bytes);
     // An invalid file at start is fatal (exit 78): there is no last good state to keep.
     let mut seen = read()?;
     let (mut good, src) = load(seen.as_deref())?;
@@ -76,48 +54,14 @@ pub fn run(
             p.display()
         );
     }
-    let (tx, rx) = mpsc::channel();
-    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-        let _ = tx.send(ev);
-    })
-    .map_err(|e| Error::os("watch files", std::io::Error::other(e)))?;
-    let dir = desired_path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    watcher
-        .watch(dir, RecursiveMode::NonRecursive)
-        .map_err(|e| Error::io(dir, "watch", std::io::Error::other(e)))?;
-    let name = desired_path.file_name().map(|n| n.to_os_string());
+    let watch = DesiredWatch::start(desired_path)?;
     tracing::info!(desired = %desired_path.display(), state = %state_dir.display(), interval = good.interval_seconds, "daemon started");
-
     let mut config_ok = true;
     let mut next = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
+    while !signals.stop.load(Ordering::Relaxed) {
         if Instant::now() >= next {
             let started = Instant::now();
-            match StateLock::acquire(state_dir, Duration::from_secs(10)) {
-                // Claimed again each tick: a `recover` of this state directory releases it.
-                Ok(_lock) => match crate::state::claim::take(state_dir) {
-                    Err(e) => tracing::error!("{e}; skipping this tick"),
-                    Ok(()) => {
-                        let r = tick::tick(&q, &good);
-                        match &r {
-                            Ok(r) => {
-                                for a in &r.plan.actions {
-                                    tracing::info!("{}", a.describe());
-                                }
-                                for e in &r.errors {
-                                    tracing::error!("{e}");
-                                }
-                            }
-                            Err(e) => tracing::error!("reconcile failed: {e}"),
-                        }
-                        on_tick(&q, r.as_ref(), config_ok);
-                    }
-                },
-                Err(e) => tracing::warn!("{e}; skipping this tick"),
-            }
+            pass(&q, &good, config_ok, &mut on_tick);
             procs::reap_children();
             // Fixed rate: the next tick is an interval after this one began, so a tick's own
             // duration does not stretch the cadence (one record per interval).
@@ -127,27 +71,11 @@ pub fn run(
         let wait = next
             .saturating_duration_since(Instant::now())
             .min(Duration::from_millis(250));
-        let event = rx.recv_timeout(wait);
-        let reload_asked = hup.swap(false, Ordering::Relaxed);
+        let changed_file = watch.wait(wait)?;
+        let reload_asked = signals.hup.swap(false, Ordering::Relaxed);
         if reload_asked {
             tracing::info!("SIGHUP: reading the desired file again");
         }
-        let changed_file = match event {
-            Ok(Ok(ev)) if touches(&ev, name.as_deref()) => {
-                // Let a burst of events (an editor's write, then rename) settle.
-                std::thread::sleep(Duration::from_millis(200));
-                while rx.try_recv().is_ok() {}
-                true
-            }
-            Ok(Ok(_)) | Err(mpsc::RecvTimeoutError::Timeout) => false,
-            Ok(Err(e)) => {
-                tracing::warn!("file watch error: {e}");
-                false
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(Error::Runtime("file watcher stopped".into()));
-            }
-        };
         if (changed_file || reload_asked)
             && reconsider(&read, &load, &mut seen, &mut good, &mut config_ok)
         {
@@ -159,7 +87,136 @@ pub fn run(
     tracing::info!(
         "daemon stopping on signal; workers keep their jobs (use `cro recover` or `paused: true` to stop load)"
     );
+    drop(daemon_lock);
     Ok(())
+}
+
+/// Desired-state bytes (None: no file, the built-in default) resolved for this host. A
+/// named file that went away is an error, never the built-in default.
+fn load(
+    desired_path: &Path,
+    named: bool,
+    memory_total: u64,
+    bytes: Option<&[u8]>,
+) -> Result<(Resolved, Source)> {
+    if named && bytes.is_none() {
+        return Err(Error::Invalid {
+            path: desired_path.to_path_buf(),
+            problems: vec![crate::error::Problem::new(
+                "",
+                "the file named by --desired (or CRO_DESIRED) is gone",
+            )],
+        });
+    }
+    let (d, src) = desired::from_contents(desired_path, bytes)?;
+    let resolved = d.resolve(
+        desired_path,
+        memory_total,
+        Some(&crate::observe::mount_path_problem),
+    )?;
+    Ok((resolved, src))
+}
+
+/// One pass under the state lock (another command holding it for 10 s skips this tick).
+fn pass(q: &JobDir, good: &Resolved, config_ok: bool, on_tick: &mut OnTick) {
+    let state_dir = &q.state_dir;
+    match StateLock::acquire(state_dir, Duration::from_secs(10)) {
+        // Claimed again each tick: a `recover` of this state directory releases it.
+        Ok(_lock) => match crate::state::claim::take(state_dir) {
+            Err(e) => tracing::error!("{e}; skipping this tick"),
+            Ok(()) => {
+                let r = tick::tick(q, good);
+                match &r {
+                    Ok(r) => {
+                        for a in &r.plan.actions {
+                            tracing::info!("{}", a.describe());
+                        }
+                        for e in &r.errors {
+                            tracing::error!("{e}");
+                        }
+                    }
+                    Err(e) => tracing::error!("reconcile failed: {e}"),
+                }
+                on_tick(q, r.as_ref(), config_ok);
+            }
+        },
+        Err(e) => tracing::warn!("{e}; skipping this tick"),
+    }
+}
+
+/// SIGTERM/SIGINT ask the daemon to stop; SIGHUP (systemctl reload) to read the desired
+/// file now, as for a change event.
+struct Signals {
+    stop: Arc<AtomicBool>,
+    hup: Arc<AtomicBool>,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        let s = Signals {
+            stop: Arc::new(AtomicBool::new(false)),
+            hup: Arc::new(AtomicBool::new(false)),
+        };
+        for (sig, flag) in [
+            (signal_hook::consts::SIGTERM, &s.stop),
+            (signal_hook::consts::SIGINT, &s.stop),
+            (signal_hook::consts::SIGHUP, &s.hup),
+        ] {
+            signal_hook::flag::register(sig, Arc::clone(flag))
+                .map_err(|e| Error::os("install signal handler", e))?;
+        }
+        Ok(s)
+    }
+}
+
+/// The watch on the desired file's directory (editors and config management replace files
+/// by rename), its events filtered by the file's name.
+struct DesiredWatch {
+    _watcher: notify::RecommendedWatcher,
+    rx: mpsc::Receiver<notify::Result<notify::Event>>,
+    name: Option<std::ffi::OsString>,
+}
+
+impl DesiredWatch {
+    fn start(desired_path: &Path) -> Result<DesiredWatch> {
+        let (tx, rx) = mpsc::channel();
+        let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+            let _ = tx.send(ev);
+        })
+        .map_err(|e| Error::os("watch files", std::io::Error::other(e)))?;
+        let dir = desired_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        watcher
+            .watch(dir, RecursiveMode::NonRecursive)
+            .map_err(|e| Error::io(dir, "watch", std::io::Error::other(e)))?;
+        Ok(DesiredWatch {
+            _watcher: watcher,
+            rx,
+            name: desired_path.file_name().map(|n| n.to_os_string()),
+        })
+    }
+
+    /// Wait up to `wait` for an event about the desired file: whether one came.
+    fn wait(&self, wait: Duration) -> Result<bool> {
+        match self.rx.recv_timeout(wait) {
+            Ok(Ok(ev)) if touches(&ev, self.name.as_deref()) => {
+                // Let a burst of events (an editor's write, then rename) settle.
+                std::thread::sleep(Duration::from_millis(200));
+                while self.rx.try_recv().is_ok() {}
+                Ok(true)
+            }
+            Ok(Ok(_)) | Err(mpsc::RecvTimeoutError::Timeout) => Ok(false),
+            Ok(Err(e)) => {
+                tracing::warn!("file watch error: {e}");
+                Ok(false)
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(Error::Runtime("file watcher stopped".into()))
+            }
+        }
+    }
 }
 
 /// Loads desired-state bytes (None: the built-in default) into a resolved state.

@@ -201,40 +201,11 @@ pub fn run(
         progress("removed the burners' idle cgroup");
     }
     for m in &mounts {
-        match ballast::remove_all(m) {
-            Ok(r) => {
-                report.deleted_ballast_bytes += r.bytes;
-                if r.bytes > 0 {
-                    progress(&format!(
-                        "deleted {} of ballast in {}",
-                        human_bytes(r.bytes),
-                        m.display()
-                    ));
-                }
-                for l in r.left {
-                    report.problems.push(format!(
-                        "left {}/{}/{l} in place: not a file cro makes",
-                        m.display(),
-                        ballast::DIR
-                    ));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => report.problems.push(format!("{}: {e}", m.display())),
-        }
+        delete_ballast(m, &mut report, progress);
     }
     crate::fault::point(crate::fault::CrashPoint::RecoverAfterBallast);
     report.deleted_job_files = clear_jobs_dir(&q)?;
-    // Still owned: only what may still hold ballast (left in place, or unmounted now).
-    let owned = crate::state::owned::load(state_dir);
-    let still: BTreeSet<PathBuf> = owned
-        .iter()
-        .filter(|m| ballast::open(m, false).ok().flatten().is_some() || !ballast::is_mount_point(m))
-        .cloned()
-        .collect();
-    if still != owned && state_dir.exists() {
-        crate::state::owned::save(state_dir, &still)?;
-    }
+    forget_owned(state_dir)?;
     // Temp files an interrupted write left (workers are stopped, we hold the state lock).
     for dir in [
         q.state_dir.clone(),
@@ -249,6 +220,46 @@ pub fn run(
     }
     report.after = snapshot(&q, &mounts);
     Ok(report)
+}
+
+/// Delete the ballast on one mount; what is not a file cro makes stays, and is reported.
+fn delete_ballast(m: &Path, report: &mut Recovery, progress: &mut dyn FnMut(&str)) {
+    match ballast::remove_all(m) {
+        Ok(r) => {
+            report.deleted_ballast_bytes += r.bytes;
+            if r.bytes > 0 {
+                progress(&format!(
+                    "deleted {} of ballast in {}",
+                    human_bytes(r.bytes),
+                    m.display()
+                ));
+            }
+            for l in r.left {
+                report.problems.push(format!(
+                    "left {}/{}/{l} in place: not a file cro makes",
+                    m.display(),
+                    ballast::DIR
+                ));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => report.problems.push(format!("{}: {e}", m.display())),
+    }
+}
+
+/// Still owned: only the mounts that may still hold ballast (left in place, or
+/// unmounted now).
+fn forget_owned(state_dir: &Path) -> Result<()> {
+    let owned = crate::state::owned::load(state_dir);
+    let still: BTreeSet<PathBuf> = owned
+        .iter()
+        .filter(|m| ballast::open(m, false).ok().flatten().is_some() || !ballast::is_mount_point(m))
+        .cloned()
+        .collect();
+    if still != owned && state_dir.exists() {
+        crate::state::owned::save(state_dir, &still)?;
+    }
+    Ok(())
 }
 
 pub fn describe(s: &Snapshot) -> String {

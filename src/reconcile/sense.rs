@@ -35,18 +35,67 @@ pub fn sense(
     found: &[JobFound],
     persist: bool,
 ) -> Result<Observation> {
-    let state_dir = &q.state_dir;
     let cg = observe::read_cgroup_limits();
     let host_cpus = observe::host_cpus();
+    let cpu = sense_cpu(&q.state_dir, found, persist, host_cpus)?;
+    let metric = desired
+        .memory
+        .as_ref()
+        .map_or(crate::control::desired::MemoryMetric::Available, |m| {
+            m.metric
+        });
+    let memory =
+        observe::read_memory_as(&cg, metric).map_err(|e| Error::io("/proc/meminfo", "read", e))?;
+    let memory_synthetic_bytes = found
+        .iter()
+        .find(|f| f.id == "memory")
+        .filter(|f| f.alive)
+        .and_then(|f| f.status.as_ref())
+        .map_or(0, |s| s.ballast_bytes);
+    Ok(Observation {
+        at: cpu.at,
+        interval_s: cpu.interval_s,
+        cpu_total_percent: cpu.total,
+        cpu_synthetic_percent: cpu.synthetic,
+        host_cpus,
+        usable_cpus: observe::usable_cpus(&cg),
+        memory,
+        memory_synthetic_bytes,
+        memory_psi_some_avg10: observe::read_memory_psi(),
+        disks: sense_disks(desired),
+        cgroup: cg,
+    })
+}
+
+/// CPU over the interval: when it ended, how long it was, the total and cro's share.
+struct CpuReading {
+    at: f64,
+    interval_s: f64,
+    total: f64,
+    synthetic: f64,
+}
+
+fn read_cpu_times() -> Result<CpuTimes> {
+    observe::read_cpu_times().map_err(|e| Error::io("/proc/stat", "read", e))
+}
+
+/// CPU since the last pass's counters (or over a half-second sample of our own when there
+/// are none), and the part of it cro's own processes used.
+fn sense_cpu(
+    state_dir: &Path,
+    found: &[JobFound],
+    persist: bool,
+    host_cpus: usize,
+) -> Result<CpuReading> {
     let prev: Option<CpuCounters> = fsutil::read_optional(&counters_path(state_dir))?
         .and_then(|b| serde_json::from_slice(&b).ok());
-    let mut now_cpu = observe::read_cpu_times().map_err(|e| Error::io("/proc/stat", "read", e))?;
+    let mut now_cpu = read_cpu_times()?;
     let mut at = timefmt::now_unix();
     // The previous pass was a moment ago (passes back to back): wait until half a second
     // has passed since its counters rather than taking a fresh half-second sample.
     if let Some(p) = prev.as_ref().filter(|p| (0.0..0.5).contains(&(at - p.at))) {
         std::thread::sleep(Duration::from_secs_f64(0.5 - (at - p.at)));
-        now_cpu = observe::read_cpu_times().map_err(|e| Error::io("/proc/stat", "read", e))?;
+        now_cpu = read_cpu_times()?;
         at = timefmt::now_unix();
     }
     // Every cro process is synthetic load: the workers (a memory worker filling its
@@ -61,7 +110,6 @@ pub fn sense(
         own_pids.push(std::process::id());
     }
     let mut own_now = observe::read_proc_cpu(&own_pids);
-
     let (interval, total, own_before, base_at) = match prev
         .as_ref()
         .and_then(|p| Some((p, now_cpu.percent_since(&p.cpu)?)))
@@ -72,7 +120,7 @@ pub fn sense(
             let start = now_cpu;
             let own_start = own_now;
             std::thread::sleep(Duration::from_millis(500));
-            now_cpu = observe::read_cpu_times().map_err(|e| Error::io("/proc/stat", "read", e))?;
+            now_cpu = read_cpu_times()?;
             own_now = observe::read_proc_cpu(&own_pids);
             let t0 = at;
             at = timefmt::now_unix();
@@ -86,7 +134,6 @@ pub fn sense(
     };
     let synthetic =
         observe::synthetic_cpu_percent(&own_before, &own_now, base_at, interval, host_cpus, total);
-
     if persist {
         let c = CpuCounters {
             at,
@@ -100,23 +147,17 @@ pub fn sense(
             true,
         )?;
     }
+    Ok(CpuReading {
+        at,
+        interval_s: interval,
+        total,
+        synthetic,
+    })
+}
 
-    let memory = observe::read_memory_as(
-        &cg,
-        desired
-            .memory
-            .as_ref()
-            .map_or(crate::control::desired::MemoryMetric::Available, |m| {
-                m.metric
-            }),
-    )
-    .map_err(|e| Error::io("/proc/meminfo", "read", e))?;
-    let memory_synthetic_bytes = found
-        .iter()
-        .find(|f| f.id == "memory")
-        .filter(|f| f.alive)
-        .and_then(|f| f.status.as_ref())
-        .map_or(0, |s| s.ballast_bytes);
+/// Each listed mount: its usage and the ballast on it (what is on disk, worker or not:
+/// the honest synthetic share), or why it cannot be read or padded.
+fn sense_disks(desired: &Resolved) -> BTreeMap<std::path::PathBuf, DiskObservation> {
     let mut disks = BTreeMap::new();
     let plain_ok = desired
         .disk
@@ -144,7 +185,6 @@ pub fn sense(
                 synthetic_bytes: 0,
                 error: Some(e.to_string()),
             },
-            // Ballast is what is on disk, worker or not: the honest synthetic share.
             (Ok(usage), Ok(dir)) => DiskObservation {
                 usage,
                 synthetic_bytes: dir.map_or(0, |d| ballast::held(&d)),
@@ -157,17 +197,5 @@ pub fn sense(
         };
         disks.insert(m.clone(), d);
     }
-    Ok(Observation {
-        at,
-        interval_s: interval,
-        cpu_total_percent: total,
-        cpu_synthetic_percent: synthetic,
-        host_cpus,
-        usable_cpus: observe::usable_cpus(&cg),
-        memory,
-        memory_synthetic_bytes,
-        memory_psi_some_avg10: observe::read_memory_psi(),
-        disks,
-        cgroup: cg,
-    })
+    disks
 }

@@ -131,6 +131,53 @@ fn place(state_dir: &std::path::Path) -> placement::Target {
     }
 }
 
+/// The host's CPU and this worker's own, measured between two looks.
+struct Meter {
+    host_cpus: f64,
+    prev_host: Option<observe::CpuTimes>,
+    prev_own: f64,
+    prev_at: Instant,
+}
+
+impl Meter {
+    fn new(host_cpus: f64) -> Meter {
+        Meter {
+            host_cpus,
+            prev_host: observe::read_cpu_times().ok(),
+            prev_own: crate::sys::cpu_seconds(false),
+            prev_at: Instant::now(),
+        }
+    }
+
+    /// Since the last look: the host's total CPU and our own share (percent of the host),
+    /// and our CPU clock now (seconds).
+    fn look(&mut self) -> (f64, f64, f64) {
+        let host = observe::read_cpu_times().ok();
+        let own_now = crate::sys::cpu_seconds(false);
+        let dt = self.prev_at.elapsed().as_secs_f64();
+        let own = ((own_now - self.prev_own) / (dt * self.host_cpus) * 100.0).clamp(0.0, 100.0);
+        let total = match (host, self.prev_host) {
+            (Some(h), Some(p)) => h.percent_since(&p).unwrap_or(own),
+            _ => own,
+        };
+        (self.prev_host, self.prev_own, self.prev_at) = (host, own_now, Instant::now());
+        (total, own, own_now)
+    }
+}
+
+/// One burner thread per usable CPU, each joining the idle group (v1) itself.
+fn start_burners(shared: &Arc<Shared>, threads: usize) -> Result<Vec<std::thread::JoinHandle<()>>> {
+    (0..threads)
+        .map(|i| {
+            let s = Arc::clone(shared);
+            std::thread::Builder::new()
+                .name(format!("cro-burn-{i}"))
+                .spawn(move || burner(s))
+        })
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| crate::error::Error::os("start burner threads", e))
+}
+
 pub fn run(ctx: &mut Ctx) -> Result<End> {
     // Autogroup nice 19 in any case: it is what holds where no idle cgroup can be had,
     // and harmless where one can (a task in a non-root cgroup has no autogroup).
@@ -147,26 +194,15 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
         join_failed: AtomicBool::new(false),
     });
     ctx.status.placement = Some(target.describe());
-    let handles: Vec<_> = (0..threads)
-        .map(|i| {
-            let s = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name(format!("cro-burn-{i}"))
-                .spawn(move || burner(s))
-        })
-        .collect::<std::io::Result<_>>()
-        .map_err(|e| crate::error::Error::os("start burner threads", e))?;
+    let handles = start_burners(&shared, threads)?;
     tracing::info!(
         threads,
         usable_cpus = usable,
         host_cpus,
         "cpu worker running"
     );
-
     let mut ctl = CpuControl::default();
-    let mut prev_host = observe::read_cpu_times().ok();
-    let mut prev_own = crate::sys::cpu_seconds(false);
-    let mut prev_at = Instant::now();
+    let mut meter = Meter::new(host_cpus);
     let end = loop {
         if let Err(end) = ctx.poll() {
             break end;
@@ -175,15 +211,7 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
         if ctx.stopping() {
             continue;
         }
-        let host = observe::read_cpu_times().ok();
-        let own_now = crate::sys::cpu_seconds(false);
-        let dt = prev_at.elapsed().as_secs_f64();
-        let own = ((own_now - prev_own) / (dt * host_cpus) * 100.0).clamp(0.0, 100.0);
-        let total = match (host, prev_host) {
-            (Some(h), Some(p)) => h.percent_since(&p).unwrap_or(own),
-            _ => own,
-        };
-        (prev_host, prev_own, prev_at) = (host, own_now, Instant::now());
+        let (total, own, own_now) = meter.look();
         let JobSpec::Cpu {
             level_percent,
             max_synthetic_percent,
@@ -203,13 +231,13 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
         shared
             .duty_ppm
             .store((step.duty * 1e6) as u32, Ordering::Relaxed);
-        // Our share over the last second as measured (already an interval average; the
-        // reconciler's history uses the cumulative CPU clock, not this figure).
         if shared.join_failed.swap(false, Ordering::Relaxed) {
             ctx.status.placement = Some(placement::fallback(
                 "a burner thread could not join the idle cgroup (see the worker log)",
             ));
         }
+        // Our share over the last second as measured (already an interval average; the
+        // reconciler's history uses the cumulative CPU clock, not this figure).
         ctx.status.synthetic_percent = crate::format::round2(own);
         ctx.status.cpu_seconds_total = own_now;
         ctx.status.limited_by = (step.want_percent >= max_synthetic_percent

@@ -277,6 +277,55 @@ fn unusable(mount: &std::path::Path, allow_plain: bool, held: Option<&Files>) ->
     None
 }
 
+/// What the current job asks of this worker, read again at every poll (a pass may change
+/// the level or the floor; a changed mount is another job).
+struct Goal {
+    level_percent: f64,
+    min_free_percent: f64,
+    min_free_bytes: u64,
+    fill: Fill,
+    allow_plain_directory: bool,
+}
+
+impl Goal {
+    /// None when the job is gone or now pads another mount.
+    fn of(spec: &JobSpec, mount: &std::path::Path) -> Option<Goal> {
+        match spec {
+            JobSpec::Disk {
+                level_percent,
+                min_free_percent,
+                min_free_bytes,
+                mount: m,
+                fill,
+                allow_plain_directory,
+                ..
+            } if m == mount => Some(Goal {
+                level_percent: *level_percent,
+                min_free_percent: *min_free_percent,
+                min_free_bytes: *min_free_bytes,
+                fill: *fill,
+                allow_plain_directory: *allow_plain_directory,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What the worker carries from one poll to the next.
+#[derive(Default)]
+struct Padding {
+    /// Opened only while the mount is usable, and closed when it stops being so (holding
+    /// it would keep a lazily unmounted filesystem alive).
+    held: Option<Files>,
+    /// Organic growth, bytes/s: rises at once, decays over ~10 s.
+    growth: f64,
+    /// When the last poll looked, and the organic bytes it saw.
+    prev: Option<(Instant, f64)>,
+    /// After a release for a fast writer: no regrowth until then, gentle regrowth for
+    /// GENTLE after.
+    hold_until: Option<Instant>,
+}
+
 pub fn run(ctx: &mut Ctx) -> Result<End> {
     let JobSpec::Disk { mount, .. } = ctx.spec.clone() else {
         return Ok(End::JobRemoved);
@@ -284,131 +333,148 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
     // Idle I/O class whatever the fill: writing noise is bulk I/O, and even fallocate's
     // metadata and the trims' journal writes must queue behind real work.
     ioprio_idle();
-    // Opened only while the mount is usable, and closed when it stops being so (holding
-    // it would keep a lazily unmounted filesystem alive).
-    let mut held: Option<Files> = None;
-    let mut growth = 0.0f64;
-    let mut prev: Option<(Instant, f64)> = None;
-    // After a release for a fast writer: no regrowth until then, gentle regrowth for a
-    // while after.
-    let mut hold_until: Option<Instant> = None;
+    let mut p = Padding::default();
     let end = loop {
         if let Err(end) = ctx.poll() {
             break end;
         }
-        let JobSpec::Disk {
-            level_percent,
-            min_free_percent,
-            min_free_bytes,
-            mount: m,
-            fill,
-            allow_plain_directory,
-            ..
-        } = ctx.spec.clone()
-        else {
+        let Some(goal) = Goal::of(&ctx.spec, &mount) else {
             break End::JobRemoved;
         };
-        if m != mount {
-            break End::JobRemoved;
-        }
-        if let Some(why) = unusable(&mount, allow_plain_directory, held.as_ref()) {
-            if let Some(files) = held.take() {
-                tracing::warn!(mount = %mount.display(), "{why}");
-                if let Ok((_, list)) = files.own() {
-                    let _ = files.shrink_to(&list, 0);
-                }
-            }
-            prev = None;
-            ctx.status.ballast_bytes = 0;
-            ctx.status.ballast_target_bytes = 0;
-            ctx.status.synthetic_percent = 0.0;
-            ctx.status.fill_rate_bytes_per_s = 0.0;
-            ctx.status.limited_by = Some("not mounted".into());
-            ctx.status.message = Some(why);
-            ctx.publish(false);
+        if let Some(why) = unusable(&mount, goal.allow_plain_directory, p.held.as_ref()) {
+            p.let_go(ctx, &mount, why);
             ctx.sleep(Duration::from_secs(1));
             continue;
         }
-        if held.is_none() {
-            match ballast::open(&mount, true) {
-                Ok(Some(dir)) => {
-                    held = Some(Files {
-                        dir,
-                        noise: Noise::new(),
-                    })
-                }
-                Ok(None) => unreachable!("open with create returns the directory"),
-                Err(e) => {
-                    // Refused (not ours, planted) or unusable: hold nothing there, say so,
-                    // look again later (an operator may fix it).
-                    ctx.quiet.warn(
-                        "ballast-dir",
-                        format_args!("cannot use the ballast directory: {e}"),
-                    );
-                    ctx.status.ballast_bytes = 0;
-                    ctx.status.ballast_target_bytes = 0;
-                    ctx.status.synthetic_percent = 0.0;
-                    ctx.status.limited_by = Some("ballast directory refused".into());
-                    ctx.status.message = Some(e.to_string());
-                    ctx.publish(false);
-                    ctx.sleep(Duration::from_secs(5));
-                    continue;
-                }
+        if !p.open(ctx, &mount) {
+            ctx.sleep(Duration::from_secs(5));
+            continue;
+        }
+        let step = p.step(ctx, &mount, &goal);
+        p.show(ctx, &mount, step);
+        ctx.publish(false);
+        let files = p.held.as_ref().expect("opened above");
+        if let Some(released) = watch(ctx, files, &mount) {
+            // Back off, then regrow gently.
+            p.hold_until = Some(Instant::now() + HOLD);
+            ctx.status.ballast_bytes = ctx.status.ballast_bytes.saturating_sub(released);
+            p.prev = None;
+        }
+    };
+    Ok(p.end(ctx, &mount, end))
+}
+
+impl Padding {
+    /// The mount stopped being usable: give back what we held there, close it, say why.
+    fn let_go(&mut self, ctx: &mut Ctx, mount: &std::path::Path, why: String) {
+        if let Some(files) = self.held.take() {
+            tracing::warn!(mount = %mount.display(), "{why}");
+            if let Ok((_, list)) = files.own() {
+                let _ = files.shrink_to(&list, 0);
             }
         }
-        let files = held.as_mut().expect("opened above");
-        let step = (|| -> std::io::Result<DiskStep> {
-            let (own, list) = files.own()?;
-            let fs = observe::fs_usage(&mount)?;
-            let organic = fs.used_bytes.saturating_sub(own) as f64;
-            if let Some((t, o)) = prev {
-                let dt = t.elapsed().as_secs_f64().max(1e-3);
-                let rate = ((organic - o) / dt).max(0.0);
-                // Rise at once, decay over ~10 s: headroom follows a burst quickly and
-                // relaxes slowly.
-                growth = if rate > growth {
-                    rate
-                } else {
-                    growth * (1.0 - (dt / 10.0).min(1.0))
-                };
+        self.prev = None;
+        ctx.status.ballast_bytes = 0;
+        ctx.status.ballast_target_bytes = 0;
+        ctx.status.synthetic_percent = 0.0;
+        ctx.status.fill_rate_bytes_per_s = 0.0;
+        ctx.status.limited_by = Some("not mounted".into());
+        ctx.status.message = Some(why);
+        ctx.publish(false);
+    }
+
+    /// Open the ballast directory unless it is open: false (and said in the status) when
+    /// it is refused (not ours, planted) or unusable; an operator may fix it.
+    fn open(&mut self, ctx: &mut Ctx, mount: &std::path::Path) -> bool {
+        if self.held.is_some() {
+            return true;
+        }
+        match ballast::open(mount, true) {
+            Ok(Some(dir)) => {
+                self.held = Some(Files {
+                    dir,
+                    noise: Noise::new(),
+                });
+                true
             }
-            let last_poll = prev.map(|(t, _)| t);
-            prev = Some((Instant::now(), organic));
-            let step = target(
-                level_percent,
-                min_free_percent,
-                min_free_bytes,
-                &fs,
-                own,
-                growth,
-            );
-            let slack = (fs.capacity_bytes() / 500).max(1 << 20);
-            let now = Instant::now();
-            let held_back = hold_until.is_some_and(|t| now < t);
-            let gentle = hold_until.is_some_and(|t| now < t + GENTLE);
-            if step.target_bytes < own {
-                files.shrink_to(&list, step.target_bytes)?;
-            } else if step.target_bytes > own + slack && !held_back {
-                let add = step.target_bytes - own;
-                let add = if gentle { add.min(REGROW_STEP) } else { add };
-                files.grow(&list, add, fill)?;
+            Ok(None) => unreachable!("open with create returns the directory"),
+            Err(e) => {
+                ctx.quiet.warn(
+                    "ballast-dir",
+                    format_args!("cannot use the ballast directory: {e}"),
+                );
+                ctx.status.ballast_bytes = 0;
+                ctx.status.ballast_target_bytes = 0;
+                ctx.status.synthetic_percent = 0.0;
+                ctx.status.limited_by = Some("ballast directory refused".into());
+                ctx.status.message = Some(e.to_string());
+                ctx.publish(false);
+                false
             }
-            let now_own = files.own()?.0;
-            let dt = last_poll
-                .map_or(1.0, |t| t.elapsed().as_secs_f64())
-                .max(1e-3);
-            // growth of our own ballast since the last poll (shown while filling)
-            ctx.status.fill_rate_bytes_per_s = if now_own > ctx.status.ballast_bytes {
-                (now_own - ctx.status.ballast_bytes) as f64 / dt
+        }
+    }
+
+    /// One poll: measure organic growth, decide the ballast, grow or trim toward it.
+    fn step(
+        &mut self,
+        ctx: &mut Ctx,
+        mount: &std::path::Path,
+        goal: &Goal,
+    ) -> std::io::Result<DiskStep> {
+        let files = self.held.as_mut().expect("opened before a step");
+        let (own, list) = files.own()?;
+        let fs = observe::fs_usage(mount)?;
+        let organic = fs.used_bytes.saturating_sub(own) as f64;
+        if let Some((t, o)) = self.prev {
+            let dt = t.elapsed().as_secs_f64().max(1e-3);
+            let rate = ((organic - o) / dt).max(0.0);
+            // Rise at once, decay over ~10 s: headroom follows a burst quickly and
+            // relaxes slowly.
+            self.growth = if rate > self.growth {
+                rate
             } else {
-                0.0
+                self.growth * (1.0 - (dt / 10.0).min(1.0))
             };
-            ctx.status.ballast_bytes = now_own;
-            ctx.status.synthetic_percent =
-                (observe::pct(ctx.status.ballast_bytes, fs.capacity_bytes()) * 100.0).round()
-                    / 100.0;
-            Ok(step)
-        })();
+        }
+        let last_poll = self.prev.map(|(t, _)| t);
+        self.prev = Some((Instant::now(), organic));
+        let step = target(
+            goal.level_percent,
+            goal.min_free_percent,
+            goal.min_free_bytes,
+            &fs,
+            own,
+            self.growth,
+        );
+        let slack = (fs.capacity_bytes() / 500).max(1 << 20);
+        let now = Instant::now();
+        let held_back = self.hold_until.is_some_and(|t| now < t);
+        let gentle = self.hold_until.is_some_and(|t| now < t + GENTLE);
+        if step.target_bytes < own {
+            files.shrink_to(&list, step.target_bytes)?;
+        } else if step.target_bytes > own + slack && !held_back {
+            let add = step.target_bytes - own;
+            let add = if gentle { add.min(REGROW_STEP) } else { add };
+            files.grow(&list, add, goal.fill)?;
+        }
+        let now_own = files.own()?.0;
+        let dt = last_poll
+            .map_or(1.0, |t| t.elapsed().as_secs_f64())
+            .max(1e-3);
+        // growth of our own ballast since the last poll (shown while filling)
+        ctx.status.fill_rate_bytes_per_s = if now_own > ctx.status.ballast_bytes {
+            (now_own - ctx.status.ballast_bytes) as f64 / dt
+        } else {
+            0.0
+        };
+        ctx.status.ballast_bytes = now_own;
+        ctx.status.synthetic_percent =
+            (observe::pct(ctx.status.ballast_bytes, fs.capacity_bytes()) * 100.0).round() / 100.0;
+        Ok(step)
+    }
+
+    /// A step's outcome into the status (and, after a failure, what we give back).
+    fn show(&mut self, ctx: &mut Ctx, mount: &std::path::Path, step: std::io::Result<DiskStep>) {
         match step {
             Ok(s) => {
                 ctx.status.ballast_target_bytes = s.target_bytes;
@@ -417,12 +483,12 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
                 // Our own growth met a full filesystem (a writer took the space first):
-                // nothing to give back beyond what the watch below releases.
+                // nothing to give back beyond what the watch releases.
                 ctx.quiet.warn(
                     "disk-enospc",
                     format_args!("{}: no space to grow the ballast: {e}", mount.display()),
                 );
-                hold_until = Some(Instant::now() + HOLD);
+                self.hold_until = Some(Instant::now() + HOLD);
             }
             Err(e) => {
                 // A vanished mount, an I/O error...: give back what we can and say so;
@@ -431,6 +497,7 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
                     "disk-step",
                     format_args!("{}: disk step failed: {e}", mount.display()),
                 );
+                let files = self.held.as_ref().expect("opened before a step");
                 if let Ok((_, list)) = files.own() {
                     let _ = files.shrink_to(&list, 0);
                 }
@@ -438,31 +505,26 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
                 ctx.status.ballast_bytes = files.own().map(|o| o.0).unwrap_or(0);
             }
         }
-        ctx.publish(false);
-        if let Some(released) = watch(ctx, files, &mount) {
-            // Back off, then regrow gently.
-            hold_until = Some(Instant::now() + HOLD);
-            ctx.status.ballast_bytes = ctx.status.ballast_bytes.saturating_sub(released);
-            prev = None;
-        }
-    };
-    // Whatever ends the worker cleanly gives the space back; only a crash leaves ballast,
-    // which the next worker adopts or `recover` deletes.
-    // (Not where the path no longer leads to the filesystem we padded: there is nothing
-    // of ours there.)
-    let was_usable = held.is_some();
-    drop(held);
-    if end == End::LockLost || !was_usable {
-        return Ok(end);
     }
-    match ballast::remove_all(&mount) {
-        Ok(r) => {
-            tracing::info!(mount = %mount.display(), files = r.files, bytes = r.bytes, "ballast removed")
+
+    /// Whatever ends the worker cleanly gives the space back; only a crash leaves ballast,
+    /// which the next worker adopts or `recover` deletes. (Not where the path no longer
+    /// leads to the filesystem we padded: there is nothing of ours there.)
+    fn end(self, ctx: &mut Ctx, mount: &std::path::Path, end: End) -> End {
+        let was_usable = self.held.is_some();
+        drop(self.held);
+        if end == End::LockLost || !was_usable {
+            return end;
         }
-        Err(e) => tracing::warn!(mount = %mount.display(), "cannot remove ballast: {e}"),
+        match ballast::remove_all(mount) {
+            Ok(r) => {
+                tracing::info!(mount = %mount.display(), files = r.files, bytes = r.bytes, "ballast removed")
+            }
+            Err(e) => tracing::warn!(mount = %mount.display(), "cannot remove ballast: {e}"),
+        }
+        ctx.status.ballast_bytes = 0;
+        end
     }
-    ctx.status.ballast_bytes = 0;
-    Ok(end)
 }
 
 #[cfg(test)]

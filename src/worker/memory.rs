@@ -198,15 +198,29 @@ fn set_oom_score_adj() {
     }
 }
 
+/// What the worker carries from one poll to the next.
+struct Holding {
+    ballast: Ballast,
+    /// After memory pressure (PSI): no growth until then.
+    hold_until: Option<Instant>,
+    /// A failed mapping (an address-space limit, the commit limit) is retried after a
+    /// pause, not in a loop: before this the worker spun at 99.5 % of a CPU logging
+    /// ~8,000 lines a second.
+    backoff: Duration,
+    no_growth_until: Option<Instant>,
+}
+
+/// Below this difference the ballast is left as it is.
+const DEADBAND: u64 = 16 * MIB;
+
 pub fn run(ctx: &mut Ctx) -> Result<End> {
     set_oom_score_adj();
-    let mut ballast = Ballast::new();
-    let mut hold_until: Option<Instant> = None;
-    // A failed mapping (an address-space limit, the commit limit) is retried after a
-    // pause, not in a loop: before this the worker spun at 99.5 % of a CPU logging
-    // ~8,000 lines a second.
-    let mut backoff = BACKOFF_MIN;
-    let mut no_growth_until: Option<Instant> = None;
+    let mut h = Holding {
+        ballast: Ballast::new(),
+        hold_until: None,
+        backoff: BACKOFF_MIN,
+        no_growth_until: None,
+    };
     let end = loop {
         if let Err(end) = ctx.poll() {
             break end;
@@ -229,74 +243,85 @@ pub fn run(ctx: &mut Ctx) -> Result<End> {
                     "meminfo",
                     format_args!("cannot read memory usage, releasing ballast: {e}"),
                 );
-                ballast.shrink_to(0);
+                h.ballast.shrink_to(0);
                 ctx.sleep(Duration::from_secs(1));
                 continue;
             }
         };
-        let psi = observe::read_memory_psi();
-        let pressure = psi.is_some_and(|p| p > PSI_HIGH);
-        if pressure {
-            hold_until = Some(Instant::now() + PSI_HOLD);
+        let mut step = h.decide(level_percent, min_available_percent, &mem);
+        h.apply(ctx, &mut step);
+        ctx.status.ballast_bytes = h.ballast.bytes();
+        ctx.status.ballast_target_bytes = step.target_bytes;
+        ctx.status.synthetic_percent =
+            crate::format::round2(observe::pct(h.ballast.bytes(), mem.total_bytes));
+        ctx.status.limited_by = step.limited_by;
+        let growing = h.ballast.bytes() + DEADBAND < step.target_bytes;
+        ctx.publish(false);
+        if !growing {
+            ctx.sleep(Duration::from_millis(200));
         }
-        let held_back = hold_until.is_some_and(|t| Instant::now() < t);
-        let own = ballast.bytes();
-        let commit = strict_commit(ballast.mapped());
+    };
+    h.ballast.shrink_to(0);
+    ctx.status.ballast_bytes = 0;
+    Ok(end)
+}
+
+impl Holding {
+    /// The ballast to hold now: the level's, held back after pressure or a failed mapping.
+    fn decide(&mut self, level_percent: f64, min_available_percent: f64, mem: &Memory) -> MemStep {
+        let pressure = observe::read_memory_psi().is_some_and(|p| p > PSI_HIGH);
+        if pressure {
+            self.hold_until = Some(Instant::now() + PSI_HOLD);
+        }
+        let now = Instant::now();
+        let own = self.ballast.bytes();
+        let commit = strict_commit(self.ballast.mapped());
         let mut step = target(
             level_percent,
             min_available_percent,
-            &mem,
+            mem,
             own,
             pressure,
             commit,
         );
-        if held_back && step.target_bytes > own {
+        if self.hold_until.is_some_and(|t| now < t) && step.target_bytes > own {
             step.target_bytes = own;
             step.limited_by = Some("recent memory pressure (PSI)".into());
         }
-        let backing_off = no_growth_until.is_some_and(|t| Instant::now() < t);
-        if backing_off && step.target_bytes > own {
+        if self.no_growth_until.is_some_and(|t| now < t) && step.target_bytes > own {
             step.target_bytes = own;
             step.limited_by = Some("the last mapping failed; retrying later".into());
         }
-        let deadband = 16 * MIB;
-        if step.target_bytes + deadband / 2 < own
+        step
+    }
+
+    /// Grow or trim toward the step's target; a mapping that fails backs off.
+    fn apply(&mut self, ctx: &mut Ctx, step: &mut MemStep) {
+        let own = self.ballast.bytes();
+        if step.target_bytes + DEADBAND / 2 < own
             || step.target_bytes < own && step.limited_by.is_some()
         {
-            ballast.shrink_to(step.target_bytes);
-        } else if step.target_bytes > own + deadband {
-            match ballast.grow(step.target_bytes - own) {
-                Ok(()) => backoff = BACKOFF_MIN,
+            self.ballast.shrink_to(step.target_bytes);
+        } else if step.target_bytes > own + DEADBAND {
+            match self.ballast.grow(step.target_bytes - own) {
+                Ok(()) => self.backoff = BACKOFF_MIN,
                 Err(e) => {
                     ctx.quiet.warn(
                         "mmap",
                         format_args!(
                             "cannot map more ballast ({e}); holding {} MiB, retrying in {} s",
                             own / MIB,
-                            backoff.as_secs()
+                            self.backoff.as_secs()
                         ),
                     );
-                    no_growth_until = Some(Instant::now() + backoff);
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    self.no_growth_until = Some(Instant::now() + self.backoff);
+                    self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
                     step.target_bytes = own;
                     step.limited_by = Some(format!("cannot map more: {e}"));
                 }
             }
         }
-        ctx.status.ballast_bytes = ballast.bytes();
-        ctx.status.ballast_target_bytes = step.target_bytes;
-        ctx.status.synthetic_percent =
-            crate::format::round2(observe::pct(ballast.bytes(), mem.total_bytes));
-        ctx.status.limited_by = step.limited_by;
-        let growing = ballast.bytes() + deadband < step.target_bytes;
-        ctx.publish(false);
-        if !growing {
-            ctx.sleep(Duration::from_millis(200));
-        }
-    };
-    ballast.shrink_to(0);
-    ctx.status.ballast_bytes = 0;
-    Ok(end)
+    }
 }
 
 #[cfg(test)]

@@ -178,14 +178,15 @@ fn take_lock(jobs: &JobDir, id: &str, inherited: Option<i32>) -> Result<Option<F
     }
 }
 
-pub fn run(job_path: &Path, lock_fd: Option<i32>) -> Result<()> {
+/// Where a job file is: its state directory, and its id (`<state-dir>/jobs/<id>.json`).
+fn job_place(job_path: &Path) -> Result<(PathBuf, PathBuf, String)> {
     let job_path = std::path::absolute(job_path).map_err(|e| Error::io(job_path, "resolve", e))?;
-    let jobs_dir = job_path
+    let not_a_job = || Error::Usage("--job must be <state-dir>/jobs/<id>.json".into());
+    let state_dir = job_path
         .parent()
-        .ok_or_else(|| Error::Usage("--job must be <state-dir>/jobs/<id>.json".into()))?;
-    let state_dir = jobs_dir
-        .parent()
-        .ok_or_else(|| Error::Usage("--job must be <state-dir>/jobs/<id>.json".into()))?;
+        .and_then(Path::parent)
+        .ok_or_else(not_a_job)?
+        .to_path_buf();
     let id = job_path
         .file_name()
         .and_then(|n| n.to_str())
@@ -198,30 +199,39 @@ pub fn run(job_path: &Path, lock_fd: Option<i32>) -> Result<()> {
             ))
         })?
         .to_string();
-    let jobs = JobDir::new(state_dir);
-    let Some(lock) = take_lock(&jobs, &id, lock_fd)? else {
-        tracing::info!(%id, "another worker holds this job; exiting");
-        return Ok(());
-    };
-    let job: Job = match jobs.read_job(&id)? {
+    Ok((job_path, state_dir, id))
+}
+
+/// The job as written, checked (None: its file is gone, nothing to do).
+fn read_job(jobs: &JobDir, id: &str, job_path: &Path) -> Result<Option<Job>> {
+    match jobs.read_job(id)? {
         Some(Ok(j)) => {
             j.spec.check().map_err(|why| {
                 Error::Runtime(format!("{}: job out of range: {why}", job_path.display()))
             })?;
-            j
+            Ok(Some(j))
         }
-        Some(Err(e)) => {
-            return Err(Error::Runtime(format!(
-                "{}: unreadable job file: {e}",
-                job_path.display()
-            )));
-        }
-        None => {
-            tracing::info!(%id, "job file is gone; nothing to do");
-            return Ok(());
-        }
-    };
+        Some(Err(e)) => Err(Error::Runtime(format!(
+            "{}: unreadable job file: {e}",
+            job_path.display()
+        ))),
+        None => Ok(None),
+    }
+}
 
+/// A worker: take the job's lock, hold the job's level until it is removed, changed to
+/// another slot, the lock is lost or a signal comes, then say how it ended.
+pub fn run(job_path: &Path, lock_fd: Option<i32>) -> Result<()> {
+    let (job_path, state_dir, id) = job_place(job_path)?;
+    let jobs = JobDir::new(&state_dir);
+    let Some(lock) = take_lock(&jobs, &id, lock_fd)? else {
+        tracing::info!(%id, "another worker holds this job; exiting");
+        return Ok(());
+    };
+    let Some(job) = read_job(&jobs, &id, &job_path)? else {
+        tracing::info!(%id, "job file is gone; nothing to do");
+        return Ok(());
+    };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [
         signal_hook::consts::SIGTERM,
