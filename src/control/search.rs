@@ -170,7 +170,7 @@ pub fn case(id: u64) -> Case {
 }
 
 fn clamp(x: f64) -> f64 {
-    (x.clamp(0.0, 100.0) * 100.0).round() / 100.0
+    crate::format::round2(x.clamp(0.0, 100.0))
 }
 
 /// Hour of day (0..24) and day number of a trace time.
@@ -554,7 +554,7 @@ pub fn summarize(seed: u64, verdicts: &[Verdict]) -> Search {
             let at = |q: f64| {
                 (!ratios.is_empty()).then(|| {
                     let i = ((q * ratios.len() as f64).ceil() as usize).clamp(1, ratios.len());
-                    (ratios[i - 1] * 100.0).round() / 100.0
+                    crate::format::round2(ratios[i - 1])
                 })
             };
             ClassSummary {

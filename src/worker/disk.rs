@@ -469,7 +469,7 @@ impl Padding {
         };
         ctx.status.ballast_bytes = now_own;
         ctx.status.synthetic_percent =
-            (observe::pct(ctx.status.ballast_bytes, fs.capacity_bytes()) * 100.0).round() / 100.0;
+            crate::format::round2(observe::pct(ctx.status.ballast_bytes, fs.capacity_bytes()));
         Ok(step)
     }
 
