@@ -107,6 +107,21 @@ impl Case {
         )
     }
 
+    /// The rule's kind: statistic, window, and whether the trace is the host's first
+    /// window or a later one (the target and resource left out).
+    pub fn rule_kind(&self) -> String {
+        format!(
+            "{} {} d {}",
+            self.statistic.name(),
+            self.window_days,
+            if self.days == self.window_days {
+                "first"
+            } else {
+                "later"
+            }
+        )
+    }
+
     /// The trace as CSV (`t,cpu` or `t,memory`), to keep a miss as a regression trace.
     pub fn csv(&self) -> String {
         let k = if self.resource == "cpu" { 0 } else { 1 };
@@ -441,6 +456,8 @@ fn events(class: &str, r: &mut Rng, end: f64) -> Events {
 pub struct Verdict {
     pub id: u64,
     pub class: &'static str,
+    /// The rule's kind, for the cost table: `mean 7 d first`, `p95 30 d later` ...
+    pub rule: String,
     /// Holding the limit on every recorded row would have met the target.
     pub feasible: bool,
     pub compliant: bool,
@@ -477,6 +494,7 @@ pub fn judge(c: &Case) -> Verdict {
     Verdict {
         id: c.id,
         class: c.class,
+        rule: c.rule_kind(),
         feasible: feasible(&c.trace, k, &rule, &d),
         compliant: o.compliant,
         achieved: o.achieved,
@@ -522,12 +540,24 @@ pub struct ClassSummary {
     pub cost_ratio_max: Option<f64>,
 }
 
+/// The cost of compliance on the stationary and cyclic classes (where the cost goals
+/// are set), per kind of rule.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleCost {
+    pub rule: String,
+    pub cases: usize,
+    pub cost_ratio_median: Option<f64>,
+    pub cost_ratio_p95: Option<f64>,
+    pub cost_ratio_max: Option<f64>,
+}
+
 /// The search's result: the summary per class and every miss of a feasible case.
 #[derive(Debug, Clone, Serialize)]
 pub struct Search {
     pub first_case: u64,
     pub cases: usize,
     pub classes: Vec<ClassSummary>,
+    pub steady_cost_by_rule: Vec<RuleCost>,
     pub misses: Vec<Verdict>,
 }
 
@@ -535,6 +565,44 @@ pub struct Search {
 pub fn ids(seed: u64, n: usize) -> Vec<u64> {
     let mut r = Rng::new(seed);
     (0..n).map(|_| r.u64() >> 16).collect()
+}
+
+/// The median, p95 and max of some ratios (nearest rank, two decimals).
+fn spread(mut ratios: Vec<f64>) -> [Option<f64>; 3] {
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| {
+        (!ratios.is_empty()).then(|| {
+            let i = ((q * ratios.len() as f64).ceil() as usize).clamp(1, ratios.len());
+            crate::format::round2(ratios[i - 1])
+        })
+    };
+    [at(0.5), at(0.95), at(1.0)]
+}
+
+/// What compliance cost on the stationary and cyclic classes, per kind of rule.
+fn steady_cost_by_rule(verdicts: &[Verdict]) -> Vec<RuleCost> {
+    let mut by: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    for v in verdicts
+        .iter()
+        .filter(|v| matches!(v.class, "stationary" | "cyclic") && v.feasible && v.compliant)
+    {
+        if let Some(r) = v.ratio() {
+            by.entry(&v.rule).or_default().push(r);
+        }
+    }
+    by.into_iter()
+        .map(|(rule, ratios)| {
+            let cases = ratios.len();
+            let [m, p, x] = spread(ratios);
+            RuleCost {
+                rule: rule.to_string(),
+                cases,
+                cost_ratio_median: m,
+                cost_ratio_p95: p,
+                cost_ratio_max: x,
+            }
+        })
+        .collect()
 }
 
 /// Summarize verdicts per class.
@@ -545,27 +613,21 @@ pub fn summarize(seed: u64, verdicts: &[Verdict]) -> Search {
             let vs: Vec<&Verdict> = verdicts.iter().filter(|v| v.class == class).collect();
             let feasible: Vec<&&Verdict> = vs.iter().filter(|v| v.feasible).collect();
             // what compliance cost: a miss pays less than the least and says nothing
-            let mut ratios: Vec<f64> = feasible
+            let ratios: Vec<f64> = feasible
                 .iter()
                 .filter(|v| v.compliant)
                 .filter_map(|v| v.ratio())
                 .collect();
-            ratios.sort_by(|a, b| a.total_cmp(b));
-            let at = |q: f64| {
-                (!ratios.is_empty()).then(|| {
-                    let i = ((q * ratios.len() as f64).ceil() as usize).clamp(1, ratios.len());
-                    crate::format::round2(ratios[i - 1])
-                })
-            };
+            let [median, p95, max] = spread(ratios);
             ClassSummary {
                 class,
                 cases: vs.len(),
                 feasible: feasible.len(),
                 compliant_feasible: feasible.iter().filter(|v| v.compliant).count(),
                 infeasible_missed: vs.iter().filter(|v| !v.feasible && !v.compliant).count(),
-                cost_ratio_median: at(0.5),
-                cost_ratio_p95: at(0.95),
-                cost_ratio_max: at(1.0),
+                cost_ratio_median: median,
+                cost_ratio_p95: p95,
+                cost_ratio_max: max,
             }
         })
         .collect();
@@ -573,6 +635,7 @@ pub fn summarize(seed: u64, verdicts: &[Verdict]) -> Search {
         first_case: seed,
         cases: verdicts.len(),
         classes,
+        steady_cost_by_rule: steady_cost_by_rule(verdicts),
         misses: verdicts
             .iter()
             .filter(|v| v.feasible && !v.compliant)
@@ -612,6 +675,18 @@ pub fn render(s: &Search) -> String {
             f(c.cost_ratio_median),
             f(c.cost_ratio_p95),
             f(c.cost_ratio_max),
+        );
+    }
+    o.push_str("stationary and cyclic, compliant: cost / least by rule\n");
+    for r in &s.steady_cost_by_rule {
+        let _ = writeln!(
+            o,
+            "  {:<16} {:>4} cases  median {:>6}  p95 {:>6}  max {:>6}",
+            r.rule,
+            r.cases,
+            f(r.cost_ratio_median),
+            f(r.cost_ratio_p95),
+            f(r.cost_ratio_max)
         );
     }
     if s.misses.is_empty() {
