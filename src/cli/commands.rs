@@ -541,15 +541,14 @@ fn simulate_search(n: usize, seed: u64, json: bool) -> Result<i32> {
     let ids = search::ids(seed, n);
     let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
     let started = std::time::Instant::now();
-    let mut verdicts: Vec<search::Verdict> = std::thread::scope(|s| {
+    let mut verdicts: Vec<(usize, search::Verdict)> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|w| {
                 let ids = &ids;
                 s.spawn(move || {
-                    ids.iter()
-                        .skip(w)
+                    (w..ids.len())
                         .step_by(threads)
-                        .map(|&id| search::judge(&search::case(id)))
+                        .map(|i| (i, search::judge(&search::case(ids[i]))))
                         .collect::<Vec<_>>()
                 })
             })
@@ -559,7 +558,9 @@ fn simulate_search(n: usize, seed: u64, json: bool) -> Result<i32> {
             .flat_map(|h| h.join().expect("a search thread panicked"))
             .collect()
     });
-    verdicts.sort_by_key(|v| ids.iter().position(|i| *i == v.id));
+    // in the order of the ids, whatever thread judged them
+    verdicts.sort_by_key(|(i, _)| *i);
+    let verdicts: Vec<search::Verdict> = verdicts.into_iter().map(|(_, v)| v).collect();
     let result = search::summarize(seed, &verdicts);
     if json {
         println!("{}", serde_json::to_string(&result).expect("serializes"));
@@ -592,7 +593,7 @@ fn simulate_case(
     }
     let d = search::resolved(&c);
     let rep = crate::control::simulate::simulate(&c.trace, &d, policy);
-    let v = search::judge(&c);
+    let v = search::judge_simulation(&c, &d, &rep);
     if json {
         let out = serde_json::json!({
             "case": id,

@@ -487,15 +487,19 @@ pub fn resolved(c: &Case) -> Resolved {
 /// Run the case through the policy, and through "hold the limit" for feasibility.
 pub fn judge(c: &Case) -> Verdict {
     let d = resolved(c);
-    let sim = simulate::simulate(&c.trace, &d, Policy::Cro);
+    judge_simulation(c, &d, &simulate::simulate(&c.trace, &d, Policy::Cro))
+}
+
+/// A case's verdict from a simulation already run (with `d`, its resolved rule).
+pub fn judge_simulation(c: &Case, d: &Resolved, sim: &simulate::Simulation) -> Verdict {
     let o = &sim.resources[c.resource];
     let k = if c.resource == "cpu" { 0 } else { 1 };
-    let rule = crate::control::policy::rules(&d)[k].expect("enabled");
+    let rule = crate::control::policy::rules(d)[k].expect("enabled");
     Verdict {
         id: c.id,
         class: c.class,
         rule: c.rule_kind(),
-        feasible: feasible(&c.trace, k, &rule, &d),
+        feasible: feasible(&c.trace, k, &rule, d),
         compliant: o.compliant,
         achieved: o.achieved,
         cost_percent_hours: o.cost_percent_hours,

@@ -364,12 +364,18 @@ fn read_v1_memory(out: &mut CgroupLimits, root: &Path, path: &str) {
                 .and_then(limit_value),
         );
     }
-    if let Some(u) =
-        read_trim(&dirs[0].join("memory.usage_in_bytes")).and_then(|s| s.parse::<u64>().ok())
-    {
-        let inactive = stat_field(&dirs[0].join("memory.stat"), "total_inactive_file").unwrap_or(0);
-        out.memory_usage_bytes = Some(u.saturating_sub(inactive));
+    if let Some(u) = usage_less_inactive(&dirs[0], "memory.usage_in_bytes", "total_inactive_file") {
+        out.memory_usage_bytes = Some(u);
     }
+}
+
+/// A cgroup's memory usage (`usage_file`) less its inactive page cache (`inactive_key` of
+/// memory.stat), which the kernel reclaims before anything else: v1 and v2 name both
+/// differently.
+fn usage_less_inactive(dir: &Path, usage_file: &str, inactive_key: &str) -> Option<u64> {
+    let u = read_trim(&dir.join(usage_file)).and_then(|s| s.parse::<u64>().ok())?;
+    let inactive = stat_field(&dir.join("memory.stat"), inactive_key).unwrap_or(0);
+    Some(u.saturating_sub(inactive))
 }
 
 /// v1 cpu: the lowest CFS quota up the tree, under whichever name the controller is
@@ -432,10 +438,8 @@ fn read_v2(out: &mut CgroupLimits, root: &Path, path: &str) {
             out.cpu_quota_cpus = Some(out.cpu_quota_cpus.map_or(c, |x: f64| x.min(c)));
         }
     }
-    if let Some(u) = read_trim(&dirs[0].join("memory.current")).and_then(|s| s.parse::<u64>().ok())
-    {
-        let inactive = stat_field(&dirs[0].join("memory.stat"), "inactive_file").unwrap_or(0);
-        out.memory_usage_bytes = Some(u.saturating_sub(inactive));
+    if let Some(u) = usage_less_inactive(&dirs[0], "memory.current", "inactive_file") {
+        out.memory_usage_bytes = Some(u);
     }
 }
 

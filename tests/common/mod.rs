@@ -597,18 +597,11 @@ impl Nginx {
     fn pids(&self) -> Vec<i32> {
         let master = self.child.id() as i32;
         let mut pids = vec![master];
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            let ppid = stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(1);
-            if ppid.and_then(|p| p.parse::<i32>().ok()) == Some(master) {
-                pids.push(pid);
-            }
-        }
+        pids.extend(
+            all_pids()
+                .into_iter()
+                .filter(|p| proc_stat(*p).is_some_and(|s| s.ppid == master)),
+        );
         pids
     }
 
@@ -629,13 +622,7 @@ impl Drop for Nginx {
     /// leaves its worker behind, serving).
     fn drop(&mut self) {
         let workers = self.pids();
-        send_signal(self.child.id(), rustix::process::Signal::TERM);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_child(&mut self.child, rustix::process::Signal::TERM);
         for w in &workers[1..] {
             send_signal(*w, rustix::process::Signal::KILL);
         }
@@ -677,14 +664,50 @@ impl StressNg {
 impl Drop for StressNg {
     fn drop(&mut self) {
         send_signal(-self.pid(), rustix::process::Signal::CONT);
-        send_signal(self.child.id(), rustix::process::Signal::INT);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_child(&mut self.child, rustix::process::Signal::INT);
     }
+}
+
+/// Ask a child of ours to stop with `sig`, give it 5 s, then SIGKILL it; reaped either way.
+fn stop_child(child: &mut std::process::Child, sig: rustix::process::Signal) {
+    send_signal(child.id(), sig);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// What a test reads of /proc/PID/stat.
+pub struct ProcStat {
+    pub comm: String,
+    pub ppid: i32,
+    /// utime + stime, in clock ticks.
+    pub cpu_ticks: u64,
+}
+
+/// /proc/PID/stat, parsed after the command name (which may hold spaces and parentheses);
+/// None when the process is gone.
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (l, r) = (stat.find('(')?, stat.rfind(')')?);
+    let f: Vec<&str> = stat.get(r + 2..)?.split(' ').collect();
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+    Some(ProcStat {
+        comm: stat[l + 1..r].to_string(),
+        ppid: num(1)? as i32,
+        cpu_ticks: num(11)? + num(12)?,
+    })
+}
+
+/// Every process id in /proc now.
+pub fn all_pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .collect()
 }
 
 /// Every other process that used more than `min_percent` of a CPU over `window`, busiest
@@ -692,22 +715,10 @@ impl Drop for StressNg {
 /// something nobody meant to run says so.
 pub fn busy_processes(window: Duration, min_percent: f64) -> Vec<String> {
     let ticks = || -> std::collections::HashMap<i32, (String, u64)> {
-        let mut m = std::collections::HashMap::new();
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            let (Some(l), Some(r)) = (stat.find('('), stat.rfind(')')) else {
-                continue;
-            };
-            let f: Vec<&str> = stat[r + 2..].split(' ').collect();
-            let t = f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
-            m.insert(pid, (stat[l + 1..r].to_string(), t));
-        }
-        m
+        all_pids()
+            .into_iter()
+            .filter_map(|pid| proc_stat(pid).map(|s| (pid, (s.comm, s.cpu_ticks))))
+            .collect::<std::collections::HashMap<i32, (String, u64)>>()
     };
     let before = ticks();
     std::thread::sleep(window);
