@@ -1,7 +1,7 @@
 //! One documented function per subcommand: raw arguments (`args`) become a validated
 //! `Paths`, the command does its work through the library, and what it shows is rendered
 //! in `output/` and printed here. Each returns an exit code (see `error::exit`).
-use crate::cli::args::{Cli, Command, FleetArgs};
+use crate::cli::args::{Cli, Command, FleetArgs, FleetSource};
 use crate::control::desired::{self, Resolved, Source};
 use crate::error::{Error, Result, exit};
 use crate::observe;
@@ -349,13 +349,32 @@ fn fleet(a: FleetArgs) -> Result<i32> {
     };
     let roots = crate::fleet::prometheus::Roots::load(a.ca_file.as_deref())?;
     let client = crate::fleet::prometheus::Client::new(&a.prometheus, timeout, bearer, roots)?;
-    let f = crate::fleet::fetch(&client, crate::fleet::view::Rules { stale_after_s })?;
+    let choice = match a.source {
+        FleetSource::Auto => crate::fleet::Choice::Auto,
+        FleetSource::Recorded => crate::fleet::Choice::Recorded,
+        FleetSource::Raw => crate::fleet::Choice::Raw,
+    };
+    let (f, timings) =
+        crate::fleet::fetch(&client, crate::fleet::view::Rules { stale_after_s }, choice)?;
+    let printing = std::time::Instant::now();
+    let code = print_fleet(&a, &f)?;
+    if a.timings {
+        eprint!(
+            "{}",
+            crate::output::fleet::render_timings(&f, &timings, printing.elapsed().as_secs_f64())
+        );
+    }
+    Ok(code)
+}
+
+/// The fleet view as `cro fleet` was asked to print it.
+fn print_fleet(a: &FleetArgs, f: &crate::fleet::view::Fleet) -> Result<i32> {
     if a.json {
         print_json(&f)
     } else if let Some(file) = &a.html {
         fsutil::write_atomic(
             file,
-            crate::output::fleet::render_html(&f).as_bytes(),
+            crate::output::fleet::render_html(f).as_bytes(),
             0o644,
             true,
         )?;
@@ -368,7 +387,7 @@ fn fleet(a: FleetArgs) -> Result<i32> {
     } else {
         print!(
             "{}",
-            crate::output::fleet::render_text(&f, a.limit.unwrap_or(usize::MAX))
+            crate::output::fleet::render_text(f, a.limit.unwrap_or(usize::MAX))
         )
     }
     Ok(exit::OK)

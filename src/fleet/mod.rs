@@ -1,24 +1,176 @@
 //! `cro fleet`: every host's compliance, read from the Prometheus that already scrapes
 //! cro's metrics (textfile or `cro serve`). cro grows no fleet server of its own:
-//! Prometheus, federated or remote-written where fleets are large, is the store.
+//! Prometheus (federated or remote-written where fleets are large) or VictoriaMetrics is the
+//! store.
 //!
-//! Three instant queries however many hosts there are (`view::*_QUERY`); `prometheus`
-//! speaks the HTTP API, `view` turns the answers into hosts sorted worst first, and
+//! A handful of instant queries however many hosts there are, asked at once: the series
+//! the recording rules keep for the view (`view::RECORDED_QUERIES`, 6 a host) where they
+//! exist, else every raw cro series (`view::RAW_QUERIES`, 38 a host). `prometheus` speaks
+//! the HTTP API, `view` turns the answers into hosts sorted worst first, and
 //! `output::fleet` prints them (text, JSON, one HTML file).
 pub mod prometheus;
 pub mod view;
 
 use crate::error::Result;
+use std::time::Instant;
 
-/// Ask Prometheus and build the view.
-pub fn fetch(client: &prometheus::Client, rules: view::Rules) -> Result<view::Fleet> {
-    let mut metrics = client.query(view::METRICS_QUERY)?;
-    let seen = client.query(view::SEEN_QUERY)?;
-    let up = client.query(view::UP_QUERY)?;
-    // An empty vector carries no evaluation time: with no series at all, say when by
-    // our own clock (not 1970).
-    if [metrics.at, seen.at, up.at].iter().all(|t| *t == 0.0) {
-        metrics.at = crate::timefmt::now_unix();
+/// Which series `cro fleet` reads (`--source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// The recorded series where they cover every live host, else the raw ones.
+    Auto,
+    /// Only the recorded series (an error where there are none).
+    Recorded,
+    /// Only the raw series.
+    Raw,
+}
+
+/// How one query's time was spent.
+#[derive(Debug, Clone)]
+pub struct QueryTime {
+    pub query: &'static str,
+    /// From the request to the answer's last byte: the server's share (and the wire's).
+    pub server_s: f64,
+    /// Reading the answer into samples: cro's share.
+    pub parse_s: f64,
+    pub bytes: usize,
+    pub series: usize,
+}
+
+/// Where `cro fleet`'s time went (`--timings`).
+#[derive(Debug, Clone, Default)]
+pub struct Timings {
+    /// Every query, in the order asked; those of one round run side by side.
+    pub queries: Vec<QueryTime>,
+    /// Wall time of the query rounds.
+    pub queries_s: f64,
+    /// Reading the samples into hosts and judging them.
+    pub judge_s: f64,
+    /// Worst first.
+    pub sort_s: f64,
+}
+
+/// Ask the server and build the view.
+pub fn fetch(
+    client: &prometheus::Client,
+    rules: view::Rules,
+    choice: Choice,
+) -> Result<(view::Fleet, Timings)> {
+    let mut t = Timings::default();
+    let start = Instant::now();
+    let (source, metrics, seen, up) = match choice {
+        Choice::Raw => {
+            let mut a = ask_all(
+                client,
+                &[&view::RAW_QUERIES[..], &[view::SEEN_QUERY, view::UP_QUERY]].concat(),
+                &mut t,
+            )?;
+            let (seen, up) = (a.remove(3), a.remove(3));
+            (view::Source::Raw, a, seen, up)
+        }
+        Choice::Auto | Choice::Recorded => {
+            let mut a = ask_all(
+                client,
+                &[
+                    &view::RECORDED_QUERIES[..],
+                    &[view::SEEN_QUERY, view::UP_QUERY, view::LIVE_QUERY],
+                ]
+                .concat(),
+                &mut t,
+            )?;
+            let (seen, up, live) = (a.remove(3), a.remove(3), a.remove(3));
+            let missing = uncovered(&a, &live);
+            match (choice, missing) {
+                (_, 0) => (view::Source::Recorded, a, seen, up),
+                (Choice::Recorded, n) => {
+                    return Err(crate::error::Error::Runtime(format!(
+                        "Prometheus at {}: {n} host(s) with cro metrics have no recorded series \
+                         for the view: load examples/prometheus-rules.yml (group \
+                         cro-fleet-view) where they are scraped, or use --source raw",
+                        client.base()
+                    )));
+                }
+                (_, n) => {
+                    if !a.iter().all(|x| x.samples.is_empty()) {
+                        eprintln!(
+                            "cro: {n} host(s) have no recorded series for the view (a server \
+                             without examples/prometheus-rules.yml?); reading the raw series"
+                        );
+                    }
+                    let raw = ask_all(client, &view::RAW_QUERIES, &mut t)?;
+                    (view::Source::Raw, raw, seen, up)
+                }
+            }
+        }
+    };
+    t.queries_s = start.elapsed().as_secs_f64();
+    let mut now = view::evaluated_at(&metrics, &seen, &up);
+    // An empty vector carries no evaluation time: with no series at all, say when by our
+    // own clock (not 1970).
+    if now == 0.0 {
+        now = crate::timefmt::now_unix();
     }
-    Ok(view::build(client.base(), &metrics, &seen, &up, rules))
+    let start = Instant::now();
+    let mut hosts = view::read(source, &metrics, &seen, &up, now);
+    view::judge_all(&mut hosts, rules);
+    t.judge_s = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    view::rank(&mut hosts);
+    t.sort_s = start.elapsed().as_secs_f64();
+    Ok((view::total(client.base(), source, now, hosts), t))
+}
+
+/// Hosts of `live` (LIVE_QUERY) that no recorded answer names.
+fn uncovered(recorded: &[prometheus::Answer], live: &prometheus::Answer) -> usize {
+    let named: std::collections::HashSet<&str> = recorded
+        .iter()
+        .flat_map(|a| &a.samples)
+        .map(|s| s.label("instance"))
+        .collect();
+    live.samples
+        .iter()
+        .filter(|s| !named.contains(s.label("instance")))
+        .count()
+}
+
+/// The queries asked side by side (a server with several cores answers them at once, and
+/// each answer is read as it arrives), their answers in the order asked.
+fn ask_all(
+    client: &prometheus::Client,
+    queries: &[&'static str],
+    t: &mut Timings,
+) -> Result<Vec<prometheus::Answer>> {
+    let results: Vec<Result<(prometheus::Answer, QueryTime)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = queries
+            .iter()
+            .map(|&q| {
+                scope.spawn(move || {
+                    let start = Instant::now();
+                    let body = client.ask(q)?;
+                    let server_s = start.elapsed().as_secs_f64();
+                    let start = Instant::now();
+                    let answer = client.read(q, &body)?;
+                    let time = QueryTime {
+                        query: q,
+                        server_s,
+                        parse_s: start.elapsed().as_secs_f64(),
+                        bytes: body.len(),
+                        series: answer.samples.len(),
+                    };
+                    Ok((answer, time))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a query thread panicked"))
+            .collect()
+    });
+    let mut answers = Vec::with_capacity(results.len());
+    for r in results {
+        let (a, time) = r?;
+        answers.push(a);
+        t.queries.push(time);
+    }
+    Ok(answers)
 }

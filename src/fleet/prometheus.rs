@@ -31,11 +31,13 @@ pub struct Answer {
 }
 
 /// The API's envelope (https://prometheus.io/docs/prometheus/latest/querying/api/).
+/// `data` is kept as raw text and read once by its type: an answer of 10,000 hosts is tens
+/// of MiB, and a `serde_json::Value` tree of it would cost more than the samples.
 #[derive(Deserialize)]
-struct Envelope {
-    status: String,
-    #[serde(default)]
-    data: Option<Data>,
+struct Envelope<'a> {
+    status: &'a str,
+    #[serde(default, borrow)]
+    data: Option<&'a serde_json::value::RawValue>,
     #[serde(default, rename = "errorType")]
     error_type: Option<String>,
     #[serde(default)]
@@ -43,17 +45,19 @@ struct Envelope {
 }
 
 #[derive(Deserialize)]
-struct Data {
+struct Data<'a> {
     #[serde(rename = "resultType")]
-    result_type: String,
-    result: serde_json::Value,
+    result_type: &'a str,
+    #[serde(borrow)]
+    result: &'a serde_json::value::RawValue,
 }
 
 #[derive(Deserialize)]
-struct VectorItem {
+struct VectorItem<'a> {
     metric: BTreeMap<String, String>,
     /// `[unix_time, "value"]`
-    value: (f64, String),
+    #[serde(borrow)]
+    value: (f64, std::borrow::Cow<'a, str>),
 }
 
 /// The largest answer read: a fleet of 100,000 hosts' compact answer is a few tens of MiB;
@@ -64,8 +68,13 @@ pub const MAX_ANSWER_BYTES: u64 = 64 << 20;
 const MAX_LABEL_CHARS: usize = 256;
 
 /// Label names and values as they may be printed: control characters escaped (no escape
-/// sequence reaches a terminal), long values cut.
+/// sequence reaches a terminal), long values cut. Most labels need neither and are only
+/// copied.
 fn printable_labels(m: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let clean = |t: &str| t.len() <= MAX_LABEL_CHARS && !t.chars().any(char::is_control);
+    if m.iter().all(|(k, v)| clean(k) && clean(v)) {
+        return m;
+    }
     m.into_iter()
         .map(|(k, v)| {
             (
@@ -89,12 +98,15 @@ pub fn parse_answer(body: &[u8]) -> std::result::Result<Answer, String> {
             printable(&env.error.unwrap_or_default(), 400)
         ));
     }
-    let data = env
-        .data
-        .ok_or("the answer has status success but no data")?;
-    match data.result_type.as_str() {
+    let data: Data = serde_json::from_str(
+        env.data
+            .ok_or("the answer has status success but no data")?
+            .get(),
+    )
+    .map_err(|e| format!("unexpected data in the answer: {e}"))?;
+    match data.result_type {
         "vector" => {
-            let items: Vec<VectorItem> = serde_json::from_value(data.result)
+            let items: Vec<VectorItem> = serde_json::from_str(data.result.get())
                 .map_err(|e| format!("unexpected vector in the answer: {e}"))?;
             let mut at = 0.0;
             let samples = items
@@ -111,7 +123,7 @@ pub fn parse_answer(body: &[u8]) -> std::result::Result<Answer, String> {
             Ok(Answer { at, samples })
         }
         "scalar" => {
-            let (t, v): (f64, String) = serde_json::from_value(data.result)
+            let (t, v): (f64, String) = serde_json::from_str(data.result.get())
                 .map_err(|e| format!("unexpected scalar in the answer: {e}"))?;
             Ok(Answer {
                 at: t,
@@ -122,7 +134,8 @@ pub fn parse_answer(body: &[u8]) -> std::result::Result<Answer, String> {
             })
         }
         other => Err(format!(
-            "the answer is a {other}, where an instant vector was asked for"
+            "the answer is a {}, where an instant vector was asked for",
+            printable(other, 40)
         )),
     }
 }
@@ -238,6 +251,23 @@ impl Client {
 
     /// One instant query, evaluated at the server's now.
     pub fn query(&self, promql: &str) -> Result<Answer> {
+        let body = self.ask(promql)?;
+        self.read(promql, &body)
+    }
+
+    /// An answer's body read into samples (cro's own share of a query's time).
+    pub fn read(&self, promql: &str, body: &[u8]) -> Result<Answer> {
+        parse_answer(body).map_err(|why| {
+            Error::Runtime(format!(
+                "Prometheus at {}: query {promql:?}: {why}",
+                self.base
+            ))
+        })
+    }
+
+    /// One instant query's answer as the server sent it, checked for status and size (the
+    /// server's share of a query's time, the transfer included).
+    pub fn ask(&self, promql: &str) -> Result<Vec<u8>> {
         let url = format!("{}/api/v1/query", self.base);
         let fail = |why: String| Error::Runtime(format!("Prometheus at {}: {why}", self.base));
         let mut req = self.agent.get(&url).query("query", promql);
@@ -286,7 +316,7 @@ impl Client {
                 )));
             }
         }
-        parse_answer(&body).map_err(|why| fail(format!("query {promql:?}: {why}")))
+        Ok(body)
     }
 }
 

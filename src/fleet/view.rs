@@ -6,14 +6,39 @@ use crate::fleet::prometheus::{Answer, Series};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
-/// The cro series the view reads, in one selector (one query however many hosts).
-pub const METRICS_QUERY: &str = "{__name__=~\"cro_(target_ratio|window_ratio|window_coverage_ratio|compliant|forecast_on_track|forecast_organic_ratio|synthetic_cost|synthetic_cost_share_ratio|level_ratio|utilization_ratio|last_reconcile_timestamp_seconds|config_valid|paused|build_info)\"}";
+/// The raw cro series the view reads (38 a host with one disk), in three selectors asked
+/// at once, so a server with several cores answers them side by side.
+pub const RAW_QUERIES: [&str; 3] = [
+    "{__name__=~\"cro_(target_ratio|window_ratio|window_coverage_ratio|compliant|forecast_on_track)\"}",
+    "{__name__=~\"cro_(forecast_organic_ratio|synthetic_cost|synthetic_cost_share_ratio|level_ratio)\"}",
+    "{__name__=~\"cro_(utilization_ratio|last_reconcile_timestamp_seconds|config_valid|paused|build_info)\"}",
+];
+/// The series examples/prometheus-rules.yml records for the view (group `cro-fleet-view`:
+/// 4 a host and resource, 2 a host), read instead of the raw ones where they exist.
+pub const RECORDED_QUERIES: [&str; 3] = [
+    "{__name__=~\"instance_resource:cro_fleet_(a|b):packed\"}",
+    "{__name__=~\"instance_resource:cro_fleet_c:packed|instance_resource:cro_synthetic_cost:max\"}",
+    "{__name__=~\"instance:cro_fleet_host:packed|instance:cro_last_reconcile_timestamp_seconds:max\"}",
+];
+/// Hosts with raw cro metrics now: the recorded series must cover every one of them (a
+/// Prometheus that scrapes hosts without loading the rules leaves some out).
+pub const LIVE_QUERY: &str = "group by (instance) (cro_last_reconcile_timestamp_seconds)";
 /// Hosts seen in the last 6 hours, with their last pass: those missing from the metrics
-/// query (no sample for 5 minutes) are gone.
+/// (no sample for 5 minutes) are gone.
 pub const SEEN_QUERY: &str =
     "max by (instance) (max_over_time(cro_last_reconcile_timestamp_seconds[6h]))";
 /// Whether each target's last scrape worked.
 pub const UP_QUERY: &str = "min by (instance) (up)";
+
+/// Which series the view is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The recording rules' series (`RECORDED_QUERIES`).
+    Recorded,
+    /// Every host's raw cro series (`RAW_QUERIES`).
+    Raw,
+}
 
 /// How a resource (and, the worst of them, a host) stands, worst first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -160,6 +185,8 @@ impl Counts {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Fleet {
     pub prometheus: String,
+    /// The series it was read from: `recorded` (the recording rules') or `raw`.
+    pub source: Source,
     /// Prometheus's evaluation time, RFC 3339.
     pub evaluated_at: String,
     /// Hosts by their (worst) state.
@@ -179,26 +206,64 @@ pub struct Rules {
     pub stale_after_s: f64,
 }
 
+/// A ratio as a percentage in hundredths, rounded half up as PromQL's `round` does, so the
+/// raw series and the recorded ones (rounded by the rules) give the same figure.
 fn pct(v: f64) -> Option<f64> {
-    v.is_finite().then(|| (v * 1e4).round() / 100.0)
+    v.is_finite().then(|| (v * 1e4 + 0.5).floor() / 100.0)
 }
 
-/// Build the view from the three answers (`metrics`: METRICS_QUERY, `seen`: SEEN_QUERY,
-/// `up`: UP_QUERY): read them into hosts, judge each host, rank the hosts, total the fleet.
-pub fn build(prometheus: &str, metrics: &Answer, seen: &Answer, up: &Answer, r: Rules) -> Fleet {
-    let now = [metrics.at, seen.at, up.at].into_iter().fold(0.0, f64::max);
+/// Build the view from the answers (`metrics`: those of `RAW_QUERIES` or, by `source`,
+/// `RECORDED_QUERIES`; `seen`: SEEN_QUERY; `up`: UP_QUERY): read them into hosts, judge
+/// each host, rank the hosts, total the fleet.
+pub fn build(
+    prometheus: &str,
+    source: Source,
+    metrics: &[Answer],
+    seen: &Answer,
+    up: &Answer,
+    r: Rules,
+) -> Fleet {
+    let now = evaluated_at(metrics, seen, up);
+    let mut hosts = read(source, metrics, seen, up, now);
+    judge_all(&mut hosts, r);
+    rank(&mut hosts);
+    total(prometheus, source, now, hosts)
+}
+
+/// The server's evaluation time: the latest an answer carries (an empty one carries 0).
+pub fn evaluated_at(metrics: &[Answer], seen: &Answer, up: &Answer) -> f64 {
+    metrics
+        .iter()
+        .chain([seen, up])
+        .map(|a| a.at)
+        .fold(0.0, f64::max)
+}
+
+/// The answers read into hosts, not yet judged, in the order of their names.
+pub fn read(
+    source: Source,
+    metrics: &[Answer],
+    seen: &Answer,
+    up: &Answer,
+    now: f64,
+) -> Vec<FleetHost> {
     let mut reading = Reading::default();
-    for s in &metrics.samples {
-        reading.sample(s, now);
+    for s in metrics.iter().flat_map(|a| &a.samples) {
+        match source {
+            Source::Raw => reading.sample(s, now),
+            Source::Recorded => reading.recorded(s, now),
+        }
     }
     reading.gone(seen, now);
     reading.up(up);
-    let mut hosts: Vec<FleetHost> = reading.hosts.into_values().collect();
-    for h in &mut hosts {
+    reading.hosts.into_values().collect()
+}
+
+/// Every host judged (`judge`).
+pub fn judge_all(hosts: &mut [FleetHost], r: Rules) {
+    for h in hosts {
         judge(h, r);
     }
-    rank(&mut hosts);
-    total(prometheus, now, hosts)
 }
 
 /// Seconds since a pass at `at` (a timestamp of 0 means none yet).
@@ -282,6 +347,60 @@ impl Reading {
         }
     }
 
+    /// One sample of RECORDED_QUERIES: the same fields as the raw series give, unpacked
+    /// (the encoding is examples/prometheus-rules.yml's, group `cro-fleet-view`).
+    fn recorded(&mut self, s: &Series, now: f64) {
+        let v = s.value;
+        let h = self.host(s.label("instance"));
+        let name = s.label("__name__");
+        match name {
+            "instance:cro_last_reconcile_timestamp_seconds:max" => {
+                h.last_pass_age_s = age(now, v);
+                return;
+            }
+            "instance_resource:cro_synthetic_cost:max" => {
+                set_cost(self.resource(s), v, s.label("unit"));
+                return;
+            }
+            _ => {}
+        }
+        // a packed value out of range says nothing (the host is still listed)
+        let Some(x) = packed(v) else { return };
+        match name {
+            "instance:cro_fleet_host:packed" => {
+                h.config_valid = flag(x >> 1);
+                h.paused = x & 1 == 1;
+                if let Some(version) = s.labels.get("version") {
+                    h.version = Some(version.clone());
+                }
+            }
+            "instance_resource:cro_fleet_a:packed" => {
+                let r = self.resource(s);
+                r.target_percent = hundredths(x >> 28);
+                r.window_percent = hundredths(x >> 14);
+                r.coverage_percent = hundredths(x);
+                r.statistic = s.labels.get("statistic").cloned();
+            }
+            "instance_resource:cro_fleet_b:packed" => {
+                let r = self.resource(s);
+                r.organic_forecast_percent = hundredths(x >> 28);
+                r.level_percent = hundredths(x >> 14);
+                r.organic_percent = hundredths(x);
+            }
+            "instance_resource:cro_fleet_c:packed" => {
+                let r = self.resource(s);
+                let flags = (x >> 28) & 15;
+                r.compliant = flag(flags / 3);
+                r.on_track = flag(flags % 3);
+                r.synthetic_percent = hundredths(x >> 14);
+                if x & ABSENT != ABSENT {
+                    set_share(r, hundredths(x));
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Hosts seen lately (SEEN_QUERY) whose metrics are gone now.
     fn gone(&mut self, seen: &Answer, now: f64) {
         for s in &seen.samples {
@@ -307,6 +426,55 @@ impl Reading {
     }
 }
 
+/// A packed field's "not exported" (examples/prometheus-rules.yml, `cro-fleet-view`).
+const ABSENT: u64 = 16383;
+
+/// A packed value as the integer it is (exact below 2^53), if it is one.
+fn packed(v: f64) -> Option<u64> {
+    (v.is_finite() && v >= 0.0 && v < 9_007_199_254_740_992.0 && v.fract() == 0.0)
+        .then_some(v as u64)
+}
+
+/// A packed percentage (the 14 bits at the bottom of `x`): hundredths of a percent, as `pct`
+/// rounds a raw ratio.
+fn hundredths(x: u64) -> Option<f64> {
+    let h = x & ABSENT;
+    (h != ABSENT).then(|| h as f64 / 100.0)
+}
+
+/// A packed flag: 0 no, 1 yes, 2 not exported.
+fn flag(x: u64) -> Option<bool> {
+    match x & 3 {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
+}
+
+/// The synthetic cost so far (keeping a share already read).
+fn set_cost(x: &mut Resource, amount: f64, unit: &str) {
+    let share = x.cost.as_ref().and_then(|c| c.share_percent);
+    x.cost = Some(HostCost {
+        amount,
+        unit: CostUnit::from_name(unit),
+        share_percent: share,
+    });
+}
+
+/// The synthetic share of the window so far (keeping a cost already read).
+fn set_share(x: &mut Resource, share: Option<f64>) {
+    match x.cost.as_mut() {
+        Some(c) => c.share_percent = share,
+        None => {
+            x.cost = Some(HostCost {
+                amount: f64::NAN,
+                unit: CostUnit::Other(String::new()),
+                share_percent: share,
+            })
+        }
+    }
+}
+
 /// A resource's series `name` into its field.
 fn resource_sample(x: &mut Resource, name: &str, s: &Series) {
     let v = s.value;
@@ -326,27 +494,8 @@ fn resource_sample(x: &mut Resource, name: &str, s: &Series) {
             "synthetic" => x.synthetic_percent = pct(v),
             _ => {}
         },
-        "cro_synthetic_cost" => {
-            let share = x.cost.as_ref().and_then(|c| c.share_percent);
-            x.cost = Some(HostCost {
-                amount: v,
-                unit: CostUnit::from_name(s.label("unit")),
-                share_percent: share,
-            });
-        }
-        "cro_synthetic_cost_share_ratio" => {
-            let share = pct(v);
-            match x.cost.as_mut() {
-                Some(c) => c.share_percent = share,
-                None => {
-                    x.cost = Some(HostCost {
-                        amount: f64::NAN,
-                        unit: CostUnit::Other(String::new()),
-                        share_percent: share,
-                    })
-                }
-            }
-        }
+        "cro_synthetic_cost" => set_cost(x, v, s.label("unit")),
+        "cro_synthetic_cost_share_ratio" => set_share(x, pct(v)),
         _ => {}
     }
 }
@@ -402,7 +551,7 @@ fn judge(h: &mut FleetHost, r: Rules) {
 
 /// Worst first: by state, then by how far the worst resource in that state is below its
 /// target, then by name.
-fn rank(hosts: &mut [FleetHost]) {
+pub fn rank(hosts: &mut [FleetHost]) {
     let worst_margin = |h: &FleetHost| {
         h.resources
             .iter()
@@ -421,7 +570,7 @@ fn rank(hosts: &mut [FleetHost]) {
 }
 
 /// The fleet's totals: hosts by state, by each resource's worst state, and the cost.
-fn total(prometheus: &str, now: f64, hosts: Vec<FleetHost>) -> Fleet {
+pub fn total(prometheus: &str, source: Source, now: f64, hosts: Vec<FleetHost>) -> Fleet {
     let mut by_state = Counts::default();
     let mut resources: BTreeMap<String, Counts> = BTreeMap::new();
     let mut cost: BTreeMap<(String, CostUnit), f64> = BTreeMap::new();
@@ -445,6 +594,7 @@ fn total(prometheus: &str, now: f64, hosts: Vec<FleetHost>) -> Fleet {
     }
     Fleet {
         prometheus: prometheus.to_string(),
+        source,
         evaluated_at: crate::timefmt::rfc3339(now),
         hosts_by_state: by_state,
         resources,
@@ -531,7 +681,8 @@ mod tests {
         let up = answer(vec![s("", &[("instance", "ok")], 1.0)]);
         let f = build(
             "http://p",
-            &answer(m),
+            Source::Raw,
+            &[answer(m)],
             &seen,
             &up,
             Rules {
@@ -600,7 +751,8 @@ mod tests {
         }
         let f = build(
             "p",
-            &answer(m),
+            Source::Raw,
+            &[answer(m)],
             &answer(vec![]),
             &answer(vec![]),
             Rules {
@@ -622,7 +774,8 @@ mod tests {
         m.push(s("cro_config_valid", &[("instance", "h")], 0.0));
         let f = build(
             "p",
-            &answer(m),
+            Source::Raw,
+            &[answer(m)],
             &answer(vec![]),
             &answer(vec![s("", &[("instance", "h")], 0.0)]),
             Rules {
@@ -631,5 +784,93 @@ mod tests {
         );
         assert_eq!(f.hosts[0].state, State::NotReconciling);
         assert_eq!(f.hosts[0].problems.len(), 2, "{:?}", f.hosts[0].problems);
+    }
+
+    #[test]
+    fn recorded_series_unpack_into_the_same_fields() {
+        let i = [("instance", "h")];
+        let cpu = [("instance", "h"), ("resource", "cpu"), ("statistic", "p95")];
+        let code = |a: u64, b: u64, c: u64| ((a << 28) + (b << 14) + c) as f64;
+        let m = vec![
+            s(
+                "instance:cro_last_reconcile_timestamp_seconds:max",
+                &i,
+                99_970.0,
+            ),
+            // config valid (1), not paused
+            s(
+                "instance:cro_fleet_host:packed",
+                &[("instance", "h"), ("version", "1.2")],
+                2.0,
+            ),
+            // target 20.00 %, window 21.37 %, coverage not exported
+            s(
+                "instance_resource:cro_fleet_a:packed",
+                &cpu,
+                code(2000, 2137, 16383),
+            ),
+            // forecast 12.5 %, level 30 %, organic 0.01 %
+            s(
+                "instance_resource:cro_fleet_b:packed",
+                &cpu,
+                code(1250, 3000, 1),
+            ),
+            // compliant (1), on track not exported (2): flags 5; synthetic 7 %, share 33.33 %
+            s(
+                "instance_resource:cro_fleet_c:packed",
+                &cpu,
+                code(5, 700, 3333),
+            ),
+            s(
+                "instance_resource:cro_synthetic_cost:max",
+                &[
+                    ("instance", "h"),
+                    ("resource", "cpu"),
+                    ("unit", "cpu-core-hours"),
+                ],
+                1.5,
+            ),
+        ];
+        let hosts = read(
+            Source::Recorded,
+            &[answer(m)],
+            &answer(vec![]),
+            &answer(vec![]),
+            100_000.0,
+        );
+        let h = &hosts[0];
+        assert_eq!(h.last_pass_age_s, Some(30.0));
+        assert_eq!((h.config_valid, h.paused), (Some(true), false));
+        assert_eq!(h.version.as_deref(), Some("1.2"));
+        let r = &h.resources[0];
+        assert_eq!(
+            (r.target_percent, r.window_percent, r.coverage_percent),
+            (Some(20.0), Some(21.37), None)
+        );
+        assert_eq!(r.statistic.as_deref(), Some("p95"));
+        assert_eq!(
+            (
+                r.organic_forecast_percent,
+                r.level_percent,
+                r.organic_percent
+            ),
+            (Some(12.5), Some(30.0), Some(0.01))
+        );
+        assert_eq!(
+            (r.compliant, r.on_track, r.synthetic_percent),
+            (Some(true), None, Some(7.0))
+        );
+        assert_eq!(
+            r.cost,
+            Some(HostCost {
+                amount: 1.5,
+                unit: CostUnit::CpuCoreHours,
+                share_percent: Some(33.33)
+            })
+        );
+        // a value that is not a packed integer says nothing, and the raw path rounds alike
+        assert_eq!(packed(2.5), None);
+        assert_eq!(packed(f64::NAN), None);
+        assert_eq!(pct(0.21365), Some(21.37));
     }
 }
