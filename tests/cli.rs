@@ -295,6 +295,7 @@ fn the_test_script_names_every_missing_tool_and_its_package_before_running_anyth
         ("nginx", "nginx-light"),
         ("wrk", "wrk"),
         ("stress-ng", "stress-ng"),
+        ("victoria-metrics", "victoria-metrics"),
         ("mkfs.ext4", "e2fsprogs"),
         ("seccomp", "python3-seccomp"),
         ("rpmbuild", "rpm"),

@@ -32,6 +32,7 @@ needs=(
   "systemd-analyze|systemd|the unit files' checks (examples/systemd/verify.sh)"
   "promtool|prometheus|metrics, alert and recording rules (cli tests, CI)"
   "prometheus|prometheus|the fleet view against a real Prometheus (tests/fleet.rs)"
+  "victoria-metrics|victoria-metrics|the fleet view against VictoriaMetrics and vmalert (tests/fleet.rs)"
   "chromium|chromium|the dashboard rendered in a headless browser (cli tests)"
   "nginx|nginx-light|a real latency-sensitive service next to the burners (tests/measure.rs)"
   "wrk|wrk|nginx's benchmark client (tests/measure.rs)"
