@@ -348,7 +348,17 @@ fn fleet(a: FleetArgs) -> Result<i32> {
         None => None,
     };
     let roots = crate::fleet::prometheus::Roots::load(a.ca_file.as_deref())?;
-    let client = crate::fleet::prometheus::Client::new(&a.prometheus, timeout, bearer, roots)?;
+    let mut client = crate::fleet::prometheus::Client::new(&a.prometheus, timeout, bearer, roots)?;
+    if let Some(at) = &a.at {
+        let t = timefmt::parse_rfc3339(at)
+            .or_else(|| at.parse::<f64>().ok().filter(|t| t.is_finite() && *t > 0.0))
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "--at {at:?}: give a time like 2026-11-30T23:59:00Z or Unix seconds"
+                ))
+            })?;
+        client.evaluate_at(t);
+    }
     let choice = match a.source {
         FleetSource::Auto => crate::fleet::Choice::Auto,
         FleetSource::Recorded => crate::fleet::Choice::Recorded,

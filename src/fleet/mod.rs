@@ -4,7 +4,8 @@
 //! store.
 //!
 //! A handful of instant queries however many hosts there are, asked at once: the series
-//! the recording rules keep for the view (`view::RECORDED_QUERIES`, 6 a host) where they
+//! the recording rules keep for the view (`view::RECORDED_QUERIES`, 13 a host with one disk, and the
+//! last pass) where they
 //! exist, else every raw cro series (`view::RAW_QUERIES`, 38 a host). `prometheus` speaks
 //! the HTTP API, `view` turns the answers into hosts sorted worst first, and
 //! `output::fleet` prints them (text, JSON, one HTML file).
@@ -73,15 +74,18 @@ pub fn fetch(
                 client,
                 &[
                     &view::RECORDED_QUERIES[..],
-                    &[view::SEEN_QUERY, view::UP_QUERY, view::LIVE_QUERY],
+                    &[view::SEEN_QUERY, view::UP_QUERY, view::LAST_PASS_QUERY],
                 ]
                 .concat(),
                 &mut t,
             )?;
-            let (seen, up, live) = (a.remove(3), a.remove(3), a.remove(3));
-            let missing = uncovered(&a, &live);
+            let (seen, up, last_pass) = (a.remove(3), a.remove(3), a.remove(3));
+            let missing = uncovered(&a, &last_pass);
             match (choice, missing) {
-                (_, 0) => (view::Source::Recorded, a, seen, up),
+                (_, 0) => {
+                    a.push(last_pass);
+                    (view::Source::Recorded, a, seen, up)
+                }
                 (Choice::Recorded, n) => {
                     return Err(crate::error::Error::Runtime(format!(
                         "Prometheus at {}: {n} host(s) with cro metrics have no recorded series \
@@ -108,7 +112,7 @@ pub fn fetch(
     // An empty vector carries no evaluation time: with no series at all, say when by our
     // own clock (not 1970).
     if now == 0.0 {
-        now = crate::timefmt::now_unix();
+        now = client.at().unwrap_or_else(crate::timefmt::now_unix);
     }
     let start = Instant::now();
     let mut hosts = view::read(source, &metrics, &seen, &up, now);
@@ -120,7 +124,7 @@ pub fn fetch(
     Ok((view::total(client.base(), source, now, hosts), t))
 }
 
-/// Hosts of `live` (LIVE_QUERY) that no recorded answer names.
+/// Hosts of `live` (LAST_PASS_QUERY) that no recorded answer names.
 fn uncovered(recorded: &[prometheus::Answer], live: &prometheus::Answer) -> usize {
     let named: std::collections::HashSet<&str> = recorded
         .iter()

@@ -198,6 +198,8 @@ impl Roots {
 /// A Prometheus server's query API.
 pub struct Client {
     base: String,
+    /// Evaluate at this Unix time instead of the server's now.
+    at: Option<f64>,
     agent: ureq::Agent,
     authorization: Option<String>,
 }
@@ -240,6 +242,7 @@ impl Client {
             .into();
         Ok(Client {
             base,
+            at: None,
             agent,
             authorization: bearer.map(|t| format!("Bearer {}", t.trim())),
         })
@@ -249,7 +252,17 @@ impl Client {
         &self.base
     }
 
-    /// One instant query, evaluated at the server's now.
+    /// The time queries are asked as of, if not the server's now.
+    pub fn at(&self) -> Option<f64> {
+        self.at
+    }
+
+    /// Ask every query as of Unix time `t` (the API's `time` parameter).
+    pub fn evaluate_at(&mut self, t: f64) {
+        self.at = Some(t);
+    }
+
+    /// One instant query, evaluated at the server's now (or `evaluate_at`'s time).
     pub fn query(&self, promql: &str) -> Result<Answer> {
         let body = self.ask(promql)?;
         self.read(promql, &body)
@@ -271,6 +284,9 @@ impl Client {
         let url = format!("{}/api/v1/query", self.base);
         let fail = |why: String| Error::Runtime(format!("Prometheus at {}: {why}", self.base));
         let mut req = self.agent.get(&url).query("query", promql);
+        if let Some(t) = self.at {
+            req = req.query("time", format!("{t:.3}"));
+        }
         if let Some(a) = &self.authorization {
             req = req.header("Authorization", a);
         }

@@ -14,15 +14,17 @@ pub const RAW_QUERIES: [&str; 3] = [
     "{__name__=~\"cro_(utilization_ratio|last_reconcile_timestamp_seconds|config_valid|paused|build_info)\"}",
 ];
 /// The series examples/prometheus-rules.yml records for the view (group `cro-fleet-view`:
-/// 4 a host and resource, 2 a host), read instead of the raw ones where they exist.
+/// 4 a host and resource, 1 a host), read instead of the raw ones where they exist.
 pub const RECORDED_QUERIES: [&str; 3] = [
     "{__name__=~\"instance_resource:cro_fleet_(a|b):packed\"}",
     "{__name__=~\"instance_resource:cro_fleet_c:packed|instance_resource:cro_synthetic_cost:max\"}",
-    "{__name__=~\"instance:cro_fleet_host:packed|instance:cro_last_reconcile_timestamp_seconds:max\"}",
+    "instance:cro_fleet_host:packed",
 ];
-/// Hosts with raw cro metrics now: the recorded series must cover every one of them (a
-/// Prometheus that scrapes hosts without loading the rules leaves some out).
-pub const LIVE_QUERY: &str = "group by (instance) (cro_last_reconcile_timestamp_seconds)";
+/// The last pass of every host with raw cro metrics now, read beside the recorded series:
+/// a timestamp a rule copied would be up to a round old. The recorded series must cover
+/// every host it names (a Prometheus that scrapes hosts without loading the rules leaves
+/// some out).
+pub const LAST_PASS_QUERY: &str = "max by (instance) (cro_last_reconcile_timestamp_seconds)";
 /// Hosts seen in the last 6 hours, with their last pass: those missing from the metrics
 /// (no sample for 5 minutes) are gone.
 pub const SEEN_QUERY: &str =
@@ -239,7 +241,8 @@ pub fn evaluated_at(metrics: &[Answer], seen: &Answer, up: &Answer) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// The answers read into hosts, not yet judged, in the order of their names.
+/// The answers read into hosts, not yet judged, in the order of their names. With the
+/// recorded series, the last answer of `metrics` is LAST_PASS_QUERY's.
 pub fn read(
     source: Source,
     metrics: &[Answer],
@@ -248,10 +251,22 @@ pub fn read(
     now: f64,
 ) -> Vec<FleetHost> {
     let mut reading = Reading::default();
-    for s in metrics.iter().flat_map(|a| &a.samples) {
-        match source {
-            Source::Raw => reading.sample(s, now),
-            Source::Recorded => reading.recorded(s, now),
+    match source {
+        Source::Raw => {
+            for s in metrics.iter().flat_map(|a| &a.samples) {
+                reading.sample(s, now)
+            }
+        }
+        Source::Recorded => {
+            let (last_pass, recorded) = metrics.split_last().expect("LAST_PASS_QUERY's answer");
+            for s in recorded.iter().flat_map(|a| &a.samples) {
+                reading.recorded(s)
+            }
+            for s in &last_pass.samples {
+                if let Some(h) = reading.hosts.get_mut(s.label("instance")) {
+                    h.last_pass_age_s = age(now, s.value);
+                }
+            }
         }
     }
     reading.gone(seen, now);
@@ -349,20 +364,13 @@ impl Reading {
 
     /// One sample of RECORDED_QUERIES: the same fields as the raw series give, unpacked
     /// (the encoding is examples/prometheus-rules.yml's, group `cro-fleet-view`).
-    fn recorded(&mut self, s: &Series, now: f64) {
+    fn recorded(&mut self, s: &Series) {
         let v = s.value;
         let h = self.host(s.label("instance"));
         let name = s.label("__name__");
-        match name {
-            "instance:cro_last_reconcile_timestamp_seconds:max" => {
-                h.last_pass_age_s = age(now, v);
-                return;
-            }
-            "instance_resource:cro_synthetic_cost:max" => {
-                set_cost(self.resource(s), v, s.label("unit"));
-                return;
-            }
-            _ => {}
+        if name == "instance_resource:cro_synthetic_cost:max" {
+            set_cost(self.resource(s), v, s.label("unit"));
+            return;
         }
         // a packed value out of range says nothing (the host is still listed)
         let Some(x) = packed(v) else { return };
@@ -393,7 +401,7 @@ impl Reading {
                 r.compliant = flag(flags / 3);
                 r.on_track = flag(flags % 3);
                 r.synthetic_percent = hundredths(x >> 14);
-                if x & ABSENT != ABSENT {
+                if x & FIELD != 0 {
                     set_share(r, hundredths(x));
                 }
             }
@@ -426,8 +434,8 @@ impl Reading {
     }
 }
 
-/// A packed field's "not exported" (examples/prometheus-rules.yml, `cro-fleet-view`).
-const ABSENT: u64 = 16383;
+/// A packed field's bits (examples/prometheus-rules.yml, `cro-fleet-view`).
+const FIELD: u64 = 16383;
 
 /// A packed value as the integer it is (exact below 2^53), if it is one.
 fn packed(v: f64) -> Option<u64> {
@@ -435,18 +443,18 @@ fn packed(v: f64) -> Option<u64> {
         .then_some(v as u64)
 }
 
-/// A packed percentage (the 14 bits at the bottom of `x`): hundredths of a percent, as `pct`
-/// rounds a raw ratio.
+/// A packed percentage (the 14 bits at the bottom of `x`): 0 when not exported, else 1 +
+/// hundredths of a percent, as `pct` rounds a raw ratio.
 fn hundredths(x: u64) -> Option<f64> {
-    let h = x & ABSENT;
-    (h != ABSENT).then(|| h as f64 / 100.0)
+    let h = x & FIELD;
+    (h != 0).then(|| (h - 1) as f64 / 100.0)
 }
 
-/// A packed flag: 0 no, 1 yes, 2 not exported.
+/// A packed flag: 0 not exported, 1 no, 2 yes.
 fn flag(x: u64) -> Option<bool> {
-    match x & 3 {
-        0 => Some(false),
-        1 => Some(true),
+    match x {
+        1 => Some(false),
+        2 => Some(true),
         _ => None,
     }
 }
@@ -790,36 +798,32 @@ mod tests {
     fn recorded_series_unpack_into_the_same_fields() {
         let i = [("instance", "h")];
         let cpu = [("instance", "h"), ("resource", "cpu"), ("statistic", "p95")];
+        // each field 1 + hundredths, 0 when not exported
         let code = |a: u64, b: u64, c: u64| ((a << 28) + (b << 14) + c) as f64;
         let m = vec![
-            s(
-                "instance:cro_last_reconcile_timestamp_seconds:max",
-                &i,
-                99_970.0,
-            ),
-            // config valid (1), not paused
+            // config valid (2), not paused
             s(
                 "instance:cro_fleet_host:packed",
                 &[("instance", "h"), ("version", "1.2")],
-                2.0,
+                4.0,
             ),
             // target 20.00 %, window 21.37 %, coverage not exported
             s(
                 "instance_resource:cro_fleet_a:packed",
                 &cpu,
-                code(2000, 2137, 16383),
+                code(2001, 2138, 0),
             ),
             // forecast 12.5 %, level 30 %, organic 0.01 %
             s(
                 "instance_resource:cro_fleet_b:packed",
                 &cpu,
-                code(1250, 3000, 1),
+                code(1251, 3001, 2),
             ),
-            // compliant (1), on track not exported (2): flags 5; synthetic 7 %, share 33.33 %
+            // compliant (2), on track not exported (0): flags 6; synthetic 7 %, share 33.33 %
             s(
                 "instance_resource:cro_fleet_c:packed",
                 &cpu,
-                code(5, 700, 3333),
+                code(6, 701, 3334),
             ),
             s(
                 "instance_resource:cro_synthetic_cost:max",
@@ -831,9 +835,10 @@ mod tests {
                 1.5,
             ),
         ];
+        let last_pass = answer(vec![s("", &i, 99_970.0)]);
         let hosts = read(
             Source::Recorded,
-            &[answer(m)],
+            &[answer(m), last_pass],
             &answer(vec![]),
             &answer(vec![]),
             100_000.0,
