@@ -19,7 +19,7 @@
 #   C  cro fleet --json --source raw        (every raw series, as before the rules)
 #   D  the raw queries by curl, side by side
 # so cro's own share is A - B; `cro fleet --timings` splits it (parse, judge, sort,
-# print). It also times each rule as an instant query (what one evaluation of the rules
+# print, in CPU time). It also times each rule as an instant query (what one evaluation of the rules
 # costs each store) and reads each store's memory. Needs prometheus, promtool,
 # victoria-metrics, vmalert (Debian's prometheus and victoria-metrics packages).
 # Usage: bash bench/fleet.sh [HOSTS] [ROUNDS] [STORES]    (RULE_TIMES=1: each rule's time)
@@ -233,8 +233,11 @@ echo
 for store in $stores; do
   echo "$store: cro fleet --timings (recorded series):"
   "$cro" fleet --prometheus "${url[$store]}" --at "$now" --json --timings 2>&1 >/dev/null | sed 's/^/  /'
+  peak=$(python3 -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)' "$cro" fleet --prometheus "${url[$store]}" --at "$now" --json)
   rss=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/${pid[$store]}/status")
-  echo "  $store's resident memory: $rss MiB"
+  echo "  cro fleet --json's peak memory: $peak MiB; $store's resident memory: $rss MiB"
 done
 # what one evaluation of the rules costs each store: every rule's expression as an
 # instant query at T, one after the other (as a rule group runs them)

@@ -372,7 +372,7 @@ fn fleet_view_from(store: Store) {
     let r = p_env.ok(&["fleet", "--prometheus", &url, "--json", "--timings"]);
     assert_eq!(r.json()["source"], "recorded", "{}", r.stdout);
     assert!(
-        r.stderr.contains("server") && r.stderr.contains("cro's own share"),
+        r.stderr.contains("server") && r.stderr.contains("cro's own CPU"),
         "{}",
         r.stderr
     );

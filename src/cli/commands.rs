@@ -371,7 +371,12 @@ fn fleet(a: FleetArgs) -> Result<i32> {
     if a.timings {
         eprint!(
             "{}",
-            crate::output::fleet::render_timings(&f, &timings, printing.elapsed().as_secs_f64())
+            crate::output::fleet::render_timings(
+                &f,
+                &timings,
+                printing.elapsed().as_secs_f64(),
+                crate::sys::cpu_seconds(false)
+            )
         );
     }
     Ok(code)

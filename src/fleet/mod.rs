@@ -32,8 +32,9 @@ pub struct QueryTime {
     pub query: &'static str,
     /// From the request to the answer's last byte: the server's share (and the wire's).
     pub server_s: f64,
-    /// Reading the answer into samples: cro's share.
-    pub parse_s: f64,
+    /// Reading the answer into samples: cro's share, in CPU seconds of its thread (the
+    /// wall time would count the moments the server held the CPU).
+    pub parse_cpu_s: f64,
     pub bytes: usize,
     pub series: usize,
 }
@@ -152,12 +153,12 @@ fn ask_all(
                     let start = Instant::now();
                     let body = client.ask(q)?;
                     let server_s = start.elapsed().as_secs_f64();
-                    let start = Instant::now();
+                    let cpu = crate::sys::cpu_seconds(true);
                     let answer = client.read(q, &body)?;
                     let time = QueryTime {
                         query: q,
                         server_s,
-                        parse_s: start.elapsed().as_secs_f64(),
+                        parse_cpu_s: crate::sys::cpu_seconds(true) - cpu,
                         bytes: body.len(),
                         series: answer.samples.len(),
                     };

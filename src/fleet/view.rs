@@ -25,10 +25,9 @@ pub const RECORDED_QUERIES: [&str; 3] = [
 /// every host it names (a Prometheus that scrapes hosts without loading the rules leaves
 /// some out).
 pub const LAST_PASS_QUERY: &str = "max by (instance) (cro_last_reconcile_timestamp_seconds)";
-/// Hosts seen in the last 6 hours, with their last pass: those missing from the metrics
-/// (no sample for 5 minutes) are gone.
-pub const SEEN_QUERY: &str =
-    "max by (instance) (max_over_time(cro_last_reconcile_timestamp_seconds[6h]))";
+/// Hosts seen in the last 6 hours whose metrics are gone now (no sample for 5 minutes),
+/// with their last pass. The store leaves out the live ones: the answer stays small.
+pub const SEEN_QUERY: &str = "max by (instance) (max_over_time(cro_last_reconcile_timestamp_seconds[6h])) unless on(instance) cro_last_reconcile_timestamp_seconds";
 /// Whether each target's last scrape worked.
 pub const UP_QUERY: &str = "min by (instance) (up)";
 
@@ -263,7 +262,7 @@ pub fn read(
                 reading.recorded(s)
             }
             for s in &last_pass.samples {
-                if let Some(h) = reading.hosts.get_mut(s.label("instance")) {
+                if let Some(h) = reading.known(s.label("instance")) {
                     h.last_pass_age_s = age(now, s.value);
                 }
             }
@@ -271,7 +270,9 @@ pub fn read(
     }
     reading.gone(seen, now);
     reading.up(up);
-    reading.hosts.into_values().collect()
+    let mut hosts = reading.hosts;
+    hosts.sort_by(|a, b| a.instance.cmp(&b.instance));
+    hosts
 }
 
 /// Every host judged (`judge`).
@@ -291,61 +292,90 @@ fn age(now: f64, at: f64) -> Option<f64> {
 /// made to have them) costs no more per sample.
 #[derive(Default)]
 struct Reading {
-    hosts: BTreeMap<String, FleetHost>,
-    at_of: HashMap<(String, String, Option<String>), usize>,
+    hosts: Vec<FleetHost>,
+    /// Where each instance stands in `hosts`.
+    host_at: HashMap<String, usize>,
+    /// Where each (host, resource, mount) stands in its host's list, for a host with more
+    /// resources than a look down the list should take.
+    resource_at: HashMap<(usize, String, Option<String>), usize>,
 }
 
+/// A host with at most this many resources is searched by a look down its list (no
+/// allocation per sample); past it, by key.
+const SHORT_LIST: usize = 8;
+
 impl Reading {
+    fn host_index(&mut self, instance: &str) -> usize {
+        if let Some(&at) = self.host_at.get(instance) {
+            return at;
+        }
+        self.hosts.push(FleetHost {
+            instance: instance.to_string(),
+            state: State::Compliant,
+            problems: vec![],
+            last_pass_age_s: None,
+            config_valid: None,
+            paused: false,
+            up: None,
+            version: None,
+            resources: vec![],
+        });
+        self.host_at
+            .insert(instance.to_string(), self.hosts.len() - 1);
+        self.hosts.len() - 1
+    }
+
     fn host(&mut self, instance: &str) -> &mut FleetHost {
-        self.hosts
-            .entry(instance.to_string())
-            .or_insert_with(|| FleetHost {
-                instance: instance.to_string(),
-                state: State::Compliant,
-                problems: vec![],
-                last_pass_age_s: None,
-                config_valid: None,
-                paused: false,
-                up: None,
-                version: None,
-                resources: vec![],
-            })
+        let at = self.host_index(instance);
+        &mut self.hosts[at]
+    }
+
+    fn known(&mut self, instance: &str) -> Option<&mut FleetHost> {
+        let at = *self.host_at.get(instance)?;
+        Some(&mut self.hosts[at])
     }
 
     /// The resource a sample is about (by its `resource` and, for disk, `mount` labels).
     fn resource(&mut self, s: &Series) -> &mut Resource {
-        let instance = s.label("instance");
         let name = s.label("resource");
         let mount = Some(s.label("mount")).filter(|m| !m.is_empty() && name == "disk");
-        let key = (
-            instance.to_string(),
-            name.to_string(),
-            mount.map(str::to_string),
-        );
-        let h = self
-            .hosts
-            .get_mut(instance)
-            .expect("the host is read before its resources");
-        let at = *self.at_of.entry(key).or_insert_with(|| {
-            h.resources.push(Resource {
-                resource: name.to_string(),
-                mount: mount.map(str::to_string),
-                state: State::Compliant,
-                target_percent: None,
-                statistic: None,
-                window_percent: None,
-                coverage_percent: None,
-                compliant: None,
-                on_track: None,
-                organic_forecast_percent: None,
-                level_percent: None,
-                organic_percent: None,
-                synthetic_percent: None,
-                cost: None,
-            });
-            h.resources.len() - 1
-        });
-        &mut h.resources[at]
+        let hi = self.host_index(s.label("instance"));
+        let list = &self.hosts[hi].resources;
+        let found = if list.len() <= SHORT_LIST {
+            list.iter()
+                .position(|x| x.resource == name && x.mount.as_deref() == mount)
+        } else {
+            self.resource_at
+                .get(&(hi, name.to_string(), mount.map(str::to_string)))
+                .copied()
+        };
+        let at = match found {
+            Some(at) => at,
+            None => {
+                let h = &mut self.hosts[hi];
+                h.resources.push(Resource {
+                    resource: name.to_string(),
+                    mount: mount.map(str::to_string),
+                    state: State::Compliant,
+                    target_percent: None,
+                    statistic: None,
+                    window_percent: None,
+                    coverage_percent: None,
+                    compliant: None,
+                    on_track: None,
+                    organic_forecast_percent: None,
+                    level_percent: None,
+                    organic_percent: None,
+                    synthetic_percent: None,
+                    cost: None,
+                });
+                let at = h.resources.len() - 1;
+                self.resource_at
+                    .insert((hi, name.to_string(), mount.map(str::to_string)), at);
+                at
+            }
+        };
+        &mut self.hosts[hi].resources[at]
     }
 
     /// One sample of METRICS_QUERY: a host's own series, or one of a resource's.
@@ -413,7 +443,7 @@ impl Reading {
     fn gone(&mut self, seen: &Answer, now: f64) {
         for s in &seen.samples {
             let i = s.label("instance");
-            if !self.hosts.contains_key(i) {
+            if !self.host_at.contains_key(i) {
                 let h = self.host(i);
                 h.last_pass_age_s = age(now, s.value);
                 h.problems.push(
@@ -427,7 +457,7 @@ impl Reading {
     /// Whether Prometheus's last scrape of each host worked (UP_QUERY).
     fn up(&mut self, up: &Answer) {
         for s in &up.samples {
-            if let Some(h) = self.hosts.get_mut(s.label("instance")) {
+            if let Some(h) = self.known(s.label("instance")) {
                 h.up = Some(s.value == 1.0);
             }
         }

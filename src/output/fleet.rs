@@ -287,7 +287,13 @@ pub fn render_html(f: &Fleet) -> String {
 }
 
 /// `cro fleet --timings`: where the time went, the server's share apart from cro's own.
-pub fn render_timings(f: &Fleet, t: &crate::fleet::Timings, print_s: f64) -> String {
+/// `process_cpu_s`: cro's CPU time for the whole run, start to print.
+pub fn render_timings(
+    f: &Fleet,
+    t: &crate::fleet::Timings,
+    print_s: f64,
+    process_cpu_s: f64,
+) -> String {
     let ms = |s: f64| format!("{:.0} ms", s * 1000.0);
     let mut o = format!(
         "cro fleet timings ({} hosts, {} series):\n",
@@ -299,23 +305,23 @@ pub fn render_timings(f: &Fleet, t: &crate::fleet::Timings, print_s: f64) -> Str
     );
     for q in &t.queries {
         o += &format!(
-            "  query  server {:>8}  parse {:>8}  {:>9} series  {:>6.1} MiB  {}\n",
+            "  query  server {:>8}  parse {:>8} CPU  {:>7} series  {:>5.1} MiB  {}\n",
             ms(q.server_s),
-            ms(q.parse_s),
+            ms(q.parse_cpu_s),
             q.series,
             q.bytes as f64 / 1048576.0,
-            crate::format::printable(q.query, 70)
+            crate::format::printable(q.query, 64)
         );
     }
-    let parse: f64 = t.queries.iter().map(|q| q.parse_s).sum();
+    let parse: f64 = t.queries.iter().map(|q| q.parse_cpu_s).sum();
     o += &format!(
-        "  queries side by side {} (parsing in it: {} summed over threads)\n  judge {}  sort {}  print {}\n  cro's own share: {}\n",
+        "  queries side by side {} wall (parsing the answers: {} CPU)\n  judge {}  sort {}  print {}\n  cro's own CPU, start to finish: {}\n",
         ms(t.queries_s),
         ms(parse),
         ms(t.judge_s),
         ms(t.sort_s),
         ms(print_s),
-        ms(parse + t.judge_s + t.sort_s + print_s),
+        ms(process_cpu_s),
     );
     o
 }
