@@ -107,12 +107,12 @@ s = open("src/fleet/view.rs").read()
 c = lambda name: re.search(name + r': &str =\s*"(.*?)";', s, re.S).group(1).replace('\\"', '"')
 arr = re.search(("RECORDED" if sys.argv[1] == "recorded" else "RAW") + r'_QUERIES: \[&str; \d\] = \[(.*?)\];', s, re.S).group(1)
 qs = [q.replace('\\"', '"') for q in re.findall(r'"((?:[^"\\]|\\.)*)"', arr)]
-qs += [c("SEEN_QUERY"), c("UP_QUERY")] + ([c("LAST_PASS_QUERY")] if sys.argv[1] == "recorded" else [])
+qs += [c("SEEN_QUERY")] + ([c("LAST_PASS_QUERY")] if sys.argv[1] == "recorded" else [c("UP_QUERY")])
 print("\n".join(qs))
 EOF
 }
 recorded_q=() raw_q=()
-mapfile -t recorded_q < <(queries recorded) && [ ${#recorded_q[@]} = 6 ] \
+mapfile -t recorded_q < <(queries recorded) && [ ${#recorded_q[@]} = 5 ] \
   || { echo "bench/fleet.sh: cannot read the recorded queries from src/fleet/view.rs" >&2; exit 1; }
 mapfile -t raw_q < <(queries raw) && [ ${#raw_q[@]} = 5 ] \
   || { echo "bench/fleet.sh: cannot read the raw queries from src/fleet/view.rs" >&2; exit 1; }

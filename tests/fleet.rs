@@ -433,6 +433,24 @@ fn fleet_names_a_url_that_is_not_prometheus() {
         "{}",
         r.stderr
     );
+    // --at: a time the store can be asked about, or exit 2 naming it
+    let r = e.run(&["fleet", "--prometheus", &url, "--at", "yesterday"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--at \"yesterday\""), "{}", r.stderr);
+    let r = e.ok(&[
+        "fleet",
+        "--prometheus",
+        &url,
+        "--json",
+        "--at",
+        "2026-01-01T00:00:00Z",
+    ]);
+    assert_eq!(
+        r.json()["evaluated_at"],
+        "2026-01-01T00:00:00Z",
+        "{}",
+        r.stdout
+    );
     // a timeout that does not fit is a usage error, not a panic
     let r = e.run(&[
         "fleet",

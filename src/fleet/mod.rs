@@ -71,21 +71,27 @@ pub fn fetch(
             (view::Source::Raw, a, seen, up)
         }
         Choice::Auto | Choice::Recorded => {
+            // no UP_QUERY: the host's recorded series says whether its scrape worked
             let mut a = ask_all(
                 client,
                 &[
                     &view::RECORDED_QUERIES[..],
-                    &[view::SEEN_QUERY, view::UP_QUERY, view::LAST_PASS_QUERY],
+                    &[view::SEEN_QUERY, view::LAST_PASS_QUERY],
                 ]
                 .concat(),
                 &mut t,
             )?;
-            let (seen, up, last_pass) = (a.remove(3), a.remove(3), a.remove(3));
+            let (seen, last_pass) = (a.remove(3), a.remove(3));
             let missing = uncovered(&a, &last_pass);
             match (choice, missing) {
                 (_, 0) => {
                     a.push(last_pass);
-                    (view::Source::Recorded, a, seen, up)
+                    (
+                        view::Source::Recorded,
+                        a,
+                        seen,
+                        prometheus::Answer::default(),
+                    )
                 }
                 (Choice::Recorded, n) => {
                     return Err(crate::error::Error::Runtime(format!(
@@ -102,7 +108,12 @@ pub fn fetch(
                              without examples/prometheus-rules.yml?); reading the raw series"
                         );
                     }
-                    let raw = ask_all(client, &view::RAW_QUERIES, &mut t)?;
+                    let mut raw = ask_all(
+                        client,
+                        &[&view::RAW_QUERIES[..], &[view::UP_QUERY]].concat(),
+                        &mut t,
+                    )?;
+                    let up = raw.pop().expect("UP_QUERY's answer");
                     (view::Source::Raw, raw, seen, up)
                 }
             }

@@ -28,7 +28,8 @@ pub const LAST_PASS_QUERY: &str = "max by (instance) (cro_last_reconcile_timesta
 /// Hosts seen in the last 6 hours whose metrics are gone now (no sample for 5 minutes),
 /// with their last pass. The store leaves out the live ones: the answer stays small.
 pub const SEEN_QUERY: &str = "max by (instance) (max_over_time(cro_last_reconcile_timestamp_seconds[6h])) unless on(instance) cro_last_reconcile_timestamp_seconds";
-/// Whether each target's last scrape worked.
+/// Whether each target's last scrape worked (with the recorded series, the host's packed
+/// series says).
 pub const UP_QUERY: &str = "min by (instance) (up)";
 
 /// Which series the view is read from.
@@ -406,7 +407,8 @@ impl Reading {
         let Some(x) = packed(v) else { return };
         match name {
             "instance:cro_fleet_host:packed" => {
-                h.config_valid = flag(x >> 1);
+                h.up = flag(x >> 3);
+                h.config_valid = flag((x >> 1) & 3);
                 h.paused = x & 1 == 1;
                 if let Some(version) = s.labels.get("version") {
                     h.version = Some(version.clone());
@@ -835,7 +837,7 @@ mod tests {
             s(
                 "instance:cro_fleet_host:packed",
                 &[("instance", "h"), ("version", "1.2")],
-                4.0,
+                20.0,
             ),
             // target 20.00 %, window 21.37 %, coverage not exported
             s(
@@ -866,6 +868,7 @@ mod tests {
             ),
         ];
         let last_pass = answer(vec![s("", &i, 99_970.0)]);
+        // the scrape worked (2 * 8), config valid (2 * 2), not paused
         let hosts = read(
             Source::Recorded,
             &[answer(m), last_pass],
@@ -875,7 +878,10 @@ mod tests {
         );
         let h = &hosts[0];
         assert_eq!(h.last_pass_age_s, Some(30.0));
-        assert_eq!((h.config_valid, h.paused), (Some(true), false));
+        assert_eq!(
+            (h.up, h.config_valid, h.paused),
+            (Some(true), Some(true), false)
+        );
         assert_eq!(h.version.as_deref(), Some("1.2"));
         let r = &h.resources[0];
         assert_eq!(
