@@ -112,7 +112,7 @@ print("\n".join(qs))
 EOF
 }
 recorded_q=() raw_q=()
-mapfile -t recorded_q < <(queries recorded) && [ ${#recorded_q[@]} = 5 ] \
+mapfile -t recorded_q < <(queries recorded) && [ ${#recorded_q[@]} = 7 ] \
   || { echo "bench/fleet.sh: cannot read the recorded queries from src/fleet/view.rs" >&2; exit 1; }
 mapfile -t raw_q < <(queries raw) && [ ${#raw_q[@]} = 5 ] \
   || { echo "bench/fleet.sh: cannot read the raw queries from src/fleet/view.rs" >&2; exit 1; }

@@ -81,7 +81,7 @@ pub fn fetch(
                 .concat(),
                 &mut t,
             )?;
-            let (seen, last_pass) = (a.remove(3), a.remove(3));
+            let (seen, last_pass) = (a.remove(5), a.remove(5));
             let missing = uncovered(&a, &last_pass);
             match (choice, missing) {
                 (_, 0) => {
