@@ -205,7 +205,7 @@ pub enum Command {
     },
     /// Every host's compliance from the Prometheus that scrapes cro, worst first.
     #[command(
-        after_help = "Examples:\n  cro fleet --prometheus http://prom:9090            worst hosts first\n  cro fleet --prometheus http://prom:9090 --limit 20\n  cro fleet --prometheus http://prom:9090 --json | jq '.hosts[0]'\n  cro fleet --prometheus http://prom:9090 --html /tmp/fleet.html\n  cro fleet --prometheus http://prom:9090 --at 2026-11-30T23:59:00Z   as it stood then\n\nHosts are Prometheus's `instance` labels; a few queries however many hosts;\nwith examples/prometheus-rules.yml loaded, 6 series a host instead of 38.\nStates: not on track (cannot meet the target within its limits), not\nreconciling (no recent pass, invalid desired state, metrics gone), at risk\n(on track, below the target so far), compliant."
+        after_help = "Examples:\n  cro fleet --prometheus http://prom:9090            worst hosts first\n  cro fleet --prometheus http://prom:9090 --limit 20\n  cro fleet --prometheus http://prom:9090 --json | jq '.hosts[0]'\n  cro fleet --prometheus http://prom:9090 --html /tmp/fleet.html\n  cro fleet --prometheus http://prom:9090 --at 2026-11-30T23:59:00Z   as it stood then\n\nHosts are Prometheus's `instance` labels; a few queries however many hosts;\nwith examples/prometheus-rules.yml loaded, 13 series a host instead of 38.\nStates: not on track (cannot meet the target within its limits), not\nreconciling (no recent pass, invalid desired state, metrics gone), at risk\n(on track, below the target so far), compliant."
     )]
     Fleet(FleetArgs),
     /// Replay an organic-usage trace through the real policy; cost and compliance per resource.
@@ -301,17 +301,19 @@ pub struct FleetArgs {
     /// Prometheus).
     #[arg(long, value_name = "FILE")]
     pub bearer_token_file: Option<PathBuf>,
-    /// The series to read: `recorded` (the 6 a host that examples/prometheus-rules.yml's
-    /// group cro-fleet-view records), `raw` (every cro series, 38 a host), or `auto`: the
-    /// recorded ones where they cover every host, else the raw ones. The view is the same.
+    /// The series to read: `recorded` (the 13 a host with one disk that
+    /// examples/prometheus-rules.yml's group cro-fleet-view records), `raw` (every cro
+    /// series, 38 a host), or `auto`: the recorded ones where they cover every host, else
+    /// the raw ones. The view is the same (the recorded figures as of the rules' last
+    /// evaluation).
     #[arg(long, value_enum, default_value_t = FleetSource::Auto)]
     pub source: FleetSource,
     /// The fleet as it stood at this time (RFC 3339, e.g. 2026-11-30T23:59:00Z, or Unix
     /// seconds) instead of now: the end of last month's windows, for an audit.
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
-    /// Say on stderr where the time went: each query's server time and parse time, judging,
-    /// sorting, printing.
+    /// Say on stderr where the time went: each query's server time and parse time (CPU),
+    /// judging, sorting, printing, and cro's own CPU time.
     #[arg(long)]
     pub timings: bool,
 }

@@ -4,11 +4,11 @@
 //! store.
 //!
 //! A handful of instant queries however many hosts there are, asked at once: the series
-//! the recording rules keep for the view (`view::RECORDED_QUERIES`, 13 a host with one disk, and the
-//! last pass) where they
-//! exist, else every raw cro series (`view::RAW_QUERIES`, 38 a host). `prometheus` speaks
-//! the HTTP API, `view` turns the answers into hosts sorted worst first, and
-//! `output::fleet` prints them (text, JSON, one HTML file).
+//! the recording rules keep for the view (`view::RECORDED_QUERIES`, 13 a host with one
+//! disk, beside the raw last pass) where they cover every host, else every raw cro series
+//! (`view::RAW_QUERIES`, 38 a host). `prometheus` speaks the HTTP API, `view` turns the
+//! answers into hosts sorted worst first, and `output::fleet` prints them (text, JSON, one
+//! HTML file).
 pub mod prometheus;
 pub mod view;
 
@@ -52,6 +52,15 @@ pub struct Timings {
     pub sort_s: f64,
 }
 
+/// The answers the view is built from: which series, the metrics, the gone hosts
+/// (SEEN_QUERY) and the scrapes (UP_QUERY; empty with the recorded series, which carry it).
+struct Answers {
+    source: view::Source,
+    metrics: Vec<prometheus::Answer>,
+    seen: prometheus::Answer,
+    up: prometheus::Answer,
+}
+
 /// Ask the server and build the view.
 pub fn fetch(
     client: &prometheus::Client,
@@ -60,80 +69,93 @@ pub fn fetch(
 ) -> Result<(view::Fleet, Timings)> {
     let mut t = Timings::default();
     let start = Instant::now();
-    let (source, metrics, seen, up) = match choice {
-        Choice::Raw => {
-            let mut a = ask_all(
-                client,
-                &[&view::RAW_QUERIES[..], &[view::SEEN_QUERY, view::UP_QUERY]].concat(),
-                &mut t,
-            )?;
-            let (seen, up) = (a.remove(3), a.remove(3));
-            (view::Source::Raw, a, seen, up)
-        }
-        Choice::Auto | Choice::Recorded => {
-            // no UP_QUERY: the host's recorded series says whether its scrape worked
-            let mut a = ask_all(
-                client,
-                &[
-                    &view::RECORDED_QUERIES[..],
-                    &[view::SEEN_QUERY, view::LAST_PASS_QUERY],
-                ]
-                .concat(),
-                &mut t,
-            )?;
-            let (seen, last_pass) = (a.remove(5), a.remove(5));
-            let missing = uncovered(&a, &last_pass);
-            match (choice, missing) {
-                (_, 0) => {
-                    a.push(last_pass);
-                    (
-                        view::Source::Recorded,
-                        a,
-                        seen,
-                        prometheus::Answer::default(),
-                    )
-                }
-                (Choice::Recorded, n) => {
-                    return Err(crate::error::Error::Runtime(format!(
-                        "Prometheus at {}: {n} host(s) with cro metrics have no recorded series \
-                         for the view: load examples/prometheus-rules.yml (group \
-                         cro-fleet-view) where they are scraped, or use --source raw",
-                        client.base()
-                    )));
-                }
-                (_, n) => {
-                    if !a.iter().all(|x| x.samples.is_empty()) {
-                        eprintln!(
-                            "cro: {n} host(s) have no recorded series for the view (a server \
-                             without examples/prometheus-rules.yml?); reading the raw series"
-                        );
-                    }
-                    let mut raw = ask_all(
-                        client,
-                        &[&view::RAW_QUERIES[..], &[view::UP_QUERY]].concat(),
-                        &mut t,
-                    )?;
-                    let up = raw.pop().expect("UP_QUERY's answer");
-                    (view::Source::Raw, raw, seen, up)
-                }
-            }
-        }
+    let a = match choice {
+        Choice::Raw => ask_raw(client, None, &mut t)?,
+        Choice::Auto | Choice::Recorded => ask_recorded(client, choice, &mut t)?,
     };
     t.queries_s = start.elapsed().as_secs_f64();
-    let mut now = view::evaluated_at(&metrics, &seen, &up);
+    let mut now = view::evaluated_at(&a.metrics, &a.seen, &a.up);
     // An empty vector carries no evaluation time: with no series at all, say when by our
     // own clock (not 1970).
     if now == 0.0 {
         now = client.at().unwrap_or_else(crate::timefmt::now_unix);
     }
     let start = Instant::now();
-    let mut hosts = view::read(source, &metrics, &seen, &up, now);
+    let mut hosts = view::read(a.source, &a.metrics, &a.seen, &a.up, now);
     view::judge_all(&mut hosts, rules);
     t.judge_s = start.elapsed().as_secs_f64();
     let start = Instant::now();
     view::rank(&mut hosts);
     t.sort_s = start.elapsed().as_secs_f64();
-    Ok((view::total(client.base(), source, now, hosts), t))
+    Ok((view::total(client.base(), a.source, now, hosts), t))
+}
+
+/// Every raw cro series and the scrapes, and the gone hosts unless `seen` has them.
+fn ask_raw(
+    client: &prometheus::Client,
+    seen: Option<prometheus::Answer>,
+    t: &mut Timings,
+) -> Result<Answers> {
+    let also: &[&'static str] = if seen.is_some() {
+        &[view::UP_QUERY]
+    } else {
+        &[view::UP_QUERY, view::SEEN_QUERY]
+    };
+    let mut metrics = ask_all(client, &[&view::RAW_QUERIES[..], also].concat(), t)?;
+    let seen = match seen {
+        Some(s) => s,
+        None => metrics.pop().expect("SEEN_QUERY's answer"),
+    };
+    let up = metrics.pop().expect("UP_QUERY's answer");
+    Ok(Answers {
+        source: view::Source::Raw,
+        metrics,
+        seen,
+        up,
+    })
+}
+
+/// The recorded series with the raw last pass, if they cover every host with cro metrics;
+/// else (`Auto`) the raw series, or (`Recorded`) an error saying where the rules are
+/// missing.
+fn ask_recorded(client: &prometheus::Client, choice: Choice, t: &mut Timings) -> Result<Answers> {
+    let mut metrics = ask_all(
+        client,
+        &[
+            &view::RECORDED_QUERIES[..],
+            &[view::SEEN_QUERY, view::LAST_PASS_QUERY],
+        ]
+        .concat(),
+        t,
+    )?;
+    let last_pass = metrics.pop().expect("LAST_PASS_QUERY's answer");
+    let seen = metrics.pop().expect("SEEN_QUERY's answer");
+    match uncovered(&metrics, &last_pass) {
+        0 => {
+            metrics.push(last_pass);
+            Ok(Answers {
+                source: view::Source::Recorded,
+                metrics,
+                seen,
+                up: prometheus::Answer::default(),
+            })
+        }
+        n if choice == Choice::Recorded => Err(crate::error::Error::Runtime(format!(
+            "Prometheus at {}: {n} host(s) with cro metrics have no recorded series for the \
+             view: load examples/prometheus-rules.yml (group cro-fleet-view) where they are \
+             scraped, or use --source raw",
+            client.base()
+        ))),
+        n => {
+            if !metrics.iter().all(|x| x.samples.is_empty()) {
+                eprintln!(
+                    "cro: {n} host(s) have no recorded series for the view (a server without \
+                     examples/prometheus-rules.yml?); reading the raw series"
+                );
+            }
+            ask_raw(client, Some(seen), t)
+        }
+    }
 }
 
 /// Hosts of `live` (LAST_PASS_QUERY) that no recorded answer names.

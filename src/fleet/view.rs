@@ -475,8 +475,7 @@ const FIELD: u64 = 16383;
 
 /// A packed value as the integer it is (exact below 2^53), if it is one.
 fn packed(v: f64) -> Option<u64> {
-    ((0.0..9_007_199_254_740_992.0).contains(&v) && v.fract() == 0.0)
-        .then_some(v as u64)
+    ((0.0..9_007_199_254_740_992.0).contains(&v) && v.fract() == 0.0).then_some(v as u64)
 }
 
 /// A packed percentage (the 14 bits at the bottom of `x`): 0 when not exported, else 1 +
