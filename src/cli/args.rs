@@ -205,7 +205,7 @@ pub enum Command {
     },
     /// Every host's compliance from the Prometheus that scrapes cro, worst first.
     #[command(
-        after_help = "Examples:\n  cro fleet --prometheus http://prom:9090            worst hosts first\n  cro fleet --prometheus http://prom:9090 --limit 20\n  cro fleet --prometheus http://prom:9090 --json | jq '.hosts[0]'\n  cro fleet --prometheus http://prom:9090 --html /tmp/fleet.html\n  cro fleet --prometheus http://prom:9090 --at 2026-11-30T23:59:00Z   as it stood then\n\nHosts are Prometheus's `instance` labels; a few queries however many hosts;\nwith examples/prometheus-rules.yml loaded, 13 series a host instead of 38.\nStates: not on track (cannot meet the target within its limits), not\nreconciling (no recent pass, invalid desired state, metrics gone), at risk\n(on track, below the target so far), compliant."
+        after_help = "Examples:\n  cro fleet --prometheus http://prom:9090            worst hosts first\n  cro fleet --prometheus http://prom:9090 --limit 20\n  cro fleet --prometheus http://prom:9090 --json | jq '.hosts[0]'\n  cro fleet --prometheus http://prom:9090 --html /tmp/fleet.html\n  cro fleet --prometheus http://prom:9090 --at 2026-11-30T23:59:00Z  then\n\nHosts are Prometheus's `instance` labels; a few queries however many hosts;\nwith examples/prometheus-rules.yml loaded, 13 series a host instead of 38.\nStates: not on track (cannot meet the target within its limits), not\nreconciling (no recent pass, invalid desired state, metrics gone), at risk\n(on track, below the target so far), compliant."
     )]
     Fleet(FleetArgs),
     /// Replay an organic-usage trace through the real policy; cost and compliance per resource.
