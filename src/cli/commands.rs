@@ -678,7 +678,7 @@ fn report(paths: &Paths, html: &Path) -> Result<i32> {
             .flatten()
             .reduce(f64::min)
     };
-    let host = crate::observe::host::hostname();
+    let host = crate::observe::hostname();
     const GIB: f64 = (1u64 << 30) as f64;
     let capacity = crate::output::report::Capacity {
         cpus: observe::host_cpus() as f64,

@@ -11,7 +11,7 @@ pub fn stderr_is_journal() -> bool {
 }
 
 /// Does a `JOURNAL_STREAM` value ("device:inode") name the file open as `fd`?
-fn stream_is(value: &str, fd: &impl std::os::fd::AsFd) -> bool {
+fn stream_is(value: &str, fd: &impl crate::sys::fs::Open) -> bool {
     let Some((dev, ino)) = value.split_once(':') else {
         return false;
     };
@@ -90,17 +90,15 @@ pub fn init(
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::MetadataExt;
-
     #[test]
     fn journal_stream_must_match_the_descriptor() {
         let f = tempfile::tempfile().unwrap();
-        let md = f.metadata().unwrap();
+        let md = crate::sys::fs::meta(&f).unwrap();
         assert!(
             !super::stream_is("1:2", &f),
             "a stream that is not this file"
         );
         assert!(!super::stream_is("garbage", &f));
-        assert!(super::stream_is(&format!("{}:{}", md.dev(), md.ino()), &f));
+        assert!(super::stream_is(&format!("{}:{}", md.dev, md.ino), &f));
     }
 }

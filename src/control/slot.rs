@@ -138,8 +138,7 @@ fn disk_mount(id: &str) -> Option<PathBuf> {
         }
         i += 1;
     }
-    use std::os::unix::ffi::OsStringExt;
-    let p = PathBuf::from(std::ffi::OsString::from_vec(out));
+    let p = crate::sys::fs::path_from_bytes(out);
     (disk_id(&p) == id).then_some(p)
 }
 

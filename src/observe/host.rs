@@ -35,6 +35,16 @@ pub struct Host {
 /// Parse os-release text into (platform, pretty name). Known families are named the way
 /// operators say them: RHEL clones that call themselves "centos" stay centos, Kylin's
 /// several IDs (kylin, neokylin) become kylin, openEuler's "openEuler" becomes openeuler.
+/// What the operating system says it is.
+pub struct OsIdentity {
+    /// "rhel", "ubuntu", ... (os-release's ID, families folded), or "windows".
+    pub platform: String,
+    /// PRETTY_NAME, or Windows' product name.
+    pub os: Option<String>,
+    pub kernel: String,
+    pub container: bool,
+}
+
 pub fn parse_os_release(text: &str) -> (String, Option<String>) {
     let field = |k: &str| -> Option<String> {
         text.lines()
@@ -64,47 +74,26 @@ pub fn parse_os_release(text: &str) -> (String, Option<String>) {
     (platform, field("PRETTY_NAME"))
 }
 
-/// Inside a container? (systemd's and Docker's markers, or a container= environment.)
-fn in_container() -> bool {
-    std::path::Path::new("/.dockerenv").exists()
-        || std::path::Path::new("/run/.containerenv").exists()
-        || std::fs::read_to_string("/run/systemd/container").is_ok_and(|s| !s.trim().is_empty())
-        || std::fs::read("/proc/1/environ")
-            .is_ok_and(|e| e.split(|&b| b == 0).any(|v| v.starts_with(b"container=")))
-}
-
 pub fn detect() -> Host {
-    let (platform, os) = std::fs::read_to_string("/etc/os-release")
-        .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
-        .map(|t| parse_os_release(&t))
-        .unwrap_or_else(|_| ("linux".into(), None));
+    let id = crate::observe::os_identity();
     let cgroup = crate::observe::read_cgroup_limits();
     let mem = crate::observe::read_memory(&cgroup).unwrap_or_default();
     Host {
-        platform,
-        os,
-        hostname: hostname(),
+        platform: id.platform,
+        os: id.os,
+        hostname: crate::observe::hostname(),
         memory_total_bytes: mem.total_bytes,
         memory_tier_gib: crate::control::desired::nominal_gib(mem.total_bytes),
         memory_bounded_by_cgroup: mem.cgroup_bounded,
         cpus: crate::observe::host_cpus(),
         usable_cpus: crate::observe::usable_cpus(&cgroup),
         cgroup,
-        container: in_container(),
-        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|k| k.trim().to_string())
-            .unwrap_or_default(),
+        container: id.container,
+        kernel: id.kernel,
         page_size: crate::sys::page_size(),
         memory_psi: crate::observe::read_memory_psi().is_some(),
         cpu_placement: None,
     }
-}
-
-/// The host's name, as the kernel has it ("this host" when it cannot be read).
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "this host".into())
 }
 
 #[cfg(test)]

@@ -4,6 +4,17 @@
 pub mod host;
 pub mod procs;
 
+// The two readings that differ by platform: the host's CPU counters and its memory. The
+// rest reads files that exist only on Linux (/proc, /sys/fs/cgroup) and finds nothing on
+// Windows: no cgroup limits, no PSI, as on a Linux host without them.
+#[cfg_attr(windows, path = "windows.rs")]
+#[cfg_attr(not(windows), path = "linux.rs")]
+mod platform;
+pub use platform::{
+    hostname, os_identity, read_cgroup_limits, read_cpu_times, read_memory_as, read_memory_psi,
+    read_proc_cpu,
+};
+
 use crate::control::desired::MemoryMetric;
 pub use crate::control::observation::{
     CgroupLimits, CgroupVersion, DiskObservation, FsUsage, Memory, Observation, organic, pct,
@@ -49,11 +60,6 @@ pub fn parse_proc_stat(text: &str) -> Option<CpuTimes> {
     })
 }
 
-pub fn read_cpu_times() -> std::io::Result<CpuTimes> {
-    let text = std::fs::read_to_string("/proc/stat")?;
-    parse_proc_stat(&text).ok_or_else(|| std::io::Error::other("no cpu line in /proc/stat"))
-}
-
 /// One process's cumulative CPU time, and when it started (so a reused PID is never taken
 /// for the process we measured before).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -80,28 +86,6 @@ pub fn parse_btime(text: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix("btime "))
         .and_then(|v| v.trim().parse().ok())
-}
-
-/// CPU time of these processes now; those that are gone are left out.
-pub fn read_proc_cpu(pids: &[u32]) -> Vec<ProcCpu> {
-    let hz = crate::sys::clock_ticks_per_second().max(1) as f64;
-    let Some(btime) = std::fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|t| parse_btime(&t))
-    else {
-        return vec![];
-    };
-    pids.iter()
-        .filter_map(|&pid| {
-            let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let (start, cpu) = parse_pid_stat(&text)?;
-            Some(ProcCpu {
-                pid,
-                started: btime + start as f64 / hz,
-                cpu_seconds: cpu as f64 / hz,
-            })
-        })
-        .collect()
 }
 
 /// CPU seconds cro's own processes used between two readings: for a process seen both
@@ -208,43 +192,6 @@ fn meminfo_field(text: &str, name: &str) -> Option<u64> {
         .map(|k| k * 1024)
 }
 
-/// The host's memory, used memory measured by `metric`. Inside a cgroup limit below the
-/// host's memory, the cgroup is the box that is filled: used is its limit less what is
-/// available in it (whatever the metric).
-pub fn read_memory_as(cg: &CgroupLimits, metric: MemoryMetric) -> std::io::Result<Memory> {
-    let text = std::fs::read_to_string("/proc/meminfo")?;
-    let (total, avail) = parse_meminfo(&text)
-        .ok_or_else(|| std::io::Error::other("/proc/meminfo lacks MemTotal or MemAvailable"))?;
-    let used = used_by(metric, &text).ok_or_else(|| {
-        std::io::Error::other(format!(
-            "/proc/meminfo lacks a field memory.metric {} needs ({})",
-            metric.name(),
-            metric.formula()
-        ))
-    })?;
-    let mut m = Memory {
-        total_bytes: total,
-        available_bytes: avail,
-        used_bytes: used,
-        cgroup_bounded: false,
-    };
-    if let (Some(limit), Some(usage)) = (cg.memory_limit_bytes, cg.memory_usage_bytes)
-        && limit < total
-    {
-        m.total_bytes = limit;
-        m.available_bytes = avail.min(limit.saturating_sub(usage));
-        m.used_bytes = limit.saturating_sub(m.available_bytes);
-        m.cgroup_bounded = true;
-    }
-    Ok(m)
-}
-
-/// Memory PSI `some avg10` (percent of the last 10 s some task stalled on memory).
-/// None where the kernel has PSI disabled (RHEL 8 default).
-pub fn read_memory_psi() -> Option<f64> {
-    parse_psi_some_avg10(&std::fs::read_to_string("/proc/pressure/memory").ok()?)
-}
-
 pub fn parse_psi_some_avg10(text: &str) -> Option<f64> {
     let l = text.lines().find(|l| l.starts_with("some "))?;
     l.split_whitespace()
@@ -315,13 +262,6 @@ fn ancestors(root: &Path, rel: &str) -> Vec<PathBuf> {
         }
     }
     out
-}
-
-pub fn read_cgroup_limits() -> CgroupLimits {
-    read_cgroup_limits_at(
-        Path::new("/sys/fs/cgroup"),
-        &std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
-    )
 }
 
 /// The cgroup limits this process lives under, read from `root` (the cgroup mounts) and

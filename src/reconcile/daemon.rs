@@ -157,14 +157,9 @@ impl Signals {
             stop: Arc::new(AtomicBool::new(false)),
             hup: Arc::new(AtomicBool::new(false)),
         };
-        for (sig, flag) in [
-            (signal_hook::consts::SIGTERM, &s.stop),
-            (signal_hook::consts::SIGINT, &s.stop),
-            (signal_hook::consts::SIGHUP, &s.hup),
-        ] {
-            signal_hook::flag::register(sig, Arc::clone(flag))
-                .map_err(|e| Error::os("install signal handler", e))?;
-        }
+        crate::sys::on_stop(Arc::clone(&s.stop))
+            .and_then(|()| crate::sys::on_reload(Arc::clone(&s.hup)))
+            .map_err(|e| Error::os("install signal handler", e))?;
         Ok(s)
     }
 }

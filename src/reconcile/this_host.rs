@@ -159,7 +159,7 @@ pub fn spawn_worker(q: &JobDir, id: &str, lock: File) -> Result<u32> {
     let job_path =
         std::path::absolute(q.job_path(id)).map_err(|e| Error::io(q.job_path(id), "resolve", e))?;
     let mut cmd = Command::new(exe);
-    std::os::unix::process::CommandExt::arg0(&mut cmd, &shown);
+    crate::sys::process::set_arg0(&mut cmd, shown.as_os_str());
     cmd.arg("worker")
         .arg("--job")
         .arg(&job_path)

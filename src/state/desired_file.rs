@@ -11,7 +11,6 @@
 use crate::control::desired::{DesiredState, MAX_BYTES, Source, from_contents};
 use crate::error::{Error, Problem, Result};
 use std::fs::{File, Metadata};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Load the desired file, or the built-in default when it does not exist.
@@ -61,15 +60,10 @@ pub fn read_named(path: &Path) -> Result<Option<Vec<u8>>> {
 /// Open without blocking (O_NONBLOCK: a FIFO with no writer would block the open) and,
 /// unless `follow`, without following a final symlink. `None` when there is no file.
 fn open(path: &Path, follow: bool) -> Result<Option<File>> {
-    let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
-    match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC | nofollow)
-        .open(path)
-    {
+    match crate::sys::fs::open_untrusted(path, follow) {
         Ok(f) => Ok(Some(f)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) && !follow => {
+        Err(e) if crate::sys::fs::is_refused_link(&e) && !follow => {
             let to = std::fs::read_link(path)
                 .map(|t| format!(" (to {})", t.display()))
                 .unwrap_or_default();
@@ -103,33 +97,20 @@ fn file_problem(md: &Metadata) -> Option<String> {
 }
 
 fn not_regular(md: &Metadata) -> Option<&'static str> {
-    let t = md.file_type();
-    if t.is_file() {
-        None
-    } else if t.is_fifo() {
-        Some("a FIFO")
-    } else if t.is_dir() {
-        Some("a directory")
-    } else if t.is_socket() {
-        Some("a socket")
-    } else if t.is_block_device() || t.is_char_device() {
-        Some("a device")
-    } else {
-        Some("not a regular file")
-    }
+    crate::sys::fs::kind_name(md)
 }
 
 /// The owner and write-bit rule shared by the file and its directory: owned by root or by
 /// the user running cro, not writable by group or others.
 fn owner_problem(md: &Metadata) -> Option<String> {
     let me = crate::sys::euid();
-    if md.uid() != 0 && md.uid() != me {
+    let (uid, mode) = crate::sys::fs::owner_and_mode(md);
+    if uid != 0 && uid != me {
         Some(format!(
-            "is owned by uid {}, not by root or uid {me} that runs cro",
-            md.uid()
+            "is owned by uid {uid}, not by root or uid {me} that runs cro"
         ))
     } else {
-        crate::state::fsutil::writable_by_others(md.mode())
+        crate::state::fsutil::writable_by_others(mode)
     }
 }
 

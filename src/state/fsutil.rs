@@ -4,7 +4,6 @@
 use crate::error::{Error, Result};
 use std::fs::{self, File};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Atomically replace `path` with `data`. `durable` also fsyncs file and directory; the
@@ -22,8 +21,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32, durable: bool) -> Resul
         .map_err(|e| Error::io(dir, "create a temporary file in", e))?;
     tmp.write_all(data)
         .map_err(|e| Error::io(tmp.path(), "write", e))?;
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(mode))
+    crate::sys::fs::set_mode(tmp.as_file(), mode)
         .map_err(|e| Error::io(tmp.path(), "set permissions on", e))?;
     if durable {
         tmp.as_file()
@@ -43,9 +41,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32, durable: bool) -> Resul
 }
 
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, "sync directory", e))
+    crate::sys::fs::sync_dir(dir).map_err(|e| Error::io(dir, "sync directory", e))
 }
 
 /// Create a directory (and parents) with the given mode for the last component.
@@ -53,9 +49,8 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    fs::DirBuilder::new()
+    crate::sys::fs::dir_builder(mode)
         .recursive(true)
-        .mode(mode)
         .create(dir)
         .map_err(|e| Error::io(dir, "create directory", e))
 }
@@ -66,7 +61,6 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
 /// `dir` itself may be a symlink (the top of the tree, e.g. /var/lib/cro -> /data/cro);
 /// directories inside the tree may not.
 pub fn check_trusted_dir(dir: &Path, follow: bool) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
     let md = if follow {
         fs::metadata(dir)
     } else {
@@ -78,13 +72,15 @@ pub fn check_trusted_dir(dir: &Path, follow: bool) -> Result<()> {
         Some("is a symbolic link".to_string())
     } else if !md.is_dir() {
         Some("is not a directory".to_string())
-    } else if md.uid() != me {
-        Some(format!(
-            "is owned by uid {}, not by uid {me} that runs cro",
-            md.uid()
-        ))
     } else {
-        writable_by_others(md.mode())
+        let (uid, mode) = crate::sys::fs::owner_and_mode(&md);
+        if uid != me {
+            Some(format!(
+                "is owned by uid {uid}, not by uid {me} that runs cro"
+            ))
+        } else {
+            writable_by_others(mode)
+        }
     };
     match why {
         Some(why) => Err(Error::Runtime(format!(
@@ -115,15 +111,16 @@ pub fn writable_by_others(mode: u32) -> Option<String> {
 
 /// Open (creating if needed) a file that is never replaced, for flock.
 pub fn open_lock_file(path: &Path) -> Result<File> {
-    fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| Error::io(path, "open lock file", e))
+    crate::sys::fs::private(
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+        0o600,
+    )
+    .open(path)
+    .map_err(|e| Error::io(path, "open lock file", e))
 }
 
 /// Is `name` one of our temp files (`.tmp-` and tempfile's six random characters)?
@@ -176,8 +173,9 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+        #[cfg(unix)]
         assert_eq!(
-            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            crate::sys::fs::owner_and_mode(&fs::metadata(&p).unwrap()).1,
             0o644
         );
     }

@@ -14,17 +14,13 @@ pub fn history_dir(state_dir: &Path) -> PathBuf {
 
 /// Append one record to its day file, synced.
 pub fn append(state_dir: &Path, at_unix: f64, rec: &Record) -> Result<PathBuf> {
-    use std::os::unix::fs::OpenOptionsExt;
     let dir = history_dir(state_dir);
     crate::state::fsutil::ensure_dir(&dir, 0o700)?;
     let path = dir.join(format!("{}.jsonl", timefmt::day(at_unix)));
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(|e| Error::io(&path, "open history file", e))?;
+    let mut f =
+        crate::sys::fs::private(std::fs::OpenOptions::new().append(true).create(true), 0o600)
+            .open(&path)
+            .map_err(|e| Error::io(&path, "open history file", e))?;
     let mut line = serde_json::to_string(rec).expect("record serializes");
     line.push('\n');
     // A previous crash may have left a torn line without its newline: start on a fresh line

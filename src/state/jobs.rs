@@ -15,21 +15,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Is there a FLOCK on (dev, ino) in /proc/locks text? Lines look like
-/// `3: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF` (device major:minor in hex);
-/// `->` lines are waiters, not holders.
-pub fn flock_held(locks: &str, dev: u64, ino: u64) -> bool {
-    let want = format!(
-        "{:02x}:{:02x}:{ino}",
-        libc::major(dev as libc::dev_t),
-        libc::minor(dev as libc::dev_t)
-    );
-    locks.lines().any(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&want.as_str())
-    })
-}
-
 #[derive(Debug, Clone)]
 pub struct JobDir {
     pub state_dir: PathBuf,
@@ -117,15 +102,13 @@ impl JobDir {
     /// lock (a try-lock would hold the slot for a moment, and a reconciler could see it
     /// taken) and creates no file.
     pub fn is_alive(&self, id: &str) -> bool {
-        use std::os::unix::fs::MetadataExt;
         let Ok(md) = std::fs::symlink_metadata(self.lock_path(id)) else {
             return false;
         };
         if !md.is_file() {
             return false;
         }
-        let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
-        flock_held(&locks, md.dev(), md.ino())
+        crate::sys::fs::lock_held(&self.lock_path(id), &md)
     }
 
     /// Take the slot's lock if nobody holds it. The returned file keeps it.
@@ -219,20 +202,6 @@ impl StateLock {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn proc_locks_lines_name_the_holder() {
-        let dev = libc::makedev(0xfd, 0x01);
-        let text = "1: POSIX  ADVISORY  WRITE 99 fd:01:5678 0 EOF\n\
-                    2: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF\n\
-                    3: -> FLOCK  ADVISORY  WRITE 77 fd:01:999 0 EOF\n";
-        assert!(flock_held(text, dev as u64, 5678));
-        assert!(!flock_held(text, dev as u64, 999), "a waiter holds nothing");
-        assert!(
-            !flock_held(text, libc::makedev(8, 1) as u64, 5678),
-            "another device"
-        );
-    }
 
     #[test]
     fn liveness_is_read_without_locking_or_creating() {

@@ -1,16 +1,14 @@
 //! Disk ballast lives only in `<mount>/.cro-ballast/`. Everything here works relative to
 //! directory descriptors opened with O_NOFOLLOW, so a symlink planted as `.cro-ballast`
 //! or inside it is never followed: links are removed as links, their targets untouched.
-use crate::sys::fs::{self as sysfs, Kind};
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use crate::sys::fs::{self as sysfs, Dir, Kind};
 use std::path::{Path, PathBuf};
 
 pub const DIR: &str = ".cro-ballast";
 
 /// Open `<mount>/.cro-ballast`, creating it (0700) when asked. `Ok(None)` when it does not
 /// exist and `create` is false. An error when it is a symlink or not a directory.
-pub fn open(mount: &Path, create: bool) -> std::io::Result<Option<OwnedFd>> {
+pub fn open(mount: &Path, create: bool) -> std::io::Result<Option<Dir>> {
     let m = sysfs::open_dir_at(None, mount)?;
     if create {
         sysfs::mkdir_at(&m, DIR, 0o700)?;
@@ -44,7 +42,7 @@ pub fn open(mount: &Path, create: bool) -> std::io::Result<Option<OwnedFd>> {
 /// Is this open file ours: owned by the effective user, with none of `forbidden` mode
 /// bits (0o077 for a directory: 0700 or tighter), and, for a regular file, one link only
 /// (a hard link planted next to ballast would let root write someone else's file)?
-pub fn check_ours(fd: &impl AsFd, forbidden: u32) -> std::result::Result<(), String> {
+pub fn check_ours(fd: &impl sysfs::Open, forbidden: u32) -> std::result::Result<(), String> {
     let st = sysfs::meta(fd).map_err(|e| format!("cannot be inspected: {e}"))?;
     let me = crate::sys::euid();
     if st.uid != me {
@@ -73,13 +71,9 @@ pub struct Entry {
 }
 
 /// Entries of an open ballast directory, by name.
-pub fn list(dir: &OwnedFd) -> std::io::Result<Vec<Entry>> {
-    // /proc/self/fd/N names exactly the directory we opened, whatever happens to the path.
+pub fn list(dir: &Dir) -> std::io::Result<Vec<Entry>> {
     let mut out = vec![];
-    use std::os::fd::AsRawFd;
-    for e in std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))? {
-        let e = e?;
-        let name = e.file_name();
+    for name in sysfs::names(dir)? {
         let Ok(st) = sysfs::meta_at(dir, &name) else {
             continue;
         };
@@ -96,7 +90,7 @@ pub fn list(dir: &OwnedFd) -> std::io::Result<Vec<Entry>> {
 }
 
 /// Remove `name` from an open ballast directory (a link as a link: unlinkat opens nothing).
-pub fn unlink_at(dir: &OwnedFd, name: &str) -> std::io::Result<()> {
+pub fn unlink_at(dir: &Dir, name: &str) -> std::io::Result<()> {
     sysfs::unlink_at(dir, name)
 }
 
@@ -109,7 +103,7 @@ pub fn bytes(mount: &Path) -> u64 {
 }
 
 /// Bytes of the ballast files in an open ballast directory.
-pub fn held(dir: &OwnedFd) -> u64 {
+pub fn held(dir: &Dir) -> u64 {
     list(dir)
         .map(|es| es.iter().filter(|e| e.is_file).map(|e| e.allocated).sum())
         .unwrap_or(0)
@@ -161,12 +155,11 @@ pub fn remove_all(mount: &Path) -> std::io::Result<Removed> {
 /// mounts come and go: a read of mountinfo during mount churn can miss lines), or, for a
 /// bind mount of the same filesystem, mountinfo lists it.
 pub fn is_mount_point(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
     if path == Path::new("/") {
         return true;
     }
     match (std::fs::metadata(path), std::fs::metadata(path.join(".."))) {
-        (Ok(p), Ok(parent)) if p.dev() != parent.dev() => true,
+        (Ok(p), Ok(parent)) if sysfs::device(&p) != sysfs::device(&parent) => true,
         (Ok(_), Ok(_)) => mount_points().iter().any(|m| m == path),
         _ => false,
     }
@@ -178,7 +171,7 @@ pub fn mount_points() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = text
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .map(|m| PathBuf::from(std::ffi::OsStr::from_bytes(&unescape(m))))
+        .map(|m| sysfs::path_from_bytes(unescape(m)))
         .collect();
     v.sort();
     v.dedup();
@@ -238,8 +231,7 @@ pub fn local_mounts(mountinfo: &str) -> Vec<PathBuf> {
             let (left, right) = l.split_once(" - ")?;
             let fstype = right.split_whitespace().next()?;
             let mp = left.split(' ').nth(4)?;
-            (!is_remote_or_fuse(fstype))
-                .then(|| PathBuf::from(std::ffi::OsStr::from_bytes(&unescape(mp))))
+            (!is_remote_or_fuse(fstype)).then(|| sysfs::path_from_bytes(unescape(mp)))
         })
         .collect();
     v.sort();

@@ -8,7 +8,6 @@ use crate::error::Result;
 use crate::observe::{self, FsUsage};
 use crate::state::jobs::JobSpec;
 use crate::worker::ballast;
-use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 const FILE_MAX: u64 = 1 << 30;
@@ -92,7 +91,7 @@ fn ioprio_idle() {
 }
 
 struct Files {
-    dir: OwnedFd,
+    dir: crate::sys::fs::Dir,
     noise: Noise,
 }
 
@@ -151,13 +150,12 @@ impl Files {
                 crate::sys::fs::allocate(&f, off, n)?;
             }
             Fill::Write => {
-                use std::os::unix::fs::FileExt;
                 let mut buf = vec![0u8; 1 << 20];
                 let mut done = 0;
                 while done < n {
                     let len = (n - done).min(buf.len() as u64) as usize;
                     self.noise.fill(&mut buf[..len]);
-                    f.write_all_at(&buf[..len], off + done)?;
+                    crate::sys::fs::write_all_at(&f, &buf[..len], off + done)?;
                     done += len as u64;
                 }
                 f.sync_data()?;
@@ -255,7 +253,6 @@ fn watch(ctx: &Ctx, files: &Files, mount: &std::path::Path) -> Option<u64> {
 /// point (a filesystem that failed to mount leaves a bare directory on `/`), or the
 /// filesystem there is not the one our open directory is on (unmounted under us).
 fn unusable(mount: &std::path::Path, allow_plain: bool, held: Option<&Files>) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
     if !allow_plain && !ballast::is_mount_point(mount) {
         return Some(format!(
             "{} is not a mount point (not mounted?); nothing is padded until it is \
@@ -264,7 +261,7 @@ fn unusable(mount: &std::path::Path, allow_plain: bool, held: Option<&Files>) ->
         ));
     }
     let here = match std::fs::metadata(mount) {
-        Ok(md) => md.dev(),
+        Ok(md) => crate::sys::fs::device(&md),
         Err(e) => return Some(format!("{}: {e}", mount.display())),
     };
     let f = held?;
@@ -481,7 +478,7 @@ impl Padding {
                 ctx.status.limited_by = s.limited_by;
                 ctx.status.message = None;
             }
-            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
                 // Our own growth met a full filesystem (a writer took the space first):
                 // nothing to give back beyond what the watch releases.
                 ctx.quiet.warn(

@@ -4,7 +4,6 @@
 //! with how many were held back. Before this, a worker with a persistent error appended
 //! a line every 200 ms, forever.
 use std::collections::HashMap;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -14,12 +13,7 @@ pub const QUIET_FOR: Duration = Duration::from_secs(60);
 
 /// Open a log for appending: never through a symlink, closed to others.
 pub fn open(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
+    crate::sys::fs::private(std::fs::OpenOptions::new().create(true).append(true), 0o600).open(path)
 }
 
 fn generation(path: &Path, n: usize) -> PathBuf {

@@ -16,7 +16,6 @@ use crate::state::fsutil;
 use crate::state::jobs::{Job, JobDir, JobSpec, WorkerState, WorkerStatus};
 use crate::timefmt::now_unix;
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -100,12 +99,11 @@ impl Ctx {
 
     /// Does the lock path still name the file we hold the lock on?
     fn lock_is_current(&self) -> bool {
-        use std::os::unix::fs::MetadataExt;
         match (
             self._lock.metadata(),
             std::fs::symlink_metadata(self.jobs.lock_path(&self.id)),
         ) {
-            (Ok(held), Ok(md)) => md.ino() == held.ino() && md.dev() == held.dev(),
+            (Ok(held), Ok(md)) => crate::sys::fs::same_file(&md, &held),
             _ => false,
         }
     }
@@ -173,7 +171,7 @@ fn take_lock(jobs: &JobDir, id: &str, inherited: Option<i32>) -> Result<Option<F
         .metadata()
         .map_err(|e| Error::io(&path, "inspect lock", e))?;
     match std::fs::symlink_metadata(&path) {
-        Ok(md) if md.ino() == held.ino() && md.dev() == held.dev() => Ok(Some(lock)),
+        Ok(md) if crate::sys::fs::same_file(&md, &held) => Ok(Some(lock)),
         _ => Ok(None),
     }
 }
@@ -233,14 +231,10 @@ pub fn run(job_path: &Path, lock_fd: Option<i32>) -> Result<()> {
         return Ok(());
     };
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .map_err(|e| Error::os("install signal handler", e))?;
-    }
+    // A worker has nothing to reload: a reload signal (a hangup) stops it too.
+    crate::sys::on_stop(Arc::clone(&stop))
+        .and_then(|()| crate::sys::on_reload(Arc::clone(&stop)))
+        .map_err(|e| Error::os("install signal handler", e))?;
     let status = WorkerStatus {
         id: id.clone(),
         pid: std::process::id(),

@@ -21,7 +21,6 @@
 //!
 //! `<tag>` is derived from the state directory, so `recover` finds the group to remove.
 use crate::control::job::Placement;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// What to do, decided from mountinfo and /proc/self/cgroup alone (tested on fixtures).
@@ -64,9 +63,7 @@ fn cgroup_mounts(mountinfo: &str) -> Vec<(PathBuf, String, String)> {
             let opts = r.nth(1).unwrap_or("");
             fstype.starts_with("cgroup").then(|| {
                 (
-                    PathBuf::from(std::ffi::OsStr::from_bytes(
-                        &crate::worker::ballast::unescape(mount_point),
-                    )),
+                    crate::sys::fs::path_from_bytes(crate::worker::ballast::unescape(mount_point)),
                     fstype.to_string(),
                     opts.to_string(),
                 )

@@ -65,7 +65,7 @@ pub fn run(
         .saturating_sub(64)
         .clamp(64, budget::MAX_CONNECTIONS);
     tracing::debug!(fds, max, "open-file limit and connection budget");
-    let host = crate::observe::host::hostname().to_ascii_lowercase();
+    let host = crate::observe::hostname().to_ascii_lowercase();
     let short = host.split('.').next().unwrap_or("").to_string();
     let names = Names {
         allowed: allow_hosts

@@ -83,3 +83,8 @@ pub fn raise_fd_limit(want: u64) -> u64 {
         Err(_) => cur,
     }
 }
+
+/// Show `name` as the program's name in ps and top (argv[0]).
+pub fn set_arg0(cmd: &mut std::process::Command, name: &std::ffi::OsStr) {
+    std::os::unix::process::CommandExt::arg0(cmd, name);
+}

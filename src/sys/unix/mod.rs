@@ -1,0 +1,69 @@
+//! Linux (and other Unix) implementations of the platform seam (see ../mod.rs).
+pub mod fs;
+pub mod mem;
+pub mod process;
+mod raw;
+
+pub use raw::{ioprio_idle, online_cpus, sched_idle, spawn_detached_with_lock};
+
+/// The effective user id of this process.
+pub fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Clock ticks per second, the unit of /proc/PID/stat's utime and stime.
+pub fn clock_ticks_per_second() -> u64 {
+    rustix::param::clock_ticks_per_second()
+}
+
+/// CPU seconds used by this thread (`thread`) or this whole process.
+pub fn cpu_seconds(thread: bool) -> f64 {
+    use rustix::time::{ClockId, clock_gettime};
+    let ts = clock_gettime(if thread {
+        ClockId::ThreadCPUTime
+    } else {
+        ClockId::ProcessCPUTime
+    });
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// This thread's id (for a cgroup's `tasks` file).
+pub fn thread_id() -> i32 {
+    rustix::thread::gettid().as_raw_nonzero().get()
+}
+
+/// Point this process's stdout and stderr at `f` (a rotated log's fresh file).
+pub fn redirect_output(f: &std::fs::File) -> std::io::Result<()> {
+    rustix::stdio::dup2_stdout(f)?;
+    rustix::stdio::dup2_stderr(f)?;
+    Ok(())
+}
+
+/// The page size the kernel reports.
+pub fn real_page_size() -> usize {
+    rustix::param::page_size()
+}
+
+/// Take the slot lock inherited as descriptor `fd` (checked by the caller: not a standard
+/// stream, taken once).
+pub fn take_inherited_lock(fd: i32) -> std::io::Result<std::fs::File> {
+    // SAFETY: the reconciler opened this descriptor and handed it to this process for
+    // exactly this (spawn_detached_with_lock); the caller takes it once and it is not a
+    // standard stream, and a worker opens nothing by number, so nothing else owns it.
+    unsafe { raw::take_inherited_fd(fd) }
+}
+
+/// Set `flag` when the process is asked to stop (SIGTERM, SIGINT).
+pub fn on_stop(flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::io::Result<()> {
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, std::sync::Arc::clone(&flag))?;
+    }
+    Ok(())
+}
+
+/// Set `flag` when the process is asked to read its configuration again (SIGHUP, what
+/// `systemctl reload` sends).
+pub fn on_reload(flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::io::Result<()> {
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, flag)?;
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! Windows implementations of the platform seam (see ../mod.rs), over windows-sys. Each
+//! call is made once, here, with the reason it is sound; the functions keep the Linux
+//! side's names and meanings (a reading of the same thing, said in the same units).
+//!
+//! Not here yet (issue "Windows hosts", later steps): handing a worker its slot lock,
+//! the job object that ends workers as one, memory given back page by page.
+pub mod fs;
+pub mod mem;
+pub mod process;
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use windows_sys::Win32::Foundation::FILETIME;
+use windows_sys::Win32::System::Threading as th;
+
+/// One call that returns a Win32 BOOL, checked: `Err(last OS error)` when it failed.
+macro_rules! win {
+    ($call:expr) => {
+        if $call == 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+}
+pub(crate) use win;
+
+fn ticks(t: FILETIME) -> u64 {
+    (u64::from(t.dwHighDateTime) << 32) | u64::from(t.dwLowDateTime)
+}
+
+fn zero() -> FILETIME {
+    FILETIME {
+        dwLowDateTime: 0,
+        dwHighDateTime: 0,
+    }
+}
+
+/// The host's cumulative (busy, total) CPU time over all processors, in 100 ns units
+/// (GetSystemTimes: kernel time includes idle time).
+pub fn system_times() -> io::Result<(u64, u64)> {
+    let (mut idle, mut kernel, mut user) = (zero(), zero(), zero());
+    // SAFETY: three valid, writable FILETIMEs that outlive the call.
+    win!(unsafe { th::GetSystemTimes(&mut idle, &mut kernel, &mut user) })?;
+    let total = ticks(kernel) + ticks(user);
+    Ok((total.saturating_sub(ticks(idle)), total))
+}
+
+/// What Windows reports of physical memory and commit (GlobalMemoryStatusEx), in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryStatus {
+    pub total: u64,
+    pub available: u64,
+    /// The commit limit (physical memory plus page files) and what is left of it.
+    pub commit_limit: u64,
+    pub commit_available: u64,
+}
+
+pub fn memory_status() -> io::Result<MemoryStatus> {
+    use windows_sys::Win32::System::SystemInformation::{GlobalMemoryStatusEx, MEMORYSTATUSEX};
+    // SAFETY: MEMORYSTATUSEX is plain data; all zeros is a valid value.
+    let mut m: MEMORYSTATUSEX = unsafe { std::mem::zeroed() };
+    m.dwLength = std::mem::size_of::<MEMORYSTATUSEX>() as u32;
+    // SAFETY: `m` is a valid, writable MEMORYSTATUSEX with dwLength set, as the call needs.
+    win!(unsafe { GlobalMemoryStatusEx(&mut m) })?;
+    Ok(MemoryStatus {
+        total: m.ullTotalPhys,
+        available: m.ullAvailPhys,
+        commit_limit: m.ullTotalPageFile,
+        commit_available: m.ullAvailPageFile,
+    })
+}
+
+/// Windows has no user ids of this kind: files are judged by their ACLs, which cro does
+/// not read yet, so every file reads as owned by "0", the user running cro.
+pub fn euid() -> u32 {
+    0
+}
+
+/// The unit of `ProcCpu` readings (/proc's clock ticks on Linux): 100 ns.
+pub fn clock_ticks_per_second() -> u64 {
+    10_000_000
+}
+
+/// CPU seconds used by this thread (`thread`) or this whole process.
+pub fn cpu_seconds(thread: bool) -> f64 {
+    let (mut c, mut e, mut k, mut u) = (zero(), zero(), zero(), zero());
+    // SAFETY: the pseudo-handles of the current thread and process need no closing and
+    // stay valid; the four FILETIMEs are valid, writable and outlive the call.
+    let r = unsafe {
+        if thread {
+            th::GetThreadTimes(th::GetCurrentThread(), &mut c, &mut e, &mut k, &mut u)
+        } else {
+            th::GetProcessTimes(th::GetCurrentProcess(), &mut c, &mut e, &mut k, &mut u)
+        }
+    };
+    if r == 0 {
+        return 0.0;
+    }
+    (ticks(k) + ticks(u)) as f64 / 1e7
+}
+
+/// This thread's id.
+pub fn thread_id() -> i32 {
+    // SAFETY: no arguments, no preconditions.
+    unsafe { th::GetCurrentThreadId() as i32 }
+}
+
+/// Point this process's standard output and error at `f` (a rotated log's fresh file).
+pub fn redirect_output(f: &std::fs::File) -> io::Result<()> {
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::System::Console::{STD_ERROR_HANDLE, STD_OUTPUT_HANDLE, SetStdHandle};
+    for which in [STD_OUTPUT_HANDLE, STD_ERROR_HANDLE] {
+        // SAFETY: the handle is open while `f` lives; the caller keeps the file open for
+        // as long as output goes there (the worker's log, held to the end).
+        win!(unsafe { SetStdHandle(which, f.as_raw_handle()) })?;
+    }
+    Ok(())
+}
+
+/// The page size Windows reports.
+pub fn real_page_size() -> usize {
+    use windows_sys::Win32::System::SystemInformation::{GetSystemInfo, SYSTEM_INFO};
+    // SAFETY: SYSTEM_INFO is plain data; all zeros is valid; the call only writes it.
+    let mut si: SYSTEM_INFO = unsafe { std::mem::zeroed() };
+    // SAFETY: `si` is valid and writable.
+    unsafe { GetSystemInfo(&mut si) };
+    (si.dwPageSize as usize).max(4096)
+}
+
+/// Processors active now, in every processor group.
+pub fn online_cpus() -> usize {
+    // SAFETY: takes a group number and has no other preconditions.
+    let n = unsafe { th::GetActiveProcessorCount(th::ALL_PROCESSOR_GROUPS) };
+    (n as usize).max(1)
+}
+
+/// Run this thread (and the process's other threads) only when nothing else wants a CPU:
+/// the idle priority class, and idle priority for this thread within it. Real work at
+/// normal priority always runs first.
+pub fn sched_idle() -> io::Result<()> {
+    // SAFETY: the pseudo-handles need no closing; the calls take plain integers.
+    unsafe {
+        win!(th::SetPriorityClass(
+            th::GetCurrentProcess(),
+            th::IDLE_PRIORITY_CLASS
+        ))?;
+        win!(th::SetThreadPriority(
+            th::GetCurrentThread(),
+            th::THREAD_PRIORITY_IDLE
+        ))
+    }
+}
+
+/// Background mode: this process's disk and memory priority drop to the lowest.
+pub fn ioprio_idle() -> io::Result<()> {
+    // SAFETY: as above.
+    win!(unsafe {
+        th::SetPriorityClass(th::GetCurrentProcess(), th::PROCESS_MODE_BACKGROUND_BEGIN)
+    })
+}
+
+/// Workers are not started on Windows yet: the reconciler says so in its result.
+pub fn spawn_detached_with_lock(
+    _cmd: &mut std::process::Command,
+    _lock: &std::fs::File,
+) -> io::Result<std::process::Child> {
+    Err(not_yet("starting a worker"))
+}
+
+pub fn take_inherited_lock(_fd: i32) -> io::Result<std::fs::File> {
+    Err(not_yet("a worker's inherited slot lock"))
+}
+
+pub(crate) fn not_yet(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("{what} is not supported on Windows in this version of cro"),
+    )
+}
+
+/// Set `flag` when the process is asked to stop (Ctrl+C, Ctrl+Break: SIGINT/SIGTERM of the
+/// C runtime; a service stop in a later version).
+pub fn on_stop(flag: Arc<AtomicBool>) -> io::Result<()> {
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&flag))?;
+    }
+    Ok(())
+}
+
+/// Windows has no reload signal: a change to the desired file is seen by the watch.
+pub fn on_reload(_flag: Arc<AtomicBool>) -> io::Result<()> {
+    Ok(())
+}
