@@ -223,11 +223,13 @@ mod tests {
             stat in prop::sample::select(vec!["mean", "p95", "p50", "p99"]),
             window in 1u32..=90, paused in any::<bool>(),
         ) {
+            // an absolute mount on this platform, as JSON text
+            let mount = if cfg!(windows) { r"D:\\" } else { "/data" };
             let text = format!(
                 r#"{{"version":1,"paused":{paused},"window_days":{window},
                     "cpu":{{"target_percent":{cpu},"statistic":"{stat}"}},
                     "memory":{{"target_percent":{mem}}},
-                    "disk":{{"target_percent":{disk},"min_free_percent":5,"mounts":["/data"]}}}}"#
+                    "disk":{{"target_percent":{disk},"min_free_percent":5,"mounts":["{mount}"]}}}}"#
             );
             desired(text.as_bytes());
             let r = desired::parse(text.as_bytes(), Path::new("d.json"))

@@ -985,6 +985,7 @@ mod tests {
     /// Issue 24, 5: a mount whose job id would be too long for a file name is refused
     /// here (it used to be written, never listed, and its worker respawned every tick).
     #[test]
+    #[cfg(unix)] // Linux mount paths; Windows volumes (D:\\) come with the disk step
     fn a_mount_path_too_long_for_its_job_id_is_refused() {
         let long = format!("/mnt/{}", "a b".repeat(40)); // each space is 3 characters encoded
         let doc = format!(r#"{{"version":1,"disk":{{"mounts":["/data","{long}"]}}}}"#);
@@ -1135,6 +1136,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // Linux mount paths; Windows volumes (D:\\) come with the disk step
     fn bad_mounts() {
         assert_eq!(
             problem(r#"{"version":1,"disk":{"mounts":["data"]}}"#).field,

@@ -201,6 +201,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // Linux mount paths; Windows volumes (D:\\) come with the disk step
     fn fresh_host_writes_and_starts_everything() {
         let d = resolved(r#"{"version":1,"disk":{"mounts":["/data"]}}"#);
         let p = plan(&d, &Levels::new(), &[]);

@@ -426,6 +426,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(unix)] // symlinks: a Windows reparse point is tested on its own
     fn a_mount_path_through_a_symlink_or_missing_is_named() {
         let d = tempfile::tempdir().unwrap();
         let link = d.path().join("link");

@@ -320,6 +320,7 @@ mod tests {
 
     /// Every resource, a disk too, gets its sentence with the reason `explain` gives.
     #[test]
+    #[cfg(unix)] // Linux mount paths; Windows volumes (D:\\) come with the disk step
     fn each_resource_has_its_sentence_and_charts() {
         let d = tempfile::tempdir().unwrap();
         let data = d.path().join("data");
