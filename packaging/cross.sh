@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Build cro's portable binary for another target (aarch64-unknown-linux-gnu) on a machine
-# whose Rust has no standard library for it, from Debian's archive and the crate and
-# Python registries alone:
+# Build cro for another target (aarch64-unknown-linux-gnu, x86_64-pc-windows-gnu) on a
+# machine whose Rust has no standard library for it, from Debian's archive and the crate
+# and Python registries alone:
 #
 #   bash packaging/cross.sh build aarch64-unknown-linux-gnu   # -> target/<T>/release/cro
 #   bash packaging/cross.sh run aarch64-unknown-linux-gnu BIN [ARGS]   # run it (qemu)
 #   bash packaging/cross.sh binfmt on|off      # register qemu-aarch64 with the kernel
+#   bash packaging/cross.sh build-windows [debug|release]  # -> target/windows/<p>/cro.exe
+#   bash packaging/cross.sh test-windows [CARGO TEST ARGS]  # the unit tests, under Wine
+#   bash packaging/cross.sh wine [--bind DIR]... PROG [ARGS] # run a Windows program
+#
+# Windows: mingw-w64 links cro.exe (x86_64-pc-windows-gnu, the C runtime linked in: it
+# needs only Windows' own DLLs) and Wine 10 runs it and the unit tests, inside the same
+# chroot; Wine's prefix (its C: drive) is kept in $CRO_CROSS_ROOT/wineprefix. Wine shows
+# the chroot's / as drive Z:, so a directory bound in with --bind DIR is Z:<DIR>.
 #
 # Where `rustup target add <T>` has been done, `build` uses the host's toolchain. Else a
 # Debian 13 (trixie) chroot supplies Rust (rustc-web, cargo-web) with its standard
@@ -14,7 +22,7 @@
 # cargo-zigbuild and zig (pip, in a venv in the chroot) link against glibc 2.17's symbols,
 # so the binary starts on CentOS 7 AltArch and Kylin V10 ARM as on newer systems.
 #
-# The chroot is kept in $CRO_CROSS_ROOT (default /var/cache/cro-cross, about 1.5 GB) and
+# The chroot is kept in $CRO_CROSS_ROOT (default /var/cache/cro-cross, about 3.7 GB) and
 # reused: the first setup takes about 3 minutes, later builds only cargo's incremental time.
 # Runs as root (debootstrap, chroot, mounts); every mount it makes is undone on exit.
 set -euo pipefail
@@ -24,9 +32,10 @@ R=$ROOT/trixie
 GLIBC=2.17
 # The packages the chroot needs, and what for: Rust and std's source; the C cross
 # compiler (ring's and the C library's objects); python for zig; certificates for cargo.
+# mingw-w64 and Wine for Windows.
 PKGS="rustc-web cargo-web rust-web-src gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-      python3-venv ca-certificates"
-STAMP="$R/.cro-cross-ready-1"
+      python3-venv ca-certificates gcc-mingw-w64-x86-64 wine64"
+STAMP="$R/.cro-cross-ready-2"
 
 die() { echo "packaging/cross.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot)"
@@ -42,7 +51,10 @@ mirror() {
 
 in_chroot() {
   chroot "$R" /usr/bin/env -i PATH=/opt/zig/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-    LANG=C.UTF-8 CARGO_HOME=/cargo-home RUSTC_BOOTSTRAP=1 "$@"
+    LANG=C.UTF-8 CARGO_HOME=/cargo-home RUSTC_BOOTSTRAP=1 \
+    CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc \
+    CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=/usr/lib/wine/wine64 \
+    WINEPREFIX=/wineprefix WINEDEBUG=-all XDG_RUNTIME_DIR=/run/xdg "$@"
 }
 
 mounted=()
@@ -53,6 +65,12 @@ mount_in() { # mount_in SRC DEST [opts]: bind SRC at $R/DEST for this run
 }
 cleanup() {
   local i
+  # wineserver lingers a few seconds after the last Wine process: end it (every Windows
+  # program of this run has exited), so its mounts can go.
+  if [ -n "${wine_up:-}" ]; then
+    in_chroot /usr/lib/wine/wineserver -k 2>/dev/null || true
+    in_chroot /usr/lib/wine/wineserver -w 2>/dev/null || true
+  fi
   for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
     umount "${mounted[$i]}" 2>/dev/null || umount -l "${mounted[$i]}" 2>/dev/null || true
   done
@@ -155,7 +173,69 @@ binfmt() {
   esac
 }
 
+# Wine needs /proc, a /dev/shm and a runtime directory; its prefix outlives the chroot's
+# runs (the first run makes it, about 5 s).
+wine_mounts() {
+  mount_in /proc /proc
+  mkdir -p "$R/dev/shm" "$ROOT/wineprefix" "$R/run/xdg"
+  chmod 700 "$R/run/xdg"
+  mountpoint -q "$R/dev/shm" || mount -t tmpfs -o mode=1777,size=256m shm "$R/dev/shm"
+  mounted+=("$R/dev/shm")
+  mount_in "$ROOT/wineprefix" /wineprefix
+  wine_up=1
+}
+
+# cargo for Windows in the chroot, with this tree at /src and its own target directory
+# (target/windows-build: std is built there from source, once).
+windows_cargo() {
+  setup
+  wine_mounts
+  mount_in "$PWD" /src
+  # No debug info and no incremental state: a build here is a check and a test run, and
+  # debug info doubles what the linker writes.
+  in_chroot CARGO_TARGET_DIR=/src/target/windows-build CARGO_PROFILE_DEV_DEBUG=0 \
+    CARGO_PROFILE_TEST_DEBUG=0 CARGO_INCREMENTAL=0 sh -ec 'cd /src; exec cargo "$@"' cargo \
+    "$@"
+}
+WIN_T=x86_64-pc-windows-gnu
+WIN_STD=(-Zbuild-std=std,panic_abort --target "$WIN_T")
+
+build_windows() {
+  local p=${1:-release} flag=()
+  [ "$p" = release ] && flag=(--release)
+  [ "$p" = debug ] || [ "$p" = release ] || die "build-windows debug|release"
+  local log=target/windows-build.log
+  mkdir -p target
+  windows_cargo build --locked "${flag[@]}" "${WIN_STD[@]}" --bin cro 2>&1 | tee "$log" >&2
+  # The host's clippy has no Windows standard library: at least rustc's own warnings
+  # about cro's code fail the build here, as -D warnings does on Linux.
+  if grep -q "^warning: .cro. (.*) generated" "$log"; then die "cro has warnings on Windows ($log)"; fi
+  mkdir -p "target/windows/$p"
+  cp "target/windows-build/$WIN_T/$p/cro.exe" "target/windows/$p/cro.exe"
+  echo "packaging/cross.sh: built target/windows/$p/cro.exe" >&2
+}
+
+# Run a Windows program under Wine: PROG is a path in the chroot (a bound directory's
+# file) or one of Wine's own (cmd). --bind DIR makes the host's DIR visible at the same
+# path, which Windows programs see as Z:DIR (with backslashes).
+wine_run() {
+  local binds=()
+  while [ "${1:-}" = --bind ]; do binds+=("$2"); shift 2; done
+  setup
+  wine_mounts
+  local b
+  for b in "${binds[@]}"; do mount_in "$b" "$b"; done
+  local rc=0
+  in_chroot /usr/lib/wine/wine64 "$@" || rc=$?
+  return $rc
+}
+
 case "${1:-}" in
+  build-windows) build_windows "${2:-release}" ;;
+  test-windows)
+    shift
+    windows_cargo test --locked "${WIN_STD[@]}" --lib "$@" ;;
+  wine) shift; wine_run "$@" ;;
   build) [ -n "${2:-}" ] || die "build TARGET"; build "$2" ;;
   setup) setup ;;
   binfmt) binfmt "${2:-}" ;;
@@ -163,5 +243,5 @@ case "${1:-}" in
     [ "${2:-}" = aarch64-unknown-linux-gnu ] || die "run aarch64-unknown-linux-gnu BIN [ARGS]"
     shift 2
     QEMU_LD_PREFIX=/usr/aarch64-linux-gnu exec qemu-aarch64-static "$@" ;;
-  *) sed -n '2,17p' "$0"; exit 2 ;;
+  *) sed -n '2,26p' "$0"; exit 2 ;;
 esac

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# CI's end-to-end checks of cro.exe (x86_64 Windows), run under Wine in the cross chroot
+# (packaging/cross.sh), each judged by this script, not by cro:
+#  - the .exe is a PE32+ x86-64 program that needs only Windows' own DLLs;
+#  - `status --json` on the built-in default names the platform "windows" and the host's
+#    memory and CPUs as Linux reports them to Wine (/proc/meminfo, nproc);
+#  - two passes of `reconcile --once` with one CPU kept busy in between by this script:
+#    the history records the CPU and memory utilization this script measured itself
+#    (/proc/stat, /proc/meminfo over the same interval), within a tolerance for Wine's
+#    start-up between the readings;
+#  - `--textfile-dir` writes a file promtool accepts;
+#  - every file of the bad-input corpus (tests/bad-desired/) is refused with exit 78,
+#    naming the file and the field, as on Linux;
+#  - `recover` leaves no job behind.
+# What Wine cannot prove (priority classes, the service control manager, NTFS) is said in
+# the README's platform paragraph.
+#
+#   bash packaging/check-windows.sh [CRO_EXE]   (default target/windows/debug/cro.exe)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
+EXE=${1:-target/windows/debug/cro.exe}
+fail() { echo "packaging/check-windows.sh: $*" >&2; exit 1; }
+[ -f "$EXE" ] || fail "$EXE is missing (bash packaging/cross.sh build-windows debug)"
+
+W="$(mktemp -d /tmp/cro-windows.XXXXXX)"
+cleanup() {
+  if [ -n "${burner:-}" ]; then kill "$burner" 2>/dev/null || true; fi
+  rm -rf "$W"
+}
+trap cleanup EXIT
+cp "$EXE" "$W/cro.exe"
+zp() { printf 'Z:%s' "$1" | tr / '\\'; } # a host path as Windows programs see it
+S="$(zp "$W/state")"
+# cro.exe under Wine with $W visible; its stderr goes to $W/err.
+win() { bash packaging/cross.sh wine --bind "$W" "$W/cro.exe" "$@" 2>"$W/err"; }
+
+# The program itself: PE32+ for x86-64, and the DLLs it names are Windows' own.
+python3 - "$W/cro.exe" <<'EOF' || fail "cro.exe is not a PE32+ x86-64 program"
+import struct, sys
+b = open(sys.argv[1], "rb").read(4096)
+pe = struct.unpack_from("<I", b, 0x3C)[0]
+assert b[:2] == b"MZ" and b[pe:pe + 4] == b"PE\0\0", "no PE header"
+machine, = struct.unpack_from("<H", b, pe + 4)
+magic, = struct.unpack_from("<H", b, pe + 24)
+assert machine == 0x8664 and magic == 0x20B, (hex(machine), hex(magic))
+EOF
+dlls="$(strings -a "$W/cro.exe" | grep -ioE '^[a-z0-9_.-]+\.dll$' | tr 'A-Z' 'a-z' | sort -u | tr '\n' ' ')"
+for d in $dlls; do
+  case "$d" in
+    kernel32.dll | ntdll.dll | msvcrt.dll | ws2_32.dll | advapi32.dll | bcrypt.dll | bcryptprimitives.dll | \
+      userenv.dll | api-ms-win-*.dll | user32.dll | shell32.dll | ole32.dll | secur32.dll | crypt32.dll | ucrtbase.dll) ;;
+    *) fail "cro.exe needs $d, which Windows does not have" ;;
+  esac
+done
+echo "windows exe ok: PE32+ x86-64, $(stat -c %s "$W/cro.exe") bytes, DLLs: $dlls"
+
+[ "$(win --version | tr -d '\r')" = "cro $VERSION" ] || fail "cro.exe --version: $(cat "$W/err")"
+
+# The host as cro sees it on Windows.
+win status --json --state-dir "$S" >"$W/status.json" || fail "status: $(cat "$W/err")"
+python3 - "$W/status.json" "$(nproc)" <<'EOF' || fail "status --json does not describe this host"
+import json, sys
+h = json.load(open(sys.argv[1]))["host"]
+mem = dict(l.split(":", 1) for l in open("/proc/meminfo"))
+total = int(mem["MemTotal"].split()[0]) * 1024
+assert h["platform"] == "windows", h["platform"]
+assert abs(h["memory_total_bytes"] - total) <= total * 0.02, (h["memory_total_bytes"], total)
+assert h["cpus"] == int(sys.argv[2]), (h["cpus"], sys.argv[2])
+assert h["cgroup"]["version"] == "none" and not h["memory_psi"], h
+print(f"windows status ok: {h['os']}, {h['memory_total_bytes']} bytes, {h['cpus']} CPUs")
+EOF
+
+# Two passes with one CPU busy in between; cro's readings against this script's own.
+stat() { awk '/^cpu /{b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6; exit}' /proc/stat; }
+# Workers are not started on Windows yet (a later step of the Windows issue): the pass
+# says so and exits 1; what it observes and records is what is checked here.
+win reconcile --once --state-dir "$S" >/dev/null || true
+grep -q "not supported on Windows" "$W/err" || fail "pass 1: $(cat "$W/err")"
+read -r b0 t0 < <(stat)
+( exec timeout 6 sh -c 'while :; do :; done' ) &
+burner=$!
+wait "$burner" || true
+burner=
+win reconcile --once --state-dir "$S" --textfile-dir "$(zp "$W")" >/dev/null || true
+read -r b1 t1 < <(stat)
+own_cpu=$(( (b1 - b0) * 100 / (t1 - t0) ))
+own_mem=$(awk '/^MemTotal/{t=$2} /^MemAvailable/{a=$2} END{printf "%.1f", (t-a)*100/t}' /proc/meminfo)
+python3 - "$W/state/history" "$own_cpu" "$own_mem" <<'EOF' || fail "the history disagrees with this host"
+import glob, json, sys
+recs = [json.loads(l) for f in sorted(glob.glob(sys.argv[1] + "/*.jsonl")) for l in open(f)]
+assert len(recs) == 2, f"{len(recs)} history records, not 2"
+r = recs[-1]
+cpu, mem = r["cpu"]["total"], r["memory"]["total"]
+own_cpu, own_mem = float(sys.argv[2]), float(sys.argv[3])
+print(f"windows readings: cpu {cpu} % (this script: {own_cpu} %), memory {mem} % ({own_mem} %), over {r['interval_s']} s")
+assert cpu >= 35 and abs(cpu - own_cpu) <= 15, "cpu"
+assert abs(mem - own_mem) <= 3, "memory"
+EOF
+[ -s "$W/cro.prom" ] || fail "--textfile-dir wrote no cro.prom"
+promtool check metrics <"$W/cro.prom" || fail "promtool refuses cro.prom"
+echo "windows textfile ok: $(grep -c '^cro_' "$W/cro.prom") samples"
+
+# The bad-input corpus: one Wine session runs cro.exe on every file (a batch file for
+# Wine's cmd), then each answer is judged as tests/cli.rs judges Linux's.
+mkdir -p "$W/bad" "$W/out"
+cp tests/bad-desired/*.json "$W/bad/"
+{
+  echo "@echo off"
+  for f in "$W"/bad/*.json; do
+    n=$(basename "$f" .json)
+    echo "\"$(zp "$W/cro.exe")\" validate \"$(zp "$f")\" > \"$(zp "$W/out/$n.txt")\" 2>&1"
+    echo "echo %ERRORLEVEL% > \"$(zp "$W/out/$n.rc")\""
+  done
+} | sed 's/$/\r/' >"$W/bad.cmd"
+# (Wine's cmd exits with the last program's code, 78 here: each file's is judged below.)
+bash packaging/cross.sh wine --bind "$W" cmd /c "$(zp "$W/bad.cmd")" 2>"$W/err" || true
+[ -s "$W/out/49-nan-literal.rc" ] || fail "the corpus batch did not finish: $(cat "$W/err")"
+checked=0
+while IFS=$'\t' read -r f needle; do
+  case "$f" in '#'* | '') continue ;; esac
+  n=${f%.json}
+  rc=$(tr -d '\r ' <"$W/out/$n.rc")
+  [ "$rc" = 78 ] || fail "$f: exit $rc, not 78: $(cat "$W/out/$n.txt")"
+  grep -qF "$needle" "$W/out/$n.txt" || fail "$f: the message does not name $needle: $(cat "$W/out/$n.txt")"
+  grep -qF "$f" "$W/out/$n.txt" || fail "$f: the message does not name the file: $(cat "$W/out/$n.txt")"
+  checked=$((checked + 1))
+done <tests/bad-desired/expected.tsv
+[ "$checked" -ge 40 ] || fail "only $checked corpus files"
+echo "windows bad input ok: $checked files refused with exit 78, file and field named"
+
+win recover --state-dir "$S" >/dev/null || fail "recover: $(cat "$W/err")"
+left=$(find "$W/state/jobs" -name '*.json' | wc -l)
+[ "$left" = 0 ] || fail "recover left $left job files"
+echo "windows recover ok"
