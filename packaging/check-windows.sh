@@ -4,11 +4,13 @@
 #  - the .exe is a PE32+ x86-64 program that needs only Windows' own DLLs;
 #  - `status --json` on the built-in default names the platform "windows" and the host's
 #    memory and CPUs as Linux reports them to Wine (/proc/meminfo, nproc);
-#  - two passes of `reconcile --once` with one CPU kept busy in between by this script:
-#    the history records the CPU and memory utilization this script measured itself
-#    (/proc/stat, /proc/meminfo over the same interval), within a tolerance for Wine's
-#    start-up between the readings;
-#  - `--textfile-dir` writes a file promtool accepts;
+#  - two passes of `reconcile --once` (paused) with one CPU kept busy in between by this
+#    script: the history records the CPU and memory utilization this script measured
+#    itself (/proc/stat, /proc/meminfo over the same interval), within a tolerance for
+#    Wine's start-up between the readings; `--textfile-dir` writes a file promtool accepts;
+#  - unpaused, a pass starts the workers: the CPU held near its target (measured here
+#    from /proc/stat), a memory ballast of about 200 MiB filled, then given back whole
+#    when the target drops below what is in use; status shows the idle priority class;
 #  - every file of the bad-input corpus (tests/bad-desired/) is refused with exit 78,
 #    naming the file and the field, as on Linux;
 #  - `recover` leaves no job behind.
@@ -26,14 +28,18 @@ fail() { echo "packaging/check-windows.sh: $*" >&2; exit 1; }
 W="$(mktemp -d /tmp/cro-windows.XXXXXX)"
 cleanup() {
   if [ -n "${burner:-}" ]; then kill "$burner" 2>/dev/null || true; fi
+  # every Windows program still running (a worker, if a check failed) ends with Wine
+  bash packaging/cross.sh wine-stop --bind "$W" || true
   rm -rf "$W"
 }
 trap cleanup EXIT
 cp "$EXE" "$W/cro.exe"
 zp() { printf 'Z:%s' "$1" | tr / '\\'; } # a host path as Windows programs see it
 S="$(zp "$W/state")"
-# cro.exe under Wine with $W visible; its stderr goes to $W/err.
-win() { bash packaging/cross.sh wine --bind "$W" "$W/cro.exe" "$@" 2>"$W/err"; }
+D="$(zp "$W/desired.json")"
+# cro.exe under Wine with $W visible, Wine left running for the workers it starts (until
+# cleanup's wine-stop); its stderr goes to $W/err.
+win() { bash packaging/cross.sh wine --keep --bind "$W" "$W/cro.exe" "$@" 2>"$W/err"; }
 
 # The program itself: PE32+ for x86-64, and the DLLs it names are Windows' own.
 python3 - "$W/cro.exe" <<'EOF' || fail "cro.exe is not a PE32+ x86-64 program"
@@ -71,18 +77,25 @@ assert h["cgroup"]["version"] == "none" and not h["memory_psi"], h
 print(f"windows status ok: {h['os']}, {h['memory_total_bytes']} bytes, {h['cpus']} CPUs")
 EOF
 
-# Two passes with one CPU busy in between; cro's readings against this script's own.
+# Two passes, paused (nothing synthetic), with one CPU busy in between; cro's readings
+# against this script's own.
 stat() { awk '/^cpu /{b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6; exit}' /proc/stat; }
-# Workers are not started on Windows yet (a later step of the Windows issue): the pass
-# says so and exits 1; what it observes and records is what is checked here.
-win reconcile --once --state-dir "$S" >/dev/null || true
-grep -q "not supported on Windows" "$W/err" || fail "pass 1: $(cat "$W/err")"
+used_mib() { awk '/MemTotal/{t=$2}/MemAvailable/{a=$2}END{print int((t-a)/1024)}' /proc/meminfo; }
+total_mib="$(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo)"
+mem_pct="$(awk -v u="$(used_mib)" -v t="$total_mib" 'BEGIN{printf "%.2f", (u+200)/t*100}')"
+desired() { # desired PAUSED MEMORY_TARGET
+  printf '{"version":1,"paused":%s,"interval_seconds":60,"cpu":{"target_percent":30},"memory":{"target_percent":%s,"min_available_percent":5}}\n' \
+    "$1" "$2" >"$W/desired.json"
+}
+desired true "$mem_pct"
+win reconcile --once --state-dir "$S" --desired "$D" >/dev/null || fail "pass 1: $(cat "$W/err")"
 read -r b0 t0 < <(stat)
 ( exec timeout 6 sh -c 'while :; do :; done' ) &
 burner=$!
 wait "$burner" || true
 burner=
-win reconcile --once --state-dir "$S" --textfile-dir "$(zp "$W")" >/dev/null || true
+win reconcile --once --state-dir "$S" --desired "$D" --textfile-dir "$(zp "$W")" >/dev/null \
+  || fail "pass 2: $(cat "$W/err")"
 read -r b1 t1 < <(stat)
 own_cpu=$(( (b1 - b0) * 100 / (t1 - t0) ))
 own_mem=$(awk '/^MemTotal/{t=$2} /^MemAvailable/{a=$2} END{printf "%.1f", (t-a)*100/t}' /proc/meminfo)
@@ -100,6 +113,49 @@ EOF
 [ -s "$W/cro.prom" ] || fail "--textfile-dir wrote no cro.prom"
 promtool check metrics <"$W/cro.prom" || fail "promtool refuses cro.prom"
 echo "windows textfile ok: $(grep -c '^cro_' "$W/cro.prom") samples"
+
+# Unpaused: the workers start, the CPU is held (measured here), the memory ballast fills.
+desired false "$mem_pct"
+win reconcile --once --state-dir "$S" --desired "$D" >/dev/null || fail "pass 3: $(cat "$W/err")"
+look() { win status --json --state-dir "$S" --desired "$D" >"$W/st.json" || fail "status: $(cat "$W/err")"; }
+ballast() {
+  python3 -c 'import json, sys
+j = [j for j in json.load(open(sys.argv[1]))["jobs"] if j["id"] == "memory"][0]
+print(j.get("ballast_bytes") or 0, j.get("ballast_target_bytes") or 0, int(j["alive"]))' "$W/st.json"
+}
+for _ in $(seq 1 60); do
+  look
+  read -r have want alive < <(ballast)
+  [ "$alive" = 1 ] && [ "$want" -gt $((64 << 20)) ] && [ "$have" -ge $((want * 95 / 100)) ] && break
+  sleep 1
+done
+[ "$want" -gt $((64 << 20)) ] && [ "$have" -ge $((want * 95 / 100)) ] \
+  || fail "the memory ballast did not fill ($have of $want bytes): $(cat "$W/st.json")"
+python3 - "$W/st.json" <<'EOF' || fail "status does not show the cpu worker at idle priority"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["host"]["cpu_placement"]["mode"] == "idle-class", s["host"]["cpu_placement"]
+assert [j["alive"] for j in s["jobs"] if j["id"] == "cpu"] == [True], s["jobs"]
+EOF
+# The CPU held, from /proc/stat: the burners' loop settles within seconds; up to ten
+# 3-second looks.
+for _ in $(seq 1 10); do
+  read -r b0 t0 < <(stat); sleep 3; read -r b1 t1 < <(stat)
+  cpu=$(( (b1 - b0) * 100 / (t1 - t0) ))
+  [ "$cpu" -ge 22 ] && break
+done
+[ "$cpu" -ge 22 ] || fail "the cpu worker holds only $cpu % (target 30)"
+# Given back: the target drops below what is in use, and every byte of ballast goes.
+desired false 0.5
+win reconcile --once --state-dir "$S" --desired "$D" >/dev/null || fail "pass 4: $(cat "$W/err")"
+for _ in $(seq 1 60); do
+  look
+  read -r now _ _ < <(ballast)
+  [ "$now" -lt $((1 << 20)) ] && break
+  sleep 1
+done
+[ "$now" -lt $((1 << 20)) ] || fail "the memory worker kept $now bytes of ballast"
+echo "windows workers ok: cpu $cpu % (target 30, idle priority class), memory ballast $((have >> 20)) MiB filled and given back"
 
 # The bad-input corpus: one Wine session runs cro.exe on every file (a batch file for
 # Wine's cmd), then each answer is judged as tests/cli.rs judges Linux's.
@@ -129,7 +185,16 @@ done <tests/bad-desired/expected.tsv
 [ "$checked" -ge 40 ] || fail "only $checked corpus files"
 echo "windows bad input ok: $checked files refused with exit 78, file and field named"
 
-win recover --state-dir "$S" >/dev/null || fail "recover: $(cat "$W/err")"
+desired false "$mem_pct"
+win reconcile --once --state-dir "$S" --desired "$D" >/dev/null || fail "pass 5: $(cat "$W/err")"
+win recover --state-dir "$S" --desired "$D" >/dev/null || fail "recover: $(cat "$W/err")"
 left=$(find "$W/state/jobs" -name '*.json' | wc -l)
 [ "$left" = 0 ] || fail "recover left $left job files"
-echo "windows recover ok"
+# No worker of this state directory runs (their command lines name its jobs directory).
+jobs_win="$(zp "$W/state/jobs")"
+for _ in $(seq 1 50); do
+  pgrep -af "cro.exe worker" | grep -qF "$jobs_win" || break
+  sleep 0.1
+done
+if pgrep -af "cro.exe worker" | grep -F "$jobs_win"; then fail "workers left after recover"; fi
+echo "windows recover ok: workers started again, then none and no job file"

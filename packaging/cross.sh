@@ -8,7 +8,9 @@
 #   bash packaging/cross.sh binfmt on|off      # register qemu-aarch64 with the kernel
 #   bash packaging/cross.sh build-windows [debug|release]  # -> target/windows/<p>/cro.exe
 #   bash packaging/cross.sh test-windows [CARGO TEST ARGS]  # the unit tests, under Wine
-#   bash packaging/cross.sh wine [--bind DIR]... PROG [ARGS] # run a Windows program
+#   bash packaging/cross.sh wine [--bind DIR]... [--keep] PROG [ARGS]
+#                                         # run a Windows program; --keep: leave Wine up
+#   bash packaging/cross.sh wine-stop [--bind DIR]...   # end what --keep left running
 #
 # Windows: mingw-w64 links cro.exe (x86_64-pc-windows-gnu, the C runtime linked in: it
 # needs only Windows' own DLLs) and Wine 10 runs it and the unit tests, inside the same
@@ -65,6 +67,9 @@ mount_in() { # mount_in SRC DEST [opts]: bind SRC at $R/DEST for this run
 }
 cleanup() {
   local i
+  # `wine --keep`: the Windows programs started (workers) keep running, and so must Wine
+  # and its mounts, until `wine-stop`.
+  [ -n "${keep:-}" ] && return 0
   # wineserver lingers a few seconds after the last Wine process: end it (every Windows
   # program of this run has exited), so its mounts can go.
   if [ -n "${wine_up:-}" ]; then
@@ -183,6 +188,11 @@ wine_mounts() {
   mounted+=("$R/dev/shm")
   mount_in "$ROOT/wineprefix" /wineprefix
   wine_up=1
+  # The server first, on no terminal or pipe of ours: started by the first program, it
+  # would hold that program's output open for as long as it lives (with --keep, after
+  # this script ends), and a caller reading that output would wait for ever.
+  # (One already running answers for itself and this exits non-zero.)
+  in_chroot /usr/lib/wine/wineserver -p5 </dev/null >/dev/null 2>&1 || true
 }
 
 # cargo for Windows in the chroot, with this tree at /src and its own target directory
@@ -220,13 +230,31 @@ build_windows() {
 # path, which Windows programs see as Z:DIR (with backslashes).
 wine_run() {
   local binds=()
-  while [ "${1:-}" = --bind ]; do binds+=("$2"); shift 2; done
+  while :; do
+    case "${1:-}" in
+      --bind) binds+=("$2"); shift 2 ;;
+      --keep) keep=1; shift ;;
+      *) break ;;
+    esac
+  done
   setup
   wine_mounts
   local b
   for b in "${binds[@]}"; do mount_in "$b" "$b"; done
   local rc=0
-  in_chroot /usr/lib/wine/wine64 "$@" || rc=$?
+  if [ -n "${keep:-}" ]; then
+    # A Windows program's children (workers) inherit its Unix stdout and stderr under
+    # Wine, whatever Windows handles they were given: through files, not the caller's
+    # pipes, or a caller reading the output would wait for the workers to end.
+    local out err
+    out=$(mktemp) err=$(mktemp)
+    in_chroot /usr/lib/wine/wine64 "$@" </dev/null >"$out" 2>"$err" || rc=$?
+    cat "$out"
+    cat "$err" >&2
+    rm -f "$out" "$err"
+  else
+    in_chroot /usr/lib/wine/wine64 "$@" || rc=$?
+  fi
   return $rc
 }
 
@@ -236,6 +264,13 @@ case "${1:-}" in
     shift
     windows_cargo test --locked "${WIN_STD[@]}" --lib "$@" ;;
   wine) shift; wine_run "$@" ;;
+  wine-stop)
+    # End every Windows program still running (wineserver -k) and undo `wine --keep`'s
+    # mounts: those wine_mounts makes, and each --bind DIR named again here.
+    shift
+    wine_up=1
+    mounted=("$R/proc" "$R/dev/shm" "$R/wineprefix")
+    while [ "${1:-}" = --bind ]; do mounted+=("$R$2"); shift 2; done ;;
   build) [ -n "${2:-}" ] || die "build TARGET"; build "$2" ;;
   setup) setup ;;
   binfmt) binfmt "${2:-}" ;;
@@ -243,5 +278,5 @@ case "${1:-}" in
     [ "${2:-}" = aarch64-unknown-linux-gnu ] || die "run aarch64-unknown-linux-gnu BIN [ARGS]"
     shift 2
     QEMU_LD_PREFIX=/usr/aarch64-linux-gnu exec qemu-aarch64-static "$@" ;;
-  *) sed -n '2,26p' "$0"; exit 2 ;;
+  *) sed -n '2,28p' "$0"; exit 2 ;;
 esac

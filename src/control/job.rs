@@ -224,7 +224,8 @@ pub struct JobFound {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Placement {
     /// `cgroup-idle` (a cgroup with cpu.idle = 1), `unit-idle` (the worker's own cgroup
-    /// is idle already) or `autogroup` (SCHED_IDLE with autogroup nice 19).
+    /// is idle already), `autogroup` (SCHED_IDLE with autogroup nice 19) or, on Windows,
+    /// `idle-class` (the idle priority class, threads at idle priority).
     pub mode: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<PathBuf>,

@@ -1,12 +1,14 @@
 //! The host's CPU counters and memory on Linux: /proc/stat and /proc/meminfo (parsed by
 //! the pure functions of ../mod.rs).
 use super::host::{OsIdentity, parse_os_release};
+use super::procs::{WorkerProc, is_worker_argv};
 use super::{
     CgroupLimits, CpuTimes, Memory, ProcCpu, parse_btime, parse_meminfo, parse_pid_stat,
     parse_proc_stat, parse_psi_some_avg10, read_cgroup_limits_at, used_by,
 };
 use crate::control::desired::MemoryMetric;
-use std::path::Path;
+use crate::sys::process::{self, Sig};
+use std::path::{Path, PathBuf};
 
 pub fn read_cpu_times() -> std::io::Result<CpuTimes> {
     let text = std::fs::read_to_string("/proc/stat")?;
@@ -109,4 +111,88 @@ pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "this host".into())
+}
+
+/// Does this process run `cro ... worker --job ...`? The subcommand may follow global
+/// options (`cro --state-dir X worker`), and the executable must be a cro binary (its
+/// name in /proc/PID/exe, " (deleted)" after an upgrade allowed).
+fn is_worker_cmdline(pid: i32) -> bool {
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let exe_is_cro = std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("cro"))
+    });
+    exe_is_cro && is_worker_argv(&raw)
+}
+
+/// The job lock this process holds open in `jobs_dir`, if any.
+fn held_lock(pid: i32, jobs_dir: &Path) -> Option<(String, bool)> {
+    let prefix = format!("{}/", jobs_dir.display());
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+        let Ok(target) = std::fs::read_link(fd.path()) else {
+            continue;
+        };
+        let t = target.to_string_lossy();
+        let Some(name) = t.strip_prefix(&prefix) else {
+            continue;
+        };
+        let (name, deleted) = match name.strip_suffix(" (deleted)") {
+            Some(n) => (n, true),
+            None => (name, false),
+        };
+        if let Some(id) = name.strip_suffix(".lock")
+            && !id.contains('/')
+        {
+            return Some((id.to_string(), deleted));
+        }
+    }
+    None
+}
+
+/// Canonical jobs directory (what /proc/PID/fd links show).
+pub fn canonical_jobs_dir(state_dir: &Path) -> PathBuf {
+    let j = state_dir.join("jobs");
+    std::fs::canonicalize(&j).unwrap_or(j)
+}
+
+/// Every process ID in /proc now.
+pub fn pids() -> Vec<i32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .collect()
+}
+
+/// Every live worker of this state directory.
+pub fn workers(state_dir: &Path) -> Vec<WorkerProc> {
+    let jobs_dir = canonical_jobs_dir(state_dir);
+    let me = std::process::id() as i32;
+    let mut out = vec![];
+    for pid in pids() {
+        if pid == me || !is_worker_cmdline(pid) {
+            continue;
+        }
+        if let Some((id, lock_deleted)) = held_lock(pid, &jobs_dir) {
+            out.push(WorkerProc {
+                pid,
+                id,
+                lock_deleted,
+            });
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Send `sig` to `w` only if it is still that worker (`process::signal_if`).
+pub fn signal(w: &WorkerProc, state_dir: &Path, sig: Sig) -> bool {
+    let jobs_dir = canonical_jobs_dir(state_dir);
+    process::signal_if(w.pid, sig, || {
+        is_worker_cmdline(w.pid) && held_lock(w.pid, &jobs_dir).is_some_and(|(id, _)| id == w.id)
+    })
 }

@@ -3,8 +3,12 @@
 //! lock it holds for its whole life). A PID from a status file is never trusted alone:
 //! it may have been reused by an unrelated process.
 use crate::sys::process::{self, Sig};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+// Finding a worker differs by platform: /proc on Linux (the command line and the lock it
+// holds open), the status file's pid and start time and the slot's lock on Windows.
+pub use super::platform::{pids, signal, workers};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct WorkerProc {
@@ -13,21 +17,6 @@ pub struct WorkerProc {
     pub id: String,
     /// The lock file was deleted while the worker held it.
     pub lock_deleted: bool,
-}
-
-/// Does this process run `cro ... worker --job ...`? The subcommand may follow global
-/// options (`cro --state-dir X worker`), and the executable must be a cro binary (its
-/// name in /proc/PID/exe, " (deleted)" after an upgrade allowed).
-fn is_worker_cmdline(pid: i32) -> bool {
-    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
-    };
-    let exe_is_cro = std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("cro"))
-    });
-    exe_is_cro && is_worker_argv(&raw)
 }
 
 /// `worker` as the subcommand: the first argument that is not an option or an option's
@@ -59,75 +48,6 @@ pub fn is_worker_argv(raw: &[u8]) -> bool {
         }
     }
     false
-}
-
-/// The job lock this process holds open in `jobs_dir`, if any.
-fn held_lock(pid: i32, jobs_dir: &Path) -> Option<(String, bool)> {
-    let prefix = format!("{}/", jobs_dir.display());
-    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
-        let Ok(target) = std::fs::read_link(fd.path()) else {
-            continue;
-        };
-        let t = target.to_string_lossy();
-        let Some(name) = t.strip_prefix(&prefix) else {
-            continue;
-        };
-        let (name, deleted) = match name.strip_suffix(" (deleted)") {
-            Some(n) => (n, true),
-            None => (name, false),
-        };
-        if let Some(id) = name.strip_suffix(".lock")
-            && !id.contains('/')
-        {
-            return Some((id.to_string(), deleted));
-        }
-    }
-    None
-}
-
-/// Canonical jobs directory (what /proc/PID/fd links show).
-pub fn canonical_jobs_dir(state_dir: &Path) -> PathBuf {
-    let j = state_dir.join("jobs");
-    std::fs::canonicalize(&j).unwrap_or(j)
-}
-
-/// Every process ID in /proc now.
-pub fn pids() -> Vec<i32> {
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return vec![];
-    };
-    rd.flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
-        .collect()
-}
-
-/// Every live worker of this state directory.
-pub fn workers(state_dir: &Path) -> Vec<WorkerProc> {
-    let jobs_dir = canonical_jobs_dir(state_dir);
-    let me = std::process::id() as i32;
-    let mut out = vec![];
-    for pid in pids() {
-        if pid == me || !is_worker_cmdline(pid) {
-            continue;
-        }
-        if let Some((id, lock_deleted)) = held_lock(pid, &jobs_dir) {
-            out.push(WorkerProc {
-                pid,
-                id,
-                lock_deleted,
-            });
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Send `sig` to `w` only if it is still that worker (`process::signal_if`).
-pub fn signal(w: &WorkerProc, state_dir: &Path, sig: Sig) -> bool {
-    let jobs_dir = canonical_jobs_dir(state_dir);
-    process::signal_if(w.pid, sig, || {
-        is_worker_cmdline(w.pid) && held_lock(w.pid, &jobs_dir).is_some_and(|(id, _)| id == w.id)
-    })
 }
 
 /// What `escalate` did with each process: ended by SIGTERM, by SIGKILL, or still running.

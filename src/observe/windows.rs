@@ -3,8 +3,12 @@
 //! and GlobalMemoryStatusEx (used = total - available physical memory: Windows' own
 //! "memory load", what Task Manager, Azure's and CloudWatch's agents show).
 use super::host::OsIdentity;
+use super::procs::WorkerProc;
 use super::{CgroupLimits, CpuTimes, Memory, ProcCpu};
 use crate::control::desired::MemoryMetric;
+use crate::state::jobs::JobDir;
+use crate::sys::process::Sig;
+use std::path::Path;
 
 /// Cumulative host CPU time, in 100 ns units (only ratios of these are used).
 pub fn read_cpu_times() -> std::io::Result<CpuTimes> {
@@ -63,4 +67,54 @@ pub fn os_identity() -> OsIdentity {
 /// The computer's name (COMPUTERNAME, set for every Windows process).
 pub fn hostname() -> String {
     std::env::var("COMPUTERNAME").unwrap_or_else(|_| "this host".into())
+}
+
+/// No process list is read on Windows (the original tool's processes are found by the
+/// Linux side only).
+pub fn pids() -> Vec<i32> {
+    vec![]
+}
+
+/// Is `id`'s worker the process `pid`? Its status file names the pid and when it
+/// started, the process with that pid started then (a reused pid started later), and the
+/// slot's lock is held.
+fn is_worker(q: &JobDir, id: &str, pid: i32) -> bool {
+    let Some(st) = q.read_status(id) else {
+        return false;
+    };
+    let started = u32::try_from(pid)
+        .ok()
+        .filter(|&p| p == st.pid)
+        .and_then(crate::sys::process::times)
+        .map(|(t, _)| t);
+    let lock = q.lock_path(id);
+    started.is_some_and(|t| (t - st.started_at).abs() < 5.0)
+        && std::fs::symlink_metadata(&lock).is_ok_and(|md| crate::sys::fs::lock_held(&lock, &md))
+}
+
+/// Every live worker of this state directory.
+pub fn workers(state_dir: &Path) -> Vec<WorkerProc> {
+    let q = JobDir::new(state_dir);
+    let me = std::process::id();
+    let mut out: Vec<WorkerProc> = q
+        .ids()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|id| {
+            let pid = q.read_status(&id)?.pid;
+            (pid != me && is_worker(&q, &id, pid as i32)).then(|| WorkerProc {
+                pid: pid as i32,
+                id,
+                lock_deleted: false,
+            })
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// End `w` only if it is still that worker (Windows has no signal to ask it first).
+pub fn signal(w: &WorkerProc, state_dir: &Path, sig: Sig) -> bool {
+    let q = JobDir::new(state_dir);
+    crate::sys::process::signal_if(w.pid, sig, || is_worker(&q, &w.id, w.pid))
 }

@@ -490,11 +490,17 @@ fn status_header(s: &Status) -> String {
     if let Some(e) = &d.error {
         o += &format!("CONFIG ERROR: {e}\n  (workers keep their last good jobs)\n");
     }
+    // Windows has no kernel release of this kind to show, and no cgroups.
+    let windows = s.host.platform == "windows";
     o += &format!(
-        "host: {} ({}, kernel {}, {} pages), {} memory (tier {} GiB{}), {} CPUs ({} usable), cgroup {}{}\n",
+        "host: {} ({}{}, {} pages), {} memory (tier {} GiB{}), {} CPUs ({} usable){}{}\n",
         s.host.os.as_deref().unwrap_or("Linux"),
         s.host.platform,
-        s.host.kernel,
+        if s.host.kernel.is_empty() {
+            String::new()
+        } else {
+            format!(", kernel {}", s.host.kernel)
+        },
         human_bytes(s.host.page_size as u64).replace(".0 ", " "),
         human_bytes(s.host.memory_total_bytes),
         s.host.memory_tier_gib,
@@ -505,7 +511,11 @@ fn status_header(s: &Status) -> String {
         },
         s.host.cpus,
         s.host.usable_cpus,
-        s.host.cgroup.version,
+        if windows {
+            String::new()
+        } else {
+            format!(", cgroup {}", s.host.cgroup.version)
+        },
         if s.host.container {
             ", in a container"
         } else {
@@ -523,7 +533,7 @@ fn status_header(s: &Status) -> String {
             crate::control::desired::MemoryMetric::from_name(m).map_or("", |x| x.formula());
         o += &format!("memory measured as {formula} (memory.metric {m})\n");
     }
-    if !s.host.memory_psi {
+    if !s.host.memory_psi && !windows {
         o += "memory pressure (PSI): not reported by this kernel; the memory worker gives \
                ballast back by MemAvailable alone\n";
     }

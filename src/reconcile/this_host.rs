@@ -163,21 +163,16 @@ pub fn spawn_worker(q: &JobDir, id: &str, lock: File) -> Result<u32> {
     cmd.arg("worker")
         .arg("--job")
         .arg(&job_path)
-        // the locked slot, handed over as descriptor 3 by spawn_detached_with_lock
-        .arg("--lock-fd")
-        .arg("3")
         // Crash points are for this process only: a worker must not inherit them.
         .env_remove(crate::fault::ENV)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);
-    // Its own session: the worker outlives a cron run and is not killed with the
-    // reconciler's terminal.
-    let child = crate::sys::spawn_detached_with_lock(&mut cmd, &lock)
+    // Detached: the worker outlives a cron run and is not killed with the reconciler's
+    // terminal. The slot lock goes with it (sys::spawn_worker says how on each platform).
+    let child = crate::sys::spawn_worker(&mut cmd, lock)
         .map_err(|e| Error::os(format!("start worker {id}"), e))?;
     crate::fault::point(crate::fault::CrashPoint::AfterSpawn);
-    // Our copy of the lock goes; the child's keeps the lock held.
-    drop(lock);
     Ok(child.id())
 }
 

@@ -193,7 +193,7 @@ fn strict_commit(mapped: u64) -> Option<Commit> {
 }
 
 fn set_oom_score_adj() {
-    if let Err(e) = std::fs::write("/proc/self/oom_score_adj", "1000") {
+    if let Err(e) = crate::sys::process::first_to_go_on_oom() {
         tracing::warn!("cannot set oom_score_adj: {e}");
     }
 }

@@ -290,7 +290,7 @@ pub fn run(job_path: &Path, lock_fd: Option<i32>) -> Result<()> {
 /// detached SCHED_IDLE burner slowed a saturating workload in another session by ~34 %,
 /// and ~2.6 % after this write (measured on the development VM, 2 vCPUs, kernel 6.18).
 pub fn lower_autogroup() {
-    if let Err(e) = std::fs::write("/proc/self/autogroup", "19")
+    if let Err(e) = crate::sys::process::lower_autogroup()
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!("cannot lower autogroup priority: {e}");

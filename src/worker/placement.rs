@@ -38,6 +38,8 @@ pub enum Target {
     Inherited { dir: PathBuf },
     /// Autogroup mode, with the reason.
     Fallback(String),
+    /// Windows: the idle priority class, burner threads at idle priority in it.
+    IdleClass,
 }
 
 /// The group's name for a state directory.
@@ -151,6 +153,9 @@ pub const ENV: &str = "CRO_CPU_PLACEMENT";
 
 /// The target on this host for `state_dir`.
 pub fn plan_here(state_dir: &Path) -> Target {
+    if cfg!(windows) {
+        return Target::IdleClass;
+    }
     if std::env::var(ENV).is_ok_and(|v| v == "autogroup") {
         return Target::Fallback(format!("{ENV}=autogroup"));
     }
@@ -168,7 +173,7 @@ pub fn prepare(t: &Target) -> std::result::Result<(), String> {
     let (dir, enable_in) = match t {
         Target::V1 { dir } => (dir, None),
         Target::V2 { dir, enable_in } => (dir, enable_in.as_ref()),
-        Target::Inherited { .. } | Target::Fallback(_) => return Ok(()),
+        Target::Inherited { .. } | Target::Fallback(_) | Target::IdleClass => return Ok(()),
     };
     if let Some(parent) = enable_in {
         let f = parent.join("cgroup.subtree_control");
@@ -213,6 +218,13 @@ impl Target {
                 why: "cro's own cgroup has cpu.idle = 1 (CPUWeight=idle)".into(),
             },
             Target::Fallback(why) => fallback(why),
+            Target::IdleClass => Placement {
+                mode: "idle-class".into(),
+                cgroup: None,
+                why: "burner threads at idle priority in the idle priority class: any thread \
+                      at normal priority runs first"
+                    .into(),
+            },
         }
     }
 }

@@ -4,7 +4,7 @@ pub mod mem;
 pub mod process;
 mod raw;
 
-pub use raw::{ioprio_idle, online_cpus, sched_idle, spawn_detached_with_lock};
+pub use raw::{ioprio_idle, online_cpus, sched_idle};
 
 /// The effective user id of this process.
 pub fn euid() -> u32 {
@@ -66,4 +66,16 @@ pub fn on_stop(flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::io::
 pub fn on_reload(flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::io::Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGHUP, flag)?;
     Ok(())
+}
+
+/// Start a worker (`cmd`: `cro worker --job ...`) in a session of its own, handing it the
+/// slot lock we hold as its descriptor 3 (`--lock-fd 3`): the lock is never free between
+/// us and the worker. Our copy of the descriptor is closed on return; the child's keeps
+/// the lock held.
+pub fn spawn_worker(
+    cmd: &mut std::process::Command,
+    lock: std::fs::File,
+) -> std::io::Result<std::process::Child> {
+    cmd.arg("--lock-fd").arg("3");
+    raw::spawn_detached_with_lock(cmd, &lock)
 }

@@ -88,3 +88,13 @@ pub fn raise_fd_limit(want: u64) -> u64 {
 pub fn set_arg0(cmd: &mut std::process::Command, name: &std::ffi::OsStr) {
     std::os::unix::process::CommandExt::arg0(cmd, name);
 }
+
+/// Lower this process's autogroup (its session's scheduling group) to nice 19.
+pub fn lower_autogroup() -> std::io::Result<()> {
+    std::fs::write("/proc/self/autogroup", "19")
+}
+
+/// Make this process the first the kernel's OOM killer picks (oom_score_adj 1000).
+pub fn first_to_go_on_oom() -> std::io::Result<()> {
+    std::fs::write("/proc/self/oom_score_adj", "1000")
+}

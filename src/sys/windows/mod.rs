@@ -2,8 +2,8 @@
 //! call is made once, here, with the reason it is sound; the functions keep the Linux
 //! side's names and meanings (a reading of the same thing, said in the same units).
 //!
-//! Not here yet (issue "Windows hosts", later steps): handing a worker its slot lock,
-//! the job object that ends workers as one, memory given back page by page.
+//! Windows has no signals, no /proc and no lock hand-over: see `spawn_worker` and
+//! `process` for what stands in for them.
 pub mod fs;
 pub mod mem;
 pub mod process;
@@ -161,16 +161,43 @@ pub fn ioprio_idle() -> io::Result<()> {
     })
 }
 
-/// Workers are not started on Windows yet: the reconciler says so in its result.
-pub fn spawn_detached_with_lock(
-    _cmd: &mut std::process::Command,
-    _lock: &std::fs::File,
+/// Start a worker (`cmd`: `cro worker --job ...`) detached from the reconciler (no
+/// console; its own process group; out of the reconciler's job object where that job
+/// allows it, so a scheduled task's end does not end the worker). Windows cannot hand a
+/// LockFileEx lock to another process, so the slot lock is let go just before the start
+/// and the worker takes it itself; the state lock the reconciler holds keeps every other
+/// reconciler away meanwhile, and a second worker for the slot finds it taken and exits.
+pub fn spawn_worker(
+    cmd: &mut std::process::Command,
+    lock: std::fs::File,
 ) -> io::Result<std::process::Child> {
-    Err(not_yet("starting a worker"))
+    use std::os::windows::process::CommandExt;
+    const DETACHED_PROCESS: u32 = 0x0000_0008;
+    const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
+    const CREATE_BREAKAWAY_FROM_JOB: u32 = 0x0100_0000;
+    // Let go of the lock before the worker looks for it (closing the handle would too,
+    // but Windows may release a closed handle's locks a moment later). std unlocks twice
+    // (a shared and an exclusive lock); Wine answers the second with ERROR_LOCK_VIOLATION
+    // rather than ERROR_NOT_LOCKED, which std passes on: the lock is gone either way.
+    let _ = lock.unlock();
+    drop(lock);
+    let flags = DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP;
+    match cmd
+        .creation_flags(flags | CREATE_BREAKAWAY_FROM_JOB)
+        .spawn()
+    {
+        // a job that does not allow breaking away refuses the flag
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => cmd.creation_flags(flags).spawn(),
+        r => r,
+    }
 }
 
+/// Windows workers take their slot lock themselves (`spawn_worker`): `--lock-fd` is
+/// refused.
 pub fn take_inherited_lock(_fd: i32) -> io::Result<std::fs::File> {
-    Err(not_yet("a worker's inherited slot lock"))
+    Err(not_yet(
+        "--lock-fd (a slot lock inherited from the reconciler)",
+    ))
 }
 
 pub(crate) fn not_yet(what: &str) -> io::Error {

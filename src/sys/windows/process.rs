@@ -84,3 +84,14 @@ pub fn times(pid: u32) -> Option<(f64, f64)> {
     // FILETIME counts 100 ns from 1601-01-01; Unix time starts 11,644,473,600 s later.
     ok.then(|| (t(c) - 11_644_473_600.0, t(k) + t(u)))
 }
+
+/// Windows has no autogroups: the idle priority class is the whole of it.
+pub fn lower_autogroup() -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Windows has no OOM killer to steer; the memory worker gives its ballast back when
+/// available memory nears the floor.
+pub fn first_to_go_on_oom() -> std::io::Result<()> {
+    Ok(())
+}
