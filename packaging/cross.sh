@@ -79,7 +79,10 @@ cleanup() {
   for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
     umount "${mounted[$i]}" 2>/dev/null || umount -l "${mounted[$i]}" 2>/dev/null || true
   done
+  # the mount points --bind made in the chroot's /tmp (empty once unmounted)
+  for m in "${binds_made[@]}"; do rmdir "$m" 2>/dev/null || true; done
 }
+binds_made=()
 trap cleanup EXIT
 
 setup() {
@@ -240,7 +243,10 @@ wine_run() {
   setup
   wine_mounts
   local b
-  for b in "${binds[@]}"; do mount_in "$b" "$b"; done
+  for b in "${binds[@]}"; do
+    [ -e "$R$b" ] || binds_made+=("$R$b")
+    mount_in "$b" "$b"
+  done
   local rc=0
   if [ -n "${keep:-}" ]; then
     # A Windows program's children (workers) inherit its Unix stdout and stderr under
@@ -270,7 +276,7 @@ case "${1:-}" in
     shift
     wine_up=1
     mounted=("$R/proc" "$R/dev/shm" "$R/wineprefix")
-    while [ "${1:-}" = --bind ]; do mounted+=("$R$2"); shift 2; done ;;
+    while [ "${1:-}" = --bind ]; do mounted+=("$R$2") binds_made+=("$R$2"); shift 2; done ;;
   build) [ -n "${2:-}" ] || die "build TARGET"; build "$2" ;;
   setup) setup ;;
   binfmt) binfmt "${2:-}" ;;

@@ -6,7 +6,7 @@ use super::host::OsIdentity;
 use super::procs::WorkerProc;
 use super::{CgroupLimits, CpuTimes, Memory, ProcCpu};
 use crate::control::desired::MemoryMetric;
-use crate::state::jobs::JobDir;
+use crate::control::job::WorkerStatus;
 use crate::sys::process::Sig;
 use std::path::Path;
 
@@ -75,38 +75,48 @@ pub fn pids() -> Vec<i32> {
     vec![]
 }
 
+/// The worker status files of a state directory: (job id, status), read as
+/// `state::jobs` writes them (`jobs/<id>.status.json`). Read here directly: observe sits
+/// below state in the order of stages.
+fn statuses(state_dir: &Path) -> Vec<(String, WorkerStatus)> {
+    let jobs = state_dir.join("jobs");
+    let Ok(rd) = std::fs::read_dir(&jobs) else {
+        return vec![];
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let id = name.strip_suffix(".status.json")?.to_string();
+            let bytes = std::fs::read(e.path()).ok()?;
+            Some((id, serde_json::from_slice(&bytes).ok()?))
+        })
+        .collect()
+}
+
 /// Is `id`'s worker the process `pid`? Its status file names the pid and when it
 /// started, the process with that pid started then (a reused pid started later), and the
 /// slot's lock is held.
-fn is_worker(q: &JobDir, id: &str, pid: i32) -> bool {
-    let Some(st) = q.read_status(id) else {
-        return false;
-    };
+fn is_worker(state_dir: &Path, id: &str, st: &WorkerStatus, pid: i32) -> bool {
     let started = u32::try_from(pid)
         .ok()
         .filter(|&p| p == st.pid)
         .and_then(crate::sys::process::times)
         .map(|(t, _)| t);
-    let lock = q.lock_path(id);
+    let lock = state_dir.join("jobs").join(format!("{id}.lock"));
     started.is_some_and(|t| (t - st.started_at).abs() < 5.0)
         && std::fs::symlink_metadata(&lock).is_ok_and(|md| crate::sys::fs::lock_held(&lock, &md))
 }
 
 /// Every live worker of this state directory.
 pub fn workers(state_dir: &Path) -> Vec<WorkerProc> {
-    let q = JobDir::new(state_dir);
     let me = std::process::id();
-    let mut out: Vec<WorkerProc> = q
-        .ids()
-        .unwrap_or_default()
+    let mut out: Vec<WorkerProc> = statuses(state_dir)
         .into_iter()
-        .filter_map(|id| {
-            let pid = q.read_status(&id)?.pid;
-            (pid != me && is_worker(&q, &id, pid as i32)).then(|| WorkerProc {
-                pid: pid as i32,
-                id,
-                lock_deleted: false,
-            })
+        .filter(|(id, st)| st.pid != me && is_worker(state_dir, id, st, st.pid as i32))
+        .map(|(id, st)| WorkerProc {
+            pid: st.pid as i32,
+            id,
+            lock_deleted: false,
         })
         .collect();
     out.sort();
@@ -115,6 +125,9 @@ pub fn workers(state_dir: &Path) -> Vec<WorkerProc> {
 
 /// End `w` only if it is still that worker (Windows has no signal to ask it first).
 pub fn signal(w: &WorkerProc, state_dir: &Path, sig: Sig) -> bool {
-    let q = JobDir::new(state_dir);
-    crate::sys::process::signal_if(w.pid, sig, || is_worker(&q, &w.id, w.pid))
+    let st = statuses(state_dir).into_iter().find(|(id, _)| *id == w.id);
+    crate::sys::process::signal_if(w.pid, sig, || {
+        st.as_ref()
+            .is_some_and(|(id, st)| is_worker(state_dir, id, st, w.pid))
+    })
 }
