@@ -10,7 +10,9 @@
 #    Wine's start-up between the readings; `--textfile-dir` writes a file promtool accepts;
 #  - unpaused, a pass starts the workers: the CPU held near its target (measured here
 #    from /proc/stat), a memory ballast of about 200 MiB filled, then given back whole
-#    when the target drops below what is in use; status shows the idle priority class;
+#    when the target drops below what is in use; a volume D: (a 64 MiB tmpfs Wine shows as
+#    D:\) padded to half full by files in D:\.cro-ballast\; status shows the idle
+#    priority class;
 #  - every file of the bad-input corpus (tests/bad-desired/) is refused with exit 78,
 #    naming the file and the field, as on Linux;
 #  - `recover` leaves no job behind.
@@ -29,17 +31,22 @@ W="$(mktemp -d /tmp/cro-windows.XXXXXX)"
 cleanup() {
   if [ -n "${burner:-}" ]; then kill "$burner" 2>/dev/null || true; fi
   # every Windows program still running (a worker, if a check failed) ends with Wine
-  bash packaging/cross.sh wine-stop --bind "$W" || true
+  bash packaging/cross.sh wine-stop --bind "$W" --drive "D:$W/disk" || true
+  if mountpoint -q "$W/disk"; then umount "$W/disk" || umount -l "$W/disk"; fi
   rm -rf "$W"
 }
 trap cleanup EXIT
 cp "$EXE" "$W/cro.exe"
+mkdir -p "$W/disk"
+mount -t tmpfs -o size=64m,mode=0755 tmpfs "$W/disk"
 zp() { printf 'Z:%s' "$1" | tr / '\\'; } # a host path as Windows programs see it
 S="$(zp "$W/state")"
 D="$(zp "$W/desired.json")"
 # cro.exe under Wine with $W visible, Wine left running for the workers it starts (until
 # cleanup's wine-stop); its stderr goes to $W/err.
-win() { bash packaging/cross.sh wine --keep --bind "$W" "$W/cro.exe" "$@" 2>"$W/err"; }
+win() {
+  bash packaging/cross.sh wine --keep --bind "$W" --drive "D:$W/disk" "$W/cro.exe" "$@" 2>"$W/err"
+}
 
 # The program itself: PE32+ for x86-64, and the DLLs it names are Windows' own.
 python3 - "$W/cro.exe" <<'EOF' || fail "cro.exe is not a PE32+ x86-64 program"
@@ -84,7 +91,7 @@ used_mib() { awk '/MemTotal/{t=$2}/MemAvailable/{a=$2}END{print int((t-a)/1024)}
 total_mib="$(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo)"
 mem_pct="$(awk -v u="$(used_mib)" -v t="$total_mib" 'BEGIN{printf "%.2f", (u+200)/t*100}')"
 desired() { # desired PAUSED MEMORY_TARGET
-  printf '{"version":1,"paused":%s,"interval_seconds":60,"cpu":{"target_percent":30},"memory":{"target_percent":%s,"min_available_percent":5}}\n' \
+  printf '{"version":1,"paused":%s,"interval_seconds":60,"cpu":{"target_percent":30},"memory":{"target_percent":%s,"min_available_percent":5},"disk":{"target_percent":50,"min_free_gib":0,"mounts":["D:\\\\"]}}\n' \
     "$1" "$2" >"$W/desired.json"
 }
 desired true "$mem_pct"
@@ -145,6 +152,14 @@ for _ in $(seq 1 10); do
   [ "$cpu" -ge 22 ] && break
 done
 [ "$cpu" -ge 22 ] || fail "the cpu worker holds only $cpu % (target 30)"
+# The volume D: half full, by ballast files (what df shows of the tmpfs behind it).
+for _ in $(seq 1 60); do
+  disk=$(df --output=pcent "$W/disk" | tail -1 | tr -dc 0-9)
+  [ "$disk" -ge 45 ] && break
+  sleep 1
+done
+[ "$disk" -ge 45 ] || fail "D: is $disk % full (target 50): $(ls -la "$W/disk/.cro-ballast" 2>&1)"
+[ -n "$(ls -A "$W/disk/.cro-ballast")" ] || fail "no ballast files in D:\\.cro-ballast"
 # Given back: the target drops below what is in use, and every byte of ballast goes.
 desired false 0.5
 win reconcile --once --state-dir "$S" --desired "$D" >/dev/null || fail "pass 4: $(cat "$W/err")"
@@ -155,7 +170,7 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 [ "$now" -lt $((1 << 20)) ] || fail "the memory worker kept $now bytes of ballast"
-echo "windows workers ok: cpu $cpu % (target 30, idle priority class), memory ballast $((have >> 20)) MiB filled and given back"
+echo "windows workers ok: cpu $cpu % (target 30, idle priority class), memory ballast $((have >> 20)) MiB filled and given back, D: $disk % (target 50)"
 
 # The bad-input corpus: one Wine session runs cro.exe on every file (a batch file for
 # Wine's cmd), then each answer is judged as tests/cli.rs judges Linux's.
@@ -190,6 +205,7 @@ win reconcile --once --state-dir "$S" --desired "$D" >/dev/null || fail "pass 5:
 win recover --state-dir "$S" --desired "$D" >/dev/null || fail "recover: $(cat "$W/err")"
 left=$(find "$W/state/jobs" -name '*.json' | wc -l)
 [ "$left" = 0 ] || fail "recover left $left job files"
+[ -z "$(ls -A "$W/disk/.cro-ballast" 2>/dev/null)" ] || fail "recover left ballast on D:"
 # No worker of this state directory runs (their command lines name its jobs directory).
 jobs_win="$(zp "$W/state/jobs")"
 for _ in $(seq 1 50); do

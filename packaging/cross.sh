@@ -8,9 +8,10 @@
 #   bash packaging/cross.sh binfmt on|off      # register qemu-aarch64 with the kernel
 #   bash packaging/cross.sh build-windows [debug|release]  # -> target/windows/<p>/cro.exe
 #   bash packaging/cross.sh test-windows [CARGO TEST ARGS]  # the unit tests, under Wine
-#   bash packaging/cross.sh wine [--bind DIR]... [--keep] PROG [ARGS]
-#                                         # run a Windows program; --keep: leave Wine up
-#   bash packaging/cross.sh wine-stop [--bind DIR]...   # end what --keep left running
+#   bash packaging/cross.sh wine [--bind DIR]... [--drive L:DIR]... [--keep] PROG [ARGS]
+#                          # run a Windows program (DIR seen as drive L:); --keep: leave
+#                          # Wine up for the programs it started
+#   bash packaging/cross.sh wine-stop [--bind DIR]... [--drive L:DIR]...   # end them
 #
 # Windows: mingw-w64 links cro.exe (x86_64-pc-windows-gnu, the C runtime linked in: it
 # needs only Windows' own DLLs) and Wine 10 runs it and the unit tests, inside the same
@@ -219,7 +220,11 @@ build_windows() {
   [ "$p" = debug ] || [ "$p" = release ] || die "build-windows debug|release"
   local log=target/windows-build.log
   mkdir -p target
-  windows_cargo build --locked "${flag[@]}" "${WIN_STD[@]}" --bin cro 2>&1 | tee "$log" >&2
+  # (not through a pipe: a pipeline's subshell would make the mounts this script must undo)
+  local rc=0
+  windows_cargo build --locked "${flag[@]}" "${WIN_STD[@]}" --bin cro >"$log" 2>&1 || rc=$?
+  cat "$log" >&2
+  [ "$rc" = 0 ] || die "the Windows build failed ($log)"
   # The host's clippy has no Windows standard library: at least rustc's own warnings
   # about cro's code fail the build here, as -D warnings does on Linux.
   if grep -q "^warning: .cro. (.*) generated" "$log"; then die "cro has warnings on Windows ($log)"; fi
@@ -232,10 +237,11 @@ build_windows() {
 # file) or one of Wine's own (cmd). --bind DIR makes the host's DIR visible at the same
 # path, which Windows programs see as Z:DIR (with backslashes).
 wine_run() {
-  local binds=()
+  local binds=() drives=()
   while :; do
     case "${1:-}" in
       --bind) binds+=("$2"); shift 2 ;;
+      --drive) drives+=("$2"); binds+=("${2#*:}"); shift 2 ;;
       --keep) keep=1; shift ;;
       *) break ;;
     esac
@@ -246,6 +252,12 @@ wine_run() {
   for b in "${binds[@]}"; do
     [ -e "$R$b" ] || binds_made+=("$R$b")
     mount_in "$b" "$b"
+  done
+  # --drive L:DIR: Windows programs see DIR as drive L: (a link in the prefix's dosdevices)
+  local d
+  for d in "${drives[@]}"; do
+    mkdir -p "$ROOT/wineprefix/dosdevices"
+    ln -sfn "${d#*:}" "$ROOT/wineprefix/dosdevices/$(echo "${d%%:*}" | tr 'A-Z' 'a-z'):"
   done
   local rc=0
   if [ -n "${keep:-}" ]; then
@@ -276,7 +288,16 @@ case "${1:-}" in
     shift
     wine_up=1
     mounted=("$R/proc" "$R/dev/shm" "$R/wineprefix")
-    while [ "${1:-}" = --bind ]; do mounted+=("$R$2") binds_made+=("$R$2"); shift 2; done ;;
+    while [ -n "${1:-}" ]; do
+      case "$1" in
+        --bind) mounted+=("$R$2") binds_made+=("$R$2") ;;
+        --drive)
+          mounted+=("$R${2#*:}") binds_made+=("$R${2#*:}")
+          rm -f "$ROOT/wineprefix/dosdevices/$(echo "${2%%:*}" | tr 'A-Z' 'a-z'):" ;;
+        *) die "wine-stop [--bind DIR]... [--drive L:DIR]..." ;;
+      esac
+      shift 2
+    done ;;
   build) [ -n "${2:-}" ] || die "build TARGET"; build "$2" ;;
   setup) setup ;;
   binfmt) binfmt "${2:-}" ;;
@@ -284,5 +305,5 @@ case "${1:-}" in
     [ "${2:-}" = aarch64-unknown-linux-gnu ] || die "run aarch64-unknown-linux-gnu BIN [ARGS]"
     shift 2
     QEMU_LD_PREFIX=/usr/aarch64-linux-gnu exec qemu-aarch64-static "$@" ;;
-  *) sed -n '2,28p' "$0"; exit 2 ;;
+  *) sed -n '2,29p' "$0"; exit 2 ;;
 esac

@@ -905,8 +905,13 @@ fn check_mount(m: &Path, exists_here: MountCheck) -> std::result::Result<(), Str
     use std::path::Component;
     if !m.is_absolute() {
         return Err(format!(
-            "\"{}\" is relative; give the absolute mount point, e.g. \"/data\"",
-            m.display()
+            "\"{}\" is relative; give the absolute mount point, e.g. {}",
+            m.display(),
+            if cfg!(windows) {
+                "\"D:\\\\\""
+            } else {
+                "\"/data\""
+            }
         ));
     }
     if m.components()

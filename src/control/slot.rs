@@ -8,6 +8,9 @@ use crate::control::desired::Resolved;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// The separator of this platform's paths (`/`, or `\\` on Windows).
+const SEP: char = std::path::MAIN_SEPARATOR;
+
 /// The longest job id: its files (`<id>.status.json`, `<id>.log.1`) must fit a file
 /// name's 255 bytes. A mount path whose id would be longer is refused at validation.
 pub const MAX_ID_LEN: usize = 200;
@@ -98,16 +101,19 @@ impl fmt::Display for Slot {
 /// `[A-Za-z0-9.]` (including `-` and `_`) as `_xx` hex, so two mounts never share an id
 /// and the mount can be read back from the id (`disk_mount`). `/` itself is
 /// `disk-_2f`.
+///
+/// The path's separator (`/`, or `\` on Windows) becomes `-`; a Windows volume `D:\` is
+/// `disk-D_3a`, `D:\data` is `disk-D_3a-data`.
 fn disk_id(mount: &Path) -> String {
     let s = mount.to_string_lossy();
-    let trimmed = s.trim_matches('/');
+    let trimmed = s.trim_matches(SEP);
     if trimmed.is_empty() {
         return "disk-_2f".into();
     }
     let mut out = String::from("disk-");
     for b in trimmed.bytes() {
         match b {
-            b'/' => out.push('-'),
+            b if b == SEP as u8 => out.push('-'),
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' => out.push(b as char),
             _ => out.push_str(&format!("_{b:02x}")),
         }
@@ -122,12 +128,14 @@ fn disk_mount(id: &str) -> Option<PathBuf> {
     if rest == "_2f" {
         return Some(PathBuf::from("/"));
     }
-    let mut out = vec![b'/'];
+    // A Unix path starts at the root; a Windows one at its volume (`D:`), whose root
+    // directory ends it when nothing follows (`D:\`).
+    let mut out = if SEP == '/' { vec![b'/'] } else { vec![] };
     let b = rest.as_bytes();
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'-' => out.push(b'/'),
+            b'-' => out.push(SEP as u8),
             b'_' => {
                 let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
                 out.push(u8::from_str_radix(hex, 16).ok()?);
@@ -137,6 +145,9 @@ fn disk_mount(id: &str) -> Option<PathBuf> {
             _ => return None,
         }
         i += 1;
+    }
+    if out.ends_with(b":") {
+        out.push(SEP as u8);
     }
     let p = crate::sys::fs::path_from_bytes(out);
     (disk_id(&p) == id).then_some(p)

@@ -21,7 +21,7 @@ pub use crate::control::observation::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// Cumulative CPU time of the whole host from the `cpu` line of /proc/stat, in clock ticks.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -393,9 +393,13 @@ fn stat_field(path: &Path, name: &str) -> Option<u64> {
 /// component that is a symlink or missing, or not a directory. None: usable.
 pub fn mount_path_problem(m: &Path) -> Option<String> {
     let check = || -> std::result::Result<(), String> {
-        let mut cur = PathBuf::from("/");
-        for c in m.components().skip(1) {
+        let mut cur = PathBuf::new();
+        for c in m.components() {
             cur.push(c);
+            // the root (and on Windows the volume) is where the walk starts
+            if matches!(c, Component::Prefix(_) | Component::RootDir) {
+                continue;
+            }
             match std::fs::symlink_metadata(&cur) {
                 Ok(md) if md.file_type().is_symlink() => {
                     return Err(format!(

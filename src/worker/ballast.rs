@@ -155,7 +155,8 @@ pub fn remove_all(mount: &Path) -> std::io::Result<Removed> {
 /// mounts come and go: a read of mountinfo during mount churn can miss lines), or, for a
 /// bind mount of the same filesystem, mountinfo lists it.
 pub fn is_mount_point(path: &Path) -> bool {
-    if path == Path::new("/") {
+    // the root, or a Windows volume's root (`D:\`)
+    if path.parent().is_none() {
         return true;
     }
     match (std::fs::metadata(path), std::fs::metadata(path.join(".."))) {

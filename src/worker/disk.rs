@@ -136,7 +136,9 @@ impl Files {
             Some(&(i, _)) => (i + 1, 0),
             None => (0, 0),
         };
-        let step = if fill == Fill::Write {
+        // Where allocating means writing (Windows), in writing's steps too: the loop
+        // must come back soon to give space to a writer.
+        let step = if fill == Fill::Write || crate::sys::fs::ALLOCATE_WRITES {
             WRITE_STEP_MAX
         } else {
             FILE_MAX

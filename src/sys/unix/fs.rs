@@ -228,6 +228,9 @@ pub fn meta_at(dir: &OwnedFd, name: impl AsRef<Path>) -> io::Result<Meta> {
     )?))
 }
 
+/// fallocate reserves blocks without writing them.
+pub const ALLOCATE_WRITES: bool = false;
+
 /// Reserve `len` bytes at `offset` (blocks allocated, nothing written).
 pub fn allocate(f: &File, offset: u64, len: u64) -> io::Result<()> {
     Ok(rustix::fs::fallocate(

@@ -238,12 +238,20 @@ pub fn meta_at(dir: &Dir, name: impl AsRef<Path>) -> io::Result<Meta> {
     Ok(Meta::from(&std::fs::symlink_metadata(dir.path.join(name))?))
 }
 
-/// Reserve space up to `offset + len`: NTFS allocates the clusters of a file extended
-/// with SetEndOfFile (the file is not sparse unless marked so).
+/// `allocate` writes (below).
+pub const ALLOCATE_WRITES: bool = true;
+
+/// Reserve `len` bytes at `offset`, by writing zeros: Windows has no fallocate, an
+/// extension by SetEndOfFile is allocated by NTFS but sparse on other filesystems (and
+/// under Wine), and SetFileValidData needs a privilege. Written space is space on every
+/// filesystem, and what `meta` counts (the file's length) is then what it occupies.
 pub fn allocate(f: &File, offset: u64, len: u64) -> io::Result<()> {
-    let end = offset + len;
-    if f.metadata()?.len() < end {
-        f.set_len(end)?;
+    let zeros = vec![0u8; (1 << 20).min(len as usize)];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(zeros.len() as u64) as usize;
+        write_all_at(f, &zeros[..n], offset + done)?;
+        done += n as u64;
     }
     Ok(())
 }
