@@ -174,6 +174,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // Linux paths; Windows volumes below
     fn one_slot_three_names() {
         let s = Slot::disk("/data");
         assert_eq!(
@@ -187,6 +188,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // Linux paths; Windows volumes below
     fn disk_ids_are_distinct_and_safe() {
         assert_eq!(disk_job_id(Path::new("/")), "disk-_2f");
         assert_ne!(disk_job_id(Path::new("/")), disk_job_id(Path::new("/root")));
@@ -200,6 +202,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // Linux paths; Windows volumes below
     fn disk_ids_read_back_as_their_mount() {
         for m in [
             "/",
@@ -223,6 +226,28 @@ mod tests {
             "disk-_2fx",
         ] {
             assert_eq!(disk_job_mount(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    #[cfg(windows)]
+    fn volume_ids_read_back_as_their_volume() {
+        assert_eq!(disk_job_id(Path::new("D:\\")), "disk-D_3a");
+        assert_eq!(disk_job_id(Path::new("D:\\data")), "disk-D_3a-data");
+        assert_ne!(
+            disk_job_id(Path::new("D:\\a-b")),
+            disk_job_id(Path::new("D:\\a\\b"))
+        );
+        for m in [
+            "D:\\",
+            "D:\\data",
+            "E:\\a-b",
+            "E:\\a\\b",
+            "C:\\my disk\\x_y",
+        ] {
+            let id = disk_job_id(Path::new(m));
+            assert!(valid_id(&id), "{id}");
+            assert_eq!(disk_job_mount(&id), Some(PathBuf::from(m)), "{id}");
         }
     }
 }
