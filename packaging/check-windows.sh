@@ -80,7 +80,7 @@ total = int(mem["MemTotal"].split()[0]) * 1024
 assert h["platform"] == "windows", h["platform"]
 assert abs(h["memory_total_bytes"] - total) <= total * 0.02, (h["memory_total_bytes"], total)
 assert h["cpus"] == int(sys.argv[2]), (h["cpus"], sys.argv[2])
-assert h["cgroup"]["version"] == "none" and not h["memory_psi"], h
+assert h["cgroup"]["version"] == "none", h
 print(f"windows status ok: {h['os']}, {h['memory_total_bytes']} bytes, {h['cpus']} CPUs")
 EOF
 

@@ -44,9 +44,12 @@ pub fn read_proc_cpu(pids: &[u32]) -> Vec<ProcCpu> {
         .collect()
 }
 
-/// Windows has no pressure stall information; low memory is signalled another way.
+/// Windows has no pressure stall information; it signals low memory instead
+/// (CreateMemoryResourceNotification). The signal is read on the PSI scale the memory
+/// worker acts on: 100 while Windows says memory is low (the ballast gives way at once),
+/// 0 otherwise.
 pub fn read_memory_psi() -> Option<f64> {
-    None
+    crate::sys::low_memory().map(|low| if low { 100.0 } else { 0.0 })
 }
 
 /// Windows has no cgroups: nothing bounds cro but the host.

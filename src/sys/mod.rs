@@ -101,4 +101,11 @@ mod tests {
         let p = cpu_seconds(false) - p0;
         assert!(p >= 0.05, "process clock advanced {p} s");
     }
+
+    #[test]
+    #[cfg(windows)]
+    fn windows_says_whether_memory_is_low() {
+        // an idle test machine is not short of memory
+        assert_eq!(low_memory(), Some(false));
+    }
 }

@@ -220,3 +220,26 @@ pub fn on_stop(flag: Arc<AtomicBool>) -> io::Result<()> {
 pub fn on_reload(_flag: Arc<AtomicBool>) -> io::Result<()> {
     Ok(())
 }
+
+/// Is Windows signalling low memory now (CreateMemoryResourceNotification's low-memory
+/// object: physical memory is running short)? None when the signal cannot be read.
+pub fn low_memory() -> Option<bool> {
+    use std::sync::OnceLock;
+    use windows_sys::Win32::System::Memory as vm;
+    // One notification object for the process's life (it is a handle to a system event;
+    // closing it would gain nothing). Kept as an address: a HANDLE is a raw pointer.
+    static OBJECT: OnceLock<usize> = OnceLock::new();
+    let h = *OBJECT.get_or_init(|| {
+        // SAFETY: takes an enumeration value; a null result is checked by the caller.
+        let h = unsafe { vm::CreateMemoryResourceNotification(vm::LowMemoryResourceNotification) };
+        h as usize
+    });
+    if h == 0 {
+        return None;
+    }
+    let mut state = 0;
+    // SAFETY: `h` is the notification handle made above, open for the process's life;
+    // `state` is a valid, writable BOOL.
+    win!(unsafe { vm::QueryMemoryResourceNotification(h as _, &mut state) }).ok()?;
+    Some(state != 0)
+}
