@@ -9,6 +9,7 @@
 //! cgroup, PSI, a pidfd) its function says so in its result (None, an empty list, an
 //! `Unsupported` error) rather than with a `cfg` at the caller. This is the only place in
 //! cro with `unsafe`: the crate denies `unsafe_code` everywhere else (src/lib.rs).
+mod meta;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]

@@ -11,6 +11,8 @@ use std::os::unix::fs::{
 };
 use std::path::{Path, PathBuf};
 
+pub use crate::sys::meta::{Kind, Meta, Space};
+
 /// An open directory that calls below stay inside, whatever happens to its path.
 pub type Dir = OwnedFd;
 
@@ -170,28 +172,6 @@ pub fn rmdir_at(dir: &OwnedFd, name: &str) -> io::Result<()> {
     Ok(rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)?)
 }
 
-/// What cro needs to know of a file: its kind, owner, mode, links, device and the bytes
-/// it occupies on disk (st_blocks, which is what df counts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Meta {
-    pub kind: Kind,
-    pub uid: u32,
-    /// Permission bits only.
-    pub mode: u32,
-    pub nlink: u64,
-    pub dev: u64,
-    pub ino: u64,
-    pub allocated: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    File,
-    Dir,
-    Symlink,
-    Other,
-}
-
 impl Meta {
     // st_nlink is u64 on x86_64 and u32 on aarch64: the cast is needed on one of them.
     #[allow(clippy::unnecessary_cast)]
@@ -239,16 +219,6 @@ pub fn allocate(f: &File, offset: u64, len: u64) -> io::Result<()> {
         offset,
         len,
     )?)
-}
-
-/// A filesystem's size and free space, in bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Space {
-    pub total: u64,
-    /// Free to root (f_bfree).
-    pub free: u64,
-    /// Free to an ordinary user (f_bavail): what df shows as available.
-    pub available: u64,
 }
 
 pub fn space(path: &Path) -> io::Result<Space> {

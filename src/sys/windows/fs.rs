@@ -9,6 +9,8 @@ use std::os::windows::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use windows_sys::Win32::Storage::FileSystem::FILE_FLAG_OPEN_REPARSE_POINT;
 
+pub use crate::sys::meta::{Kind, Meta, Space};
+
 /// An open directory: its path, checked to be a plain directory when it was opened.
 #[derive(Debug)]
 pub struct Dir {
@@ -184,27 +186,6 @@ pub fn rmdir_at(dir: &Dir, name: &str) -> io::Result<()> {
     std::fs::remove_dir(dir.path.join(name))
 }
 
-/// What cro needs to know of a file (see the Linux side). Windows has no uid, mode,
-/// device or inode numbers std can read: they read as cro's own, closed, 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Meta {
-    pub kind: Kind,
-    pub uid: u32,
-    pub mode: u32,
-    pub nlink: u64,
-    pub dev: u64,
-    pub ino: u64,
-    pub allocated: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    File,
-    Dir,
-    Symlink,
-    Other,
-}
-
 impl Meta {
     fn from(md: &Metadata) -> Meta {
         let t = md.file_type();
@@ -254,15 +235,6 @@ pub fn allocate(f: &File, offset: u64, len: u64) -> io::Result<()> {
         done += n as u64;
     }
     Ok(())
-}
-
-/// A volume's size and free space, in bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Space {
-    pub total: u64,
-    pub free: u64,
-    /// Free to this user (quotas applied): what Explorer shows as free.
-    pub available: u64,
 }
 
 /// GetDiskFreeSpaceExW for the volume holding `path` (e.g. `D:\`).
