@@ -180,28 +180,47 @@ fn schedule(env: &mut Env, c: &mut Converted) {
     }
 }
 
-/// DISK_STRESS_PATH: the one mount to pad.
+/// DISK_STRESS_PATH: the one mount to pad. An absolute path as the platform writes one
+/// (`/data/` on Linux; `D:\`, `D:/data` or a bare `D:` on Windows, where the original
+/// tool passed it to psutil as a drive), its trailing separators gone but a root's kept.
 fn disk_path(env: &mut Env, c: &mut Converted) {
-    match env.get("DISK_STRESS_PATH") {
-        Some(p) if p.starts_with('/') => {
-            let p = p.trim_end_matches('/');
-            let p = if p.is_empty() { "/" } else { p };
-            c.desired.disk.mounts = vec![PathBuf::from(p)];
-            c.carried.push((
-                "DISK_STRESS_PATH".into(),
-                format!("disk.mounts = [\"{p}\"]"),
-            ));
-        }
-        Some(p) if p.is_empty() => c.dropped.push((
+    let Some(p) = env.get("DISK_STRESS_PATH") else {
+        return;
+    };
+    if p.is_empty() {
+        c.dropped.push((
             "DISK_STRESS_PATH".into(),
             "empty: no disk is padded until you list a mount in disk.mounts".into(),
-        )),
-        Some(p) => env.errors.push((
+        ));
+        return;
+    }
+    match mount_path(&p) {
+        Some(m) => {
+            c.carried.push((
+                "DISK_STRESS_PATH".into(),
+                format!("disk.mounts = [{:?}]", m.display().to_string()),
+            ));
+            c.desired.disk.mounts = vec![m];
+        }
+        None => env.errors.push((
             "DISK_STRESS_PATH".into(),
             format!("{p:?} is not an absolute path; cro pads mount points given as absolute paths"),
         )),
-        None => {}
     }
+}
+
+/// The original tool's disk path as cro's `disk.mounts` entry: None unless absolute here.
+fn mount_path(p: &str) -> Option<PathBuf> {
+    // A bare drive letter ("D:") meant the drive's root to psutil.
+    let b = p.as_bytes();
+    let p = if cfg!(windows) && b.len() == 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
+        format!("{p}\\")
+    } else {
+        p.to_string()
+    };
+    let path = std::path::Path::new(&p);
+    // Rebuilt from its parts: "/data/" is "/data", `D:/data/` is `D:\data`, `D:\` stays.
+    path.is_absolute().then(|| path.components().collect())
 }
 
 /// DATA_DISK_ONLY: whether a path that is not a mount point may be padded.
@@ -264,7 +283,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg(unix)] // Linux mount paths; Windows volumes (D:\\) come with the disk step
+    #[cfg(unix)] // Linux mount paths; Windows' are the next test's
     fn the_original_env_becomes_a_desired_state_and_every_key_is_accounted_for() {
         let c = convert(&pairs(ORIGINAL), vec![]);
         assert!(c.errors.is_empty(), "{:?}", c.errors);
@@ -303,6 +322,26 @@ mod tests {
             .unwrap()
             .resolve(std::path::Path::new("d.json"), 8 << 30, None)
             .unwrap();
+    }
+
+    /// A Windows host's .env names a drive as psutil took it: every form of it becomes
+    /// that volume's root or directory, and a relative one is an error.
+    #[test]
+    #[cfg(windows)]
+    fn a_windows_env_names_its_volume() {
+        for (given, want) in [
+            ("D:\\", "D:\\"),
+            ("D:", "D:\\"),
+            ("D:/", "D:\\"),
+            ("D:\\data\\", "D:\\data"),
+            ("E:/cro/", "E:\\cro"),
+        ] {
+            let c = convert(&pairs(&[("DISK_STRESS_PATH", given)]), vec![]);
+            assert!(c.errors.is_empty(), "{given}: {:?}", c.errors);
+            assert_eq!(c.desired.disk.mounts, vec![PathBuf::from(want)], "{given}");
+        }
+        let c = convert(&pairs(&[("DISK_STRESS_PATH", "data\\")]), vec![]);
+        assert_eq!(c.errors.len(), 1, "{:?}", c.errors);
     }
 
     #[test]

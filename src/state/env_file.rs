@@ -3,6 +3,11 @@
 //! wrong: quoted values with escapes, values over several lines, `export`, comments after a
 //! value. `${VAR}` references are expanded from keys above and from the environment, as the
 //! original tool's python-dotenv did. What the keys mean is `control::legacy_env`'s.
+//!
+//! One difference is bridged first: python-dotenv keeps a backslash in an unquoted value
+//! as written (a Windows host's `WORKSPACE_DIR=C:\CloudResourceOptimizer`), and one
+//! before a letter it does not decode in double quotes (`"D:\data"`); dotenvy takes every
+//! backslash as an escape and refuses both lines. `python_backslashes` doubles those.
 use crate::control::legacy_env::Pairs;
 
 /// The .env's keys and values in file order, and (where, what is wrong) for each part it
@@ -10,6 +15,7 @@ use crate::control::legacy_env::Pairs;
 pub fn parse(text: &str) -> (Pairs, Pairs) {
     let mut pairs = vec![];
     let mut errors = vec![];
+    let text = python_backslashes(text);
     for item in dotenvy::from_read_iter(text.as_bytes()) {
         match item {
             Ok(kv) => pairs.push(kv),
@@ -21,6 +27,68 @@ pub fn parse(text: &str) -> (Pairs, Pairs) {
         }
     }
     (pairs, errors)
+}
+
+/// The .env with each backslash python-dotenv keeps as written doubled, so that dotenvy
+/// reads it as one backslash: every one in an unquoted value, and in double quotes each
+/// one that starts no escape either reader decodes. Single quotes keep them in both.
+fn python_backslashes(text: &str) -> String {
+    #[derive(PartialEq)]
+    enum In {
+        LineStart,
+        Key,
+        Unquoted,
+        Double,
+        Single,
+        Rest,
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut state = In::LineStart;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match state {
+            In::LineStart | In::Key | In::Rest | In::Unquoted if c == '\n' => {
+                state = In::LineStart;
+            }
+            In::LineStart if c == '#' => state = In::Rest,
+            In::LineStart if !c.is_whitespace() => state = In::Key,
+            In::Key if c == '=' => {
+                out.push(c);
+                while let Some(&w) = chars.peek().filter(|w| **w == ' ' || **w == '\t') {
+                    out.push(w);
+                    chars.next();
+                }
+                state = match chars.peek() {
+                    Some('"') => In::Double,
+                    Some('\'') => In::Single,
+                    _ => In::Unquoted,
+                };
+                if state != In::Unquoted {
+                    out.push(chars.next().unwrap_or_default());
+                }
+                continue;
+            }
+            In::Unquoted if c == '#' && out.ends_with([' ', '\t']) => state = In::Rest,
+            In::Unquoted if c == '\\' => out.push('\\'),
+            In::Double if c == '"' => state = In::Rest,
+            In::Double if c == '\\' => match chars.peek() {
+                // Decoded by dotenvy (and python-dotenv): left for dotenvy.
+                Some(&e @ ('\\' | '\'' | '"' | '$' | 'n')) => {
+                    out.push(c);
+                    out.push(e);
+                    chars.next();
+                    continue;
+                }
+                // A control character to python-dotenv: dotenvy names the line.
+                Some('a' | 'b' | 'f' | 'r' | 't' | 'v') => {}
+                _ => out.push('\\'),
+            },
+            In::Single if c == '\'' => state = In::Rest,
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -50,6 +118,7 @@ HIGH_UTIL_THRESHOLD=80
 "#;
 
     #[test]
+    #[cfg(unix)] // its disk is a Linux path; a Windows host's .env is the next test's
     fn the_shipped_env_reads_and_converts() {
         let (pairs, errors) = parse(ORIGINAL);
         assert!(errors.is_empty(), "{errors:?}");
@@ -67,6 +136,47 @@ HIGH_UTIL_THRESHOLD=80
             c.desired.disk.mounts,
             vec![std::path::PathBuf::from("/data")]
         );
+    }
+
+    /// The same .env as a Windows host has it: backslashes in unquoted and single-quoted
+    /// values are kept as written (python-dotenv kept them), and the drive becomes the
+    /// mount to pad.
+    const WINDOWS: &str = r#"
+SMALL_MEMORY_MAX=8
+TARGET_UTILIZATION_SMALL=25
+WORKSPACE_DIR=C:\CloudResourceOptimizer
+SCRIPT_DIR=${WORKSPACE_DIR}\scripts
+LOG_DIR='C:\CloudResourceOptimizer\logs'
+DISK_STRESS_PATH=D:\   # the data disk
+PLATFORM=windows
+DATA="D:\data dir"
+QUOTED="a \"b\" c\\d"
+"#;
+
+    #[test]
+    fn a_windows_env_keeps_its_backslashes() {
+        let (pairs, errors) = parse(WINDOWS);
+        assert!(errors.is_empty(), "{errors:?}");
+        let m: BTreeMap<_, _> = pairs.iter().cloned().collect();
+        assert_eq!(m["WORKSPACE_DIR"], "C:\\CloudResourceOptimizer");
+        assert_eq!(m["SCRIPT_DIR"], "C:\\CloudResourceOptimizer\\scripts");
+        assert_eq!(m["LOG_DIR"], "C:\\CloudResourceOptimizer\\logs");
+        assert_eq!(m["DISK_STRESS_PATH"], "D:\\");
+        assert_eq!(m["PLATFORM"], "windows");
+        assert_eq!(m["DATA"], "D:\\data dir");
+        assert_eq!(m["QUOTED"], "a \"b\" c\\d");
+        let c = convert(&pairs, errors);
+        if cfg!(windows) {
+            assert!(c.errors.is_empty(), "{:?}", c.errors);
+            assert_eq!(
+                c.desired.disk.mounts,
+                vec![std::path::PathBuf::from("D:\\")]
+            );
+        } else {
+            // On Linux a drive is no absolute path: refused, naming the key.
+            assert_eq!(c.errors.len(), 1, "{:?}", c.errors);
+            assert_eq!(c.errors[0].0, "DISK_STRESS_PATH");
+        }
     }
 
     /// What the hand-written reader dropped: escapes in double quotes, a value over
