@@ -4,12 +4,15 @@ use clap::Parser;
 
 fn main() {
     let cli = cro::cli::args::Cli::parse();
-    let is_worker = matches!(cli.command, cro::cli::args::Command::Worker { .. });
+    use cro::cli::args::Command;
+    let is_worker = matches!(cli.command, Command::Worker { .. });
+    let is_service = matches!(cli.command, Command::Reconcile { service: true, .. });
     let log = match cro::cli::logging::init(
         &cli.log_level,
         cli.log_dir.as_deref(),
         cli.log_keep,
         is_worker,
+        is_service,
     ) {
         Ok(g) => g,
         Err(e) => {

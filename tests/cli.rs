@@ -2957,3 +2957,19 @@ fn serve_answers_allowed_names_and_its_own_literals_only() {
         assert_eq!(code(bad), 421, "Host {bad}");
     }
 }
+
+/// `reconcile --service` is Windows' (the service control manager starts cro so): on
+/// Linux it is a usage error that names systemd's way, and it starts nothing.
+#[test]
+fn the_windows_service_mode_is_refused_on_linux_naming_systemd() {
+    let e = Env::new();
+    let r = e.run(&["reconcile", "--service"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("systemd"), "{r:?}");
+    assert!(
+        !e.path().join("state/history").exists(),
+        "no pass was made: {r:?}"
+    );
+    let r = e.run(&["reconcile", "--service", "--once"]);
+    assert_eq!(r.code, 2, "--service and --once: {r:?}");
+}

@@ -105,12 +105,17 @@ pub enum Command {
     },
     /// Reconcile: one pass with --once, otherwise the daemon.
     #[command(
-        after_help = "Examples:\n  cro reconcile --once    one pass (cron: */5 * * * * root cro reconcile --once)\n  cro reconcile           the daemon: a pass every interval_seconds\n  cro reconcile --textfile-dir /var/lib/node_exporter/textfile_collector"
+        after_help = "Examples:\n  cro reconcile --once    one pass (cron: */5 * * * * root cro reconcile --once)\n  cro reconcile           the daemon: a pass every interval_seconds\n  cro reconcile --textfile-dir /var/lib/node_exporter/textfile_collector\n  cro reconcile --service the daemon as the Windows service `cro` (what install.ps1 registers)"
     )]
     Reconcile {
         /// One pass, then exit (workers it starts keep running).
         #[arg(long)]
         once: bool,
+        /// Windows: the daemon as a service, started by the service control manager (a
+        /// service stop ends it as Ctrl+C does; warnings and errors also go to the
+        /// Application event log). Not for a terminal.
+        #[arg(long, conflicts_with = "once")]
+        service: bool,
         /// Print what the pass did as JSON (with --once).
         #[arg(long, requires = "once")]
         json: bool,

@@ -152,7 +152,14 @@ pub fn run(cli: Cli) -> Result<i32> {
             once: true,
             json,
             textfile_dir,
+            ..
         } => reconcile_once(&paths, json, textfile_dir.as_deref()),
+        Command::Reconcile {
+            once: false,
+            service: true,
+            textfile_dir,
+            ..
+        } => reconcile_service(paths, textfile_dir),
         Command::Reconcile {
             once: false,
             textfile_dir,
@@ -294,6 +301,53 @@ fn reconcile_daemon(paths: &Paths, textfile_dir: Option<&Path>) -> Result<i32> {
         },
     )?;
     Ok(exit::OK)
+}
+
+/// `cro reconcile --service`: the daemon under Windows' service control manager, which
+/// starts cro so (install.ps1 registers the service). Its outcome goes to the log file and
+/// the event log: a service has no terminal to print an error on.
+fn reconcile_service(paths: Paths, textfile_dir: Option<PathBuf>) -> Result<i32> {
+    let body = move || {
+        let _ = crate::sys::event_log(
+            tracing::Level::INFO,
+            &format!(
+                "cro {} service started: desired {}, state {}",
+                env!("CARGO_PKG_VERSION"),
+                paths.desired.display(),
+                paths.state_dir.display()
+            ),
+        );
+        let code = match reconcile_daemon(&paths, textfile_dir.as_deref()) {
+            Ok(code) => code,
+            Err(e) => {
+                tracing::error!("the service stops: {e}");
+                e.exit_code()
+            }
+        };
+        let _ = crate::sys::event_log(
+            tracing::Level::INFO,
+            &format!("cro service stopped (exit code {code})"),
+        );
+        code
+    };
+    crate::sys::run_as_service("cro", Box::new(body)).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::Unsupported {
+            Error::Usage(
+                "--service runs cro under Windows' service control manager; on Linux \
+                 systemd runs `cro reconcile` as it is (the packaged cro.service)"
+                    .into(),
+            )
+        } else if crate::sys::not_under_scm(&e) {
+            Error::Usage(
+                "--service is for the service control manager, which starts the `cro` \
+                 service so (install.ps1 registers it); in a terminal the daemon is \
+                 `cro reconcile`"
+                    .into(),
+            )
+        } else {
+            Error::os("start the service dispatcher", e)
+        }
+    })
 }
 
 /// `cro status`: desired against observed, the window so far, the jobs.

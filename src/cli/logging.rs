@@ -1,6 +1,7 @@
 //! Logging: journald-native when systemd started us (JOURNAL_STREAM names our stderr),
 //! human lines on stderr otherwise, and optionally daily files in --log-dir with a
-//! retention count. RUST_LOG (EnvFilter syntax) wins over --log-level.
+//! retention count. RUST_LOG (EnvFilter syntax) wins over --log-level. The Windows service
+//! also puts its warnings and errors in the Application event log.
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -32,6 +33,7 @@ pub fn init(
     log_dir: Option<&std::path::Path>,
     keep: usize,
     is_worker: bool,
+    is_service: bool,
 ) -> crate::error::Result<Guard> {
     if let Some(dir) = log_dir {
         crate::state::fsutil::check_trusted_dir(dir, true)
@@ -62,7 +64,11 @@ pub fn init(
     let journal = (!is_worker && stderr_is_journal())
         .then(|| tracing_journald::layer().ok())
         .flatten();
-    let registry = tracing_subscriber::registry().with(file_layer);
+    let event_log =
+        is_service.then(|| EventLog.with_filter(tracing_subscriber::filter::LevelFilter::WARN));
+    let registry = tracing_subscriber::registry()
+        .with(file_layer)
+        .with(event_log);
     match journal {
         Some(j) => {
             let _ = registry
@@ -86,6 +92,34 @@ pub fn init(
         }
     }
     Ok(Guard(guard))
+}
+
+/// Each event as one line in the platform's event log (`sys::event_log`: Windows').
+struct EventLog;
+
+impl<S: tracing::Subscriber> Layer<S> for EventLog {
+    fn on_event(&self, ev: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let mut line = Line(String::new());
+        ev.record(&mut line);
+        let _ = crate::sys::event_log(*ev.metadata().level(), &line.0);
+    }
+}
+
+/// An event's message, then its other fields as `name=value`, as the log file has them.
+struct Line(String);
+
+impl tracing::field::Visit for Line {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        if !self.0.is_empty() {
+            self.0.push(' ');
+        }
+        let _ = if field.name() == "message" {
+            write!(self.0, "{value:?}")
+        } else {
+            write!(self.0, "{}={value:?}", field.name())
+        };
+    }
 }
 
 #[cfg(test)]

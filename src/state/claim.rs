@@ -23,7 +23,9 @@ pub struct Claim {
     pub since: String,
 }
 
-/// `CRO_RUN_DIR`, else /run/cro for root; a user who is not root cannot write /run, and
+/// `CRO_RUN_DIR`, else the system's (/run/cro for root; on Windows
+/// %ProgramData%\cro\run, which a reboot does not clear: a claim outlives it there, as
+/// the state directory that holds it does); a user who is not root cannot write /run, and
 /// gets their own runtime directory (XDG_RUNTIME_DIR/cro, else /tmp/cro-run-<uid>).
 pub fn run_dir() -> PathBuf {
     if let Some(d) = std::env::var_os(ENV).filter(|v| !v.is_empty()) {
@@ -31,7 +33,7 @@ pub fn run_dir() -> PathBuf {
     }
     let uid = crate::sys::euid();
     if uid == 0 {
-        return PathBuf::from("/run/cro");
+        return crate::sys::system_run_dir();
     }
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
         Some(x) => PathBuf::from(x).join("cro"),

@@ -68,6 +68,33 @@ pub fn on_reload(flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::io
     Ok(())
 }
 
+/// Where root keeps the host claim: a tmpfs a reboot clears.
+pub fn system_run_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from("/run/cro")
+}
+
+/// Windows' service control manager has no counterpart here: systemd runs the daemon as
+/// it is (`cro reconcile`, the packaged cro.service).
+pub fn run_as_service(_name: &str, _body: Box<dyn FnOnce() -> i32 + Send>) -> std::io::Result<i32> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "no service control manager on this platform",
+    ))
+}
+
+/// (Windows': "not started by the service control manager".)
+pub fn not_under_scm(_e: &std::io::Error) -> bool {
+    false
+}
+
+/// No event log here: the journal has the daemon's lines (logging picks journald).
+pub fn event_log(_level: tracing::Level, _text: &str) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "no Windows event log on this platform",
+    ))
+}
+
 /// Start a worker (`cmd`: `cro worker --job ...`) in a session of its own, handing it the
 /// slot lock we hold as its descriptor 3 (`--lock-fd 3`): the lock is never free between
 /// us and the worker. Our copy of the descriptor is closed on return; the child's keeps

@@ -7,6 +7,8 @@
 pub mod fs;
 pub mod mem;
 pub mod process;
+mod service;
+pub use service::{not_under_scm, run_as_service};
 
 use std::io;
 use std::sync::Arc;
@@ -207,13 +209,85 @@ pub(crate) fn not_yet(what: &str) -> io::Error {
     )
 }
 
-/// Set `flag` when the process is asked to stop (Ctrl+C, Ctrl+Break: SIGINT/SIGTERM of the
-/// C runtime; a service stop in a later version).
+/// Where the host claim is kept: %ProgramData%\cro\run (an absolute path: a service's
+/// working directory is System32, and a path without a drive would land on its drive).
+pub fn system_run_dir() -> std::path::PathBuf {
+    let data = std::env::var_os("ProgramData")
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "C:\\ProgramData".into());
+    std::path::PathBuf::from(data).join("cro").join("run")
+}
+
+/// The flags `on_stop` set: a service stop sets them as Ctrl+C does.
+static STOP_FLAGS: std::sync::Mutex<Vec<Arc<AtomicBool>>> = std::sync::Mutex::new(Vec::new());
+
+/// Set `flag` when the process is asked to stop: Ctrl+C or Ctrl+Break in a console
+/// (SIGINT/SIGTERM of the C runtime), a stop or a system shutdown under the service control
+/// manager (`ask_to_stop`).
 pub fn on_stop(flag: Arc<AtomicBool>) -> io::Result<()> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&flag))?;
     }
+    STOP_FLAGS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(flag);
     Ok(())
+}
+
+/// Ask every part that called `on_stop` to stop (the service's stop control).
+fn ask_to_stop() {
+    for f in STOP_FLAGS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        f.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// One line in the Application event log under the source "cro" (install.ps1 registers
+/// it with .NET's message file, which shows the text as written): warnings and errors,
+/// and the service's start and stop. Not registered, Windows still keeps the line.
+pub fn event_log(level: tracing::Level, text: &str) -> io::Result<()> {
+    use std::sync::OnceLock;
+    use windows_sys::Win32::System::EventLog as ev;
+    static SOURCE: OnceLock<usize> = OnceLock::new();
+    let h = *SOURCE.get_or_init(|| {
+        let name = wide("cro");
+        // SAFETY: `name` is a NUL-terminated UTF-16 string that outlives the call; a null
+        // server name is the local computer. A null result is checked below.
+        unsafe { ev::RegisterEventSourceW(std::ptr::null(), name.as_ptr()) as usize }
+    });
+    if h == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let kind = match level {
+        tracing::Level::ERROR => ev::EVENTLOG_ERROR_TYPE,
+        tracing::Level::WARN => ev::EVENTLOG_WARNING_TYPE,
+        _ => ev::EVENTLOG_INFORMATION_TYPE,
+    };
+    // The event log's limit for one string is 31,839 characters.
+    let text: String = text.chars().take(31_000).collect();
+    let text = wide(&text);
+    let strings = [text.as_ptr()];
+    // SAFETY: `h` is the event source opened above (kept for the process's life);
+    // `strings` holds one valid NUL-terminated UTF-16 pointer that outlives the call; no
+    // user SID and no raw data.
+    win!(unsafe {
+        ev::ReportEventW(
+            h as _,
+            kind,
+            0,
+            1,
+            std::ptr::null_mut(),
+            1,
+            0,
+            strings.as_ptr(),
+            std::ptr::null(),
+        )
+    })
+}
+
+/// `s` as a NUL-terminated UTF-16 string.
+fn wide(s: &str) -> Vec<u16> {
+    s.encode_utf16().chain(std::iter::once(0)).collect()
 }
 
 /// Windows has no reload signal: a change to the desired file is seen by the watch.
