@@ -15,9 +15,17 @@
 #    priority class;
 #  - every file of the bad-input corpus (tests/bad-desired/) is refused with exit 78,
 #    naming the file and the field, as on Linux;
-#  - `recover` leaves no job behind.
-# What Wine cannot prove (priority classes, the service control manager, NTFS) is said in
-# the README's platform paragraph.
+#  - `recover` leaves no job behind;
+#  - `reconcile --service` typed in a console is refused (exit 2);
+#  - the zip holds this cro.exe, install.ps1, uninstall.ps1 (which recovers before it
+#    removes anything), README.txt and a valid desired.example.json;
+#  - the MSI installs under Wine's msiexec: its service runs under Wine's service control
+#    manager, makes a pass and starts the CPU worker; `cro status` with no options finds
+#    it (the build's defaults are the MSI's folders); the uninstall stops the service and
+#    runs `cro recover` before removing the program (no worker or job file left, the
+#    history kept).
+# What Wine cannot prove (priority classes, the real service control manager's timing,
+# PowerShell, NTFS) is said in the README's platform paragraph.
 #
 #   bash packaging/check-windows.sh [CRO_EXE]   (default target/windows/debug/cro.exe)
 set -euo pipefail
@@ -214,3 +222,87 @@ for _ in $(seq 1 50); do
 done
 if pgrep -af "cro.exe worker" | grep -F "$jobs_win"; then fail "workers left after recover"; fi
 echo "windows recover ok: workers started again, then none and no job file"
+
+# `reconcile --service` in a console: refused at once (exit 2), naming the service manager.
+rc=0
+win reconcile --service --state-dir "$S" --desired "$D" >/dev/null || rc=$?
+[ "$rc" = 2 ] && grep -q "service control manager" "$W/err" \
+  || fail "reconcile --service in a console: exit $rc: $(cat "$W/err")"
+
+# The packages (packaging/build-windows.sh). The zip holds this cro.exe and its scripts.
+ZIP="target/dist/cro-$VERSION-x86_64-windows.zip"
+MSI="target/dist/cro-$VERSION-x86_64.msi"
+[ -f "$ZIP" ] && [ -f "$MSI" ] || fail "$ZIP or $MSI is missing (bash packaging/build-windows.sh debug)"
+python3 - "$ZIP" "$W/cro.exe" "cro-$VERSION-x86_64-windows" <<'EOF' || fail "the zip is not as install.ps1 needs it"
+import sys, zipfile
+z, exe, top = zipfile.ZipFile(sys.argv[1]), sys.argv[2], sys.argv[3]
+names = set(z.namelist())
+for f in ["cro.exe", "install.ps1", "uninstall.ps1", "README.txt", "desired.example.json"]:
+    assert f"{top}/{f}" in names, f"{f} missing: {sorted(names)}"
+assert z.read(f"{top}/cro.exe") == open(exe, "rb").read(), "cro.exe is not this build"
+uninstall = z.read(f"{top}/uninstall.ps1").decode()
+assert uninstall.index(" recover") < uninstall.index("sc.exe delete"), "uninstall removes before it recovers"
+open(sys.argv[2] + ".example.json", "wb").write(z.read(f"{top}/desired.example.json"))
+EOF
+# The example desired state is valid for Windows as shipped.
+win validate --no-mount-check "$(zp "$W/cro.exe.example.json")" >/dev/null \
+  || fail "desired.example.json: $(cat "$W/err")"
+echo "windows zip ok: cro.exe (this build), install.ps1, uninstall.ps1, README.txt, a valid desired.example.json"
+
+# The MSI, installed by Wine's msiexec: the service "cro" runs (passes with this check's
+# desired.json, a CPU worker at 30 %); `cro status` with no options shows it (the
+# program's defaults are the MSI's folders); uninstalling stops the service and runs
+# `cro recover` before the program goes: no worker, no job file, the history kept.
+PFX="${CRO_CROSS_ROOT:-/var/cache/cro-cross}/wineprefix/drive_c"
+msi_cleanup() {
+  # (a failed check's leftovers: the prefix is kept between runs)
+  bash packaging/cross.sh wine --bind "$W" msiexec /x "$(zp "$W/cro.msi")" /qn >/dev/null 2>&1 || true
+  rm -rf "$PFX/ProgramData/cro" "$PFX/Program Files/cro"
+}
+msi_fail() { msi_cleanup; fail "$@"; }
+cp "$MSI" "$W/cro.msi"
+msi_cleanup
+mkdir -p "$PFX/ProgramData/cro"
+printf '{"version":1,"cpu":{"target_percent":30},"memory":{"enabled":false},"disk":{"enabled":false}}\n' \
+  >"$PFX/ProgramData/cro/desired.json"
+{
+  echo "@echo off"
+  echo "msiexec /i $(zp "$W/cro.msi") /qn /l*v $(zp "$W/install.log")"
+  echo "echo %ERRORLEVEL% > $(zp "$W/install.rc")"
+  echo "sc query cro > $(zp "$W/query1.txt")"
+  # the first pass's worker (its status file, written as it starts), at most 30 s
+  echo "for /L %%i in (1,1,30) do ("
+  echo "  if exist C:\\ProgramData\\cro\\state\\jobs\\cpu.status.json goto up"
+  echo "  ping -n 2 127.0.0.1 >nul"
+  echo ")"
+  echo ":up"
+  echo "ping -n 2 127.0.0.1 >nul"
+  echo "\"C:\\Program Files\\cro\\cro.exe\" status --json > $(zp "$W/msi-status.json")"
+  echo "msiexec /x $(zp "$W/cro.msi") /qn /l*v $(zp "$W/uninstall.log")"
+  echo "echo %ERRORLEVEL% > $(zp "$W/uninstall.rc")"
+  echo "sc query cro > $(zp "$W/query2.txt") 2>&1"
+} | sed 's/$/\r/' >"$W/msi.cmd"
+bash packaging/cross.sh wine --bind "$W" cmd /c "$(zp "$W/msi.cmd")" >/dev/null 2>"$W/err" || true
+rc=$(tr -d '\r ' <"$W/install.rc" 2>/dev/null || echo none)
+[ "$rc" = 0 ] || msi_fail "msiexec /i: exit $rc: $(tail -20 "$W/install.log" 2>/dev/null)"
+grep -q "RUNNING" "$W/query1.txt" || msi_fail "the service does not run: $(cat "$W/query1.txt")"
+python3 - "$W/msi-status.json" <<'EOF' || msi_fail "the MSI's service made no pass that started the CPU worker"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["desired"]["path"] == "C:\\ProgramData\\cro\\desired.json", s["desired"]["path"]
+assert s["last_reconcile"], "no pass"
+cpu = [j for j in s["jobs"] if j["id"] == "cpu"]
+assert cpu and cpu[0]["alive"], f"no live cpu worker: {s['jobs']}"
+EOF
+rc=$(tr -d '\r ' <"$W/uninstall.rc" 2>/dev/null || echo none)
+[ "$rc" = 0 ] || msi_fail "msiexec /x: exit $rc"
+grep -qa "Action ended.*: Recover. Return value 1" "$W/uninstall.log" \
+  || msi_fail "the uninstall did not run cro recover"
+if grep -q "RUNNING" "$W/query2.txt"; then msi_fail "the service is still there after the uninstall"; fi
+[ ! -e "$PFX/Program Files/cro/cro.exe" ] || msi_fail "the uninstall left cro.exe"
+left=$(find "$PFX/ProgramData/cro/state/jobs" -name '*.json' | wc -l)
+[ "$left" = 0 ] || msi_fail "the uninstall left $left job files (no recover?)"
+ls "$PFX/ProgramData/cro/state/history/"*.jsonl >/dev/null || msi_fail "the uninstall deleted the history"
+if pgrep -af "cro.exe worker" | grep -qi "ProgramData"; then msi_fail "a worker outlived the uninstall"; fi
+msi_cleanup
+echo "windows msi ok: installed, the service ran a pass and started the CPU worker; the uninstall recovered first (no worker, no job file; history kept)"

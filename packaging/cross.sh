@@ -208,7 +208,7 @@ windows_cargo() {
   # No debug info and no incremental state: a build here is a check and a test run, and
   # debug info doubles what the linker writes.
   in_chroot CARGO_TARGET_DIR=/src/target/windows-build CARGO_PROFILE_DEV_DEBUG=0 \
-    CARGO_PROFILE_TEST_DEBUG=0 CARGO_INCREMENTAL=0 sh -ec 'cd /src; exec cargo "$@"' cargo \
+    CARGO_PROFILE_TEST_DEBUG=0 CARGO_INCREMENTAL=0 sh -ec 'cd /src; exec "$@"' sh \
     "$@"
 }
 WIN_T=x86_64-pc-windows-gnu
@@ -222,7 +222,11 @@ build_windows() {
   mkdir -p target
   # (not through a pipe: a pipeline's subshell would make the mounts this script must undo)
   local rc=0
-  windows_cargo build --locked "${flag[@]}" "${WIN_STD[@]}" --bin cro >"$log" 2>&1 || rc=$?
+  # Built as the zip and the MSI install it (packaging/build-windows.sh): a `cro status`
+  # typed in any console shows the service's state.
+  windows_cargo env 'CRO_DEFAULT_STATE_DIR=C:\ProgramData\cro\state' \
+    'CRO_DEFAULT_DESIRED=C:\ProgramData\cro\desired.json' \
+    cargo build --locked "${flag[@]}" "${WIN_STD[@]}" --bin cro >"$log" 2>&1 || rc=$?
   cat "$log" >&2
   [ "$rc" = 0 ] || die "the Windows build failed ($log)"
   # The host's clippy has no Windows standard library: at least rustc's own warnings
@@ -280,7 +284,7 @@ case "${1:-}" in
   build-windows) build_windows "${2:-release}" ;;
   test-windows)
     shift
-    windows_cargo test --locked "${WIN_STD[@]}" --lib "$@" ;;
+    windows_cargo cargo test --locked "${WIN_STD[@]}" --lib "$@" ;;
   wine) shift; wine_run "$@" ;;
   wine-stop)
     # End every Windows program still running (wineserver -k) and undo `wine --keep`'s
