@@ -105,7 +105,7 @@ pub enum Command {
     },
     /// Reconcile: one pass with --once, otherwise the daemon.
     #[command(
-        after_help = "Examples:\n  cro reconcile --once    one pass (cron: */5 * * * * root cro reconcile --once)\n  cro reconcile           the daemon: a pass every interval_seconds\n  cro reconcile --textfile-dir /var/lib/node_exporter/textfile_collector\n  cro reconcile --service the daemon as the Windows service `cro` (what install.ps1 registers)"
+        after_help = "Examples:\n  cro reconcile --once    one pass (cron: */5 * * * * root cro reconcile --once)\n  cro reconcile           the daemon: a pass every interval_seconds\n  cro reconcile --textfile-dir /var/lib/node_exporter/textfile_collector\n  cro reconcile --service (Windows) the daemon as the service `cro`"
     )]
     Reconcile {
         /// One pass, then exit (workers it starts keep running).

@@ -364,7 +364,13 @@ mod tests {
             ]
         );
         let c = convert(
-            &pairs(&[("DATA_DISK_ONLY", "false"), ("DISK_STRESS_PATH", "/srv")]),
+            &pairs(&[
+                ("DATA_DISK_ONLY", "false"),
+                (
+                    "DISK_STRESS_PATH",
+                    if cfg!(windows) { "D:\\srv" } else { "/srv" },
+                ),
+            ]),
             vec![],
         );
         assert!(c.desired.disk.allow_plain_directory);

@@ -195,6 +195,22 @@ pub fn run(
             w.id, w.pid
         ));
     }
+    // Windows: what is left in the workers' job object (a worker whose status file is
+    // gone, so none of the above found it) ends with the job. Nothing on Linux.
+    match crate::sys::process::end_worker_group(&crate::worker::placement::workers_group_name(
+        state_dir,
+    )) {
+        Ok(0) => {}
+        Ok(n) => {
+            progress(&format!(
+                "ended {n} worker(s) left in the workers' job object"
+            ));
+            report.stopped_by_sigkill += n as usize;
+        }
+        Err(e) => report
+            .problems
+            .push(format!("the workers' job object: {e}")),
+    }
     crate::fault::point(crate::fault::CrashPoint::RecoverAfterStop);
     // The CPU burners' idle cgroup, empty now.
     if crate::worker::placement::remove(state_dir) {

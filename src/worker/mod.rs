@@ -230,6 +230,13 @@ pub fn run(job_path: &Path, lock_fd: Option<i32>) -> Result<()> {
         tracing::info!(%id, "job file is gone; nothing to do");
         return Ok(());
     };
+    // Windows: with every worker of this state directory in one job object, which
+    // `recover` ends as one (a worker no status file names any more included).
+    if let Err(e) =
+        crate::sys::process::join_worker_group(&placement::workers_group_name(&state_dir))
+    {
+        tracing::warn!(%id, "cannot join the workers' job object: {e}");
+    }
     let stop = Arc::new(AtomicBool::new(false));
     // A worker has nothing to reload: a reload signal (a hangup) stops it too.
     crate::sys::on_stop(Arc::clone(&stop))

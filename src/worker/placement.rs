@@ -44,13 +44,25 @@ pub enum Target {
 
 /// The group's name for a state directory.
 pub fn group_name(state_dir: &Path) -> String {
+    format!("cro-burners-{}", state_dir_id(state_dir))
+}
+
+/// The name of a state directory's workers' group on Windows: their job object, which
+/// `recover` ends as one (`sys::process::end_worker_group`).
+pub fn workers_group_name(state_dir: &Path) -> String {
+    format!("cro-workers-{}", state_dir_id(state_dir))
+}
+
+/// A short id of a state directory, the same however it is named (a hash of its
+/// canonical path).
+fn state_dir_id(state_dir: &Path) -> String {
     let canon = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
     // FNV-1a: stable across runs and versions (std's hasher is not).
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in canon.as_os_str().as_encoded_bytes() {
         h = (h ^ *b as u64).wrapping_mul(0x100_0000_01b3);
     }
-    format!("cro-burners-{:08x}", h as u32)
+    format!("{:08x}", h as u32)
 }
 
 /// (mount point, fstype, super options) of each cgroup mount in mountinfo.

@@ -98,3 +98,15 @@ pub fn lower_autogroup() -> std::io::Result<()> {
 pub fn first_to_go_on_oom() -> std::io::Result<()> {
     std::fs::write("/proc/self/oom_score_adj", "1000")
 }
+
+/// Windows groups a state directory's workers in a job object; here nothing is needed:
+/// the burners share their idle cgroup, and `recover` finds every worker through /proc.
+pub fn join_worker_group(_group: &str) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// (Windows': end the workers' job object.) Nothing is left here once each worker found
+/// through /proc is stopped.
+pub fn end_worker_group(_group: &str) -> std::io::Result<u32> {
+    Ok(0)
+}
