@@ -126,7 +126,10 @@ if ($Mode -eq 'Service') {
     }
     $bin = "`"$exe`" $argsLine reconcile --service"
     if (Get-Service -Name cro -ErrorAction SilentlyContinue) {
-        & sc.exe config cro binPath= $bin start= auto | Out-Null
+        # The command line in the registry, as sc.exe config would write it (passing a
+        # quoted path through PowerShell to sc.exe mangles the quotes before PS 7.3).
+        Set-ItemProperty -Path 'HKLM:\SYSTEM\CurrentControlSet\Services\cro' -Name ImagePath -Value $bin
+        Set-Service -Name cro -StartupType Automatic
     } else {
         New-Service -Name cro -BinaryPathName $bin -DisplayName 'cro (CloudResourceOptimizer)' `
             -Description 'Keeps CPU, memory and disk utilization at the floor set in desired.json, in the gap real work leaves.' `

@@ -80,11 +80,6 @@ pub fn euid() -> u32 {
     0
 }
 
-/// The unit of `ProcCpu` readings (/proc's clock ticks on Linux): 100 ns.
-pub fn clock_ticks_per_second() -> u64 {
-    10_000_000
-}
-
 /// CPU seconds used by this thread (`thread`) or this whole process.
 pub fn cpu_seconds(thread: bool) -> f64 {
     let (mut c, mut e, mut k, mut u) = (zero(), zero(), zero(), zero());

@@ -9,11 +9,6 @@ pub enum Sig {
     Kill,
 }
 
-/// Windows has no pidfd; a process handle (OpenProcess) plays its part.
-pub fn pidfd(_pid: i32) -> Option<std::fs::File> {
-    None
-}
-
 /// End `pid` only if `still()` says it is still the process meant. The handle is opened
 /// before the check, so the check and the end name the same process.
 pub fn signal_if(pid: i32, _sig: Sig, still: impl FnOnce() -> bool) -> bool {
@@ -32,10 +27,6 @@ pub fn signal_if(pid: i32, _sig: Sig, still: impl FnOnce() -> bool) -> bool {
     // SAFETY: `h` is open and closed exactly once, here.
     unsafe { CloseHandle(h) };
     ok
-}
-
-pub fn signal_pidfd(_fd: &std::fs::File, _sig: Sig) -> bool {
-    false
 }
 
 pub fn signal_pid(pid: i32, sig: Sig) -> bool {
