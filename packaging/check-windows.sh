@@ -92,6 +92,23 @@ assert h["cgroup"]["version"] == "none", h
 print(f"windows status ok: {h['os']}, {h['memory_total_bytes']} bytes, {h['cpus']} CPUs")
 EOF
 
+# A pass on the built-in default, as planned (`plan` decides as `reconcile` does and
+# changes nothing: the default's memory target would hold gigabytes of this machine): the
+# tier for this host's memory, a CPU and a memory job, no disk until one is listed.
+win plan --json --state-dir "$S" >"$W/plan.json" || fail "plan: $(cat "$W/err")"
+python3 - "$W/plan.json" "$W/status.json" <<'EOF' || fail "the built-in default's plan is not this host's"
+import json, sys
+p, host = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))["host"]
+# the default's tiers: 25 % below 16 GiB of memory, 40 % from 16 GiB
+tier = 40.0 if host["memory_tier_gib"] >= 16 else 25.0
+jobs = {j["id"]: j for j in p["jobs"]}
+assert sorted(jobs) == ["cpu", "memory"], sorted(jobs)
+assert all(j["target_percent"] == tier for j in jobs.values()), (tier, jobs)
+starts = sorted(a["id"] for a in p["actions"] if a["action"] == "start")
+assert starts == ["cpu", "memory"], p["actions"]
+print(f"windows default ok: targets {tier} % for this host's memory, workers cpu and memory planned")
+EOF
+
 # Two passes, paused (nothing synthetic), with one CPU busy in between; cro's readings
 # against this script's own.
 stat() { awk '/^cpu /{b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6; exit}' /proc/stat; }

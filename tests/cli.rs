@@ -2973,3 +2973,50 @@ fn the_windows_service_mode_is_refused_on_linux_naming_systemd() {
     let r = e.run(&["reconcile", "--service", "--once"]);
     assert_eq!(r.code, 2, "--service and --once: {r:?}");
 }
+
+/// A first window two days from its close with about 60 % still needed on average: a
+/// day's outage would make it unrecoverable even at the limit. `explain` (text and JSON)
+/// and `status` say "at risk" first, with the margin; a window nearly met does not.
+#[test]
+fn a_first_window_with_a_thin_outage_margin_is_at_risk_in_status_and_explain() {
+    let e = Env::new();
+    e.desired(r#"{"version":1,"window_days":7,"cpu":{"target_percent":40},"memory":{"enabled":false},"disk":{"enabled":false}}"#);
+    // 5 days of passes at 32 %: the last 2 days need (40.x · 7 − 32 · 5) / 2 ≈ 60 %
+    e.write_history(
+        5 * 288,
+        300.0,
+        r#""cpu":{"total":32,"synthetic":0,"level":0,"target":40}"#,
+    );
+    let j = e.ok(&["explain", "--json"]).json();
+    let cpu = &j["resources"]["cpu"];
+    assert_eq!(cpu["at_risk"], true, "{j}");
+    let m = cpu["outage_margin_hours"].as_f64().unwrap();
+    assert!(m > 0.0 && m < 24.0, "{j}");
+    let reason = cpu["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("at risk: a host outage of more than"),
+        "{reason}"
+    );
+    // status shows the forecast once a pass has started the worker (before, its column
+    // says that no pass has run); the burner runs for the moment this takes
+    e.ok(&["reconcile", "--once"]);
+    let text = e.ok(&["status"]).stdout;
+    assert!(
+        text.contains("at risk: a host outage of more than"),
+        "{text}"
+    );
+    e.ok(&["recover"]);
+    let text = e.ok(&["explain"]).stdout;
+    assert!(text.contains("cpu:") && text.contains("at risk"), "{text}");
+    // the same 5 days at 41 %: the window is all but met, no warning
+    let e = Env::new();
+    e.desired(r#"{"version":1,"window_days":7,"cpu":{"target_percent":40},"memory":{"enabled":false},"disk":{"enabled":false}}"#);
+    e.write_history(
+        5 * 288,
+        300.0,
+        r#""cpu":{"total":41,"synthetic":0,"level":0,"target":40}"#,
+    );
+    let j = e.ok(&["explain", "--json"]).json();
+    assert_eq!(j["resources"]["cpu"]["at_risk"], false, "{j}");
+    assert!(!e.ok(&["status"]).stdout.contains("at risk"));
+}

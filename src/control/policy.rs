@@ -114,6 +114,13 @@ pub struct Decision {
     /// (`first_window: defer`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deferring: bool,
+    /// First window, mean target: the longest host outage starting now after which the
+    /// window could still be met by holding the limit for the rest of it (hours).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outage_margin_hours: Option<f64>,
+    /// That margin is thin: under a day and under half the time left (`risk_text`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub at_risk: bool,
     pub note: String,
 }
 
@@ -312,10 +319,27 @@ impl Decision {
             organic_forecast_percent: round2(o.e_organic),
             deficit_percent_hours: 0.0,
             deferring: false,
+            outage_margin_hours: None,
+            at_risk: false,
             note: note.into(),
         }
     }
+
+    /// The warning status and `explain` put first while the window is at risk.
+    pub fn risk_text(&self) -> Option<String> {
+        let m = self.outage_margin_hours.filter(|_| self.at_risk)?;
+        Some(format!(
+            "at risk: a host outage of more than {m:.0} h from now would leave this window below \
+             the target even at the limit"
+        ))
+    }
 }
+
+/// A first window's margin is thin when an outage shorter than this (or than half the
+/// time left, nearer the end) would make it unrecoverable. A paced idle host keeps about
+/// half the time left (its catch-up needs well under half the limit); deferral spends the
+/// margin down to a third of it, and a day is an ordinary maintenance outage.
+const RISK_OUTAGE_S: f64 = 86_400.0;
 
 /// The level to hold now for one resource's target: the mean and the percentile rule
 /// below, from one outlook.
@@ -476,6 +500,13 @@ fn decide_mean(inp: &Input, o: &Outlook) -> Decision {
     let level = rate_limit(raw, inp.prev_level, inp.tick_s).clamp(0.0, lim.max_level);
     let gain = (expected_total(&o.p, raw, &lim) - o.e_organic).max(1e-9);
     let deficit = (need - h * o.e_organic).max(0.0);
+    // First window (the horizon runs to its close): the outage it survives is the time
+    // left less what the rest needs at the limit, which holds even if organic load stops.
+    let margin = (h >= 86_400.0 && need > 0.0 && on_track).then(|| {
+        let cap = lim.max_level.min(lim.max_synthetic).max(1e-9);
+        (h - need / cap).max(0.0)
+    });
+    let at_risk = margin.is_some_and(|m| m < RISK_OUTAGE_S.min(h / 2.0));
     let note = if !on_track {
         format!(
             "cannot meet: even at the limit of {} % the window ends below the target",
@@ -506,6 +537,8 @@ fn decide_mean(inp: &Input, o: &Outlook) -> Decision {
         organic_forecast_percent: round2(o.e_organic),
         deficit_percent_hours: round2(deficit / 3600.0),
         deferring: defer,
+        outage_margin_hours: margin.map(|m| round2(m / 3600.0)),
+        at_risk,
         note,
     }
 }
@@ -553,6 +586,8 @@ fn decide_percentile(inp: &Input, pc: u8, o: &Outlook) -> Decision {
         organic_forecast_percent: round2(o.e_organic),
         deficit_percent_hours: 0.0,
         deferring: false,
+        outage_margin_hours: None,
+        at_risk: false,
         note,
     }
 }
@@ -668,6 +703,42 @@ mod tests {
             let left = (40.0 * 30.0 - 2.0 * day as f64) / (30 - day) as f64;
             assert!(d.wanted > 0.0 || left <= 61.0, "day {day}: {d:?}");
         }
+    }
+
+    /// The first window's outage margin: the time left less what the rest needs at the
+    /// limit. A paced host keeps a wide one; two days before the close with 60 % still
+    /// needed on average, a day's outage would make the window unrecoverable: at risk,
+    /// said first by `risk_text`, while holding the limit can still meet it.
+    #[test]
+    fn a_thin_outage_margin_in_the_first_window_is_at_risk() {
+        let cap = LIM.max_level.min(LIM.max_synthetic);
+        // paced from day 10 of an idle host: about half the time left survives an outage
+        let s = series(24 * 10, |_| (5.0, 0.0));
+        let d = decide(&input(&s, 10.0 * DAY, 25.0, Statistic::Mean));
+        let m = d.outage_margin_hours.expect("first window, mean: a margin");
+        assert!(m > 0.4 * d.horizon_hours && m < d.horizon_hours, "{d:?}");
+        assert!(!d.at_risk && d.risk_text().is_none(), "{d:?}");
+        // 28 days at 38.6 % for a 40 % mean: the last 2 days need about 60 % on average
+        let s = series(24 * 28, |_| (38.6, 0.0));
+        let d = decide(&input(&s, 28.0 * DAY, 40.0, Statistic::Mean));
+        assert!(d.on_track, "holding the limit still meets it: {d:?}");
+        let m = d.outage_margin_hours.unwrap();
+        let need_h = 48.0 - m;
+        assert!(m > 0.0 && m < 24.0, "{d:?}");
+        assert!((need_h * cap / 48.0 - 60.0).abs() < 3.0, "{d:?}");
+        assert!(d.at_risk, "{d:?}");
+        assert!(
+            d.risk_text().unwrap().contains(&format!("{m:.0} h")),
+            "{d:?}"
+        );
+        // the same two days with the window nearly met: not at risk
+        let s = series(24 * 28, |_| (41.0, 0.0));
+        let d = decide(&input(&s, 28.0 * DAY, 40.0, Statistic::Mean));
+        assert!(!d.at_risk, "{d:?}");
+        // a rolling window (one hour ahead) has no close to miss by an outage: no margin
+        let s = series(24 * 31, |_| (2.0, 0.0));
+        let d = decide(&input(&s, 31.0 * DAY, 25.0, Statistic::Mean));
+        assert_eq!((d.outage_margin_hours, d.at_risk), (None, false), "{d:?}");
     }
 
     /// After the first window (a rolling window, one hour ahead) nothing is deferred.

@@ -24,6 +24,11 @@ pub struct Explanation {
     pub deficit_percent_hours: Option<f64>,
     /// One line: why this level.
     pub reason: String,
+    /// First window: the longest host outage from now the window survives (hours), and
+    /// whether that margin is thin ("at risk").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outage_margin_hours: Option<f64>,
+    pub at_risk: bool,
     /// What the worker says limits it now (a floor, memory pressure, a failed mapping).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limited_by: Option<String>,
@@ -53,6 +58,11 @@ fn one(u: &Usage, job: Option<&JobInfo>) -> Explanation {
                 .unwrap_or("nothing holds this resource")
         ),
     };
+    // The warning first: it is what an operator must act on (plan the outage later).
+    let reason = match f.and_then(Decision::risk_text) {
+        Some(risk) => format!("{risk}; {reason}"),
+        None => reason,
+    };
     Explanation {
         level_percent: held,
         planned_level_percent: f.map(|d| d.level),
@@ -65,6 +75,8 @@ fn one(u: &Usage, job: Option<&JobInfo>) -> Explanation {
         organic_forecast_percent: f.map(|d| d.organic_forecast_percent),
         deficit_percent_hours: f.map(|d| d.deficit_percent_hours),
         reason,
+        outage_margin_hours: f.and_then(|d| d.outage_margin_hours),
+        at_risk: f.is_some_and(|d| d.at_risk),
         limited_by: job.and_then(|j| j.limited_by.clone()),
     }
 }

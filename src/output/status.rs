@@ -708,6 +708,13 @@ fn name_width(lens: impl Iterator<Item = usize>) -> usize {
 }
 
 fn forecast_text(d: &Decision) -> String {
+    match d.risk_text() {
+        Some(risk) => format!("{risk}; {}", forecast_plain(d)),
+        None => forecast_plain(d),
+    }
+}
+
+fn forecast_plain(d: &Decision) -> String {
     if !d.on_track {
         return d.note.clone();
     }
