@@ -114,8 +114,8 @@ pub struct Decision {
     /// (`first_window: defer`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deferring: bool,
-    /// First window, mean target: the longest host outage starting now after which the
-    /// window could still be met by holding the limit for the rest of it (hours).
+    /// First window: the longest host outage starting now after which the window could
+    /// still be met by holding the limit for the rest of it (hours).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outage_margin_hours: Option<f64>,
     /// That margin is thin: under a day and under half the time left (`risk_text`).
@@ -335,6 +335,18 @@ impl Decision {
     }
 }
 
+/// First window (the horizon runs to its close, a day or more away): the longest outage
+/// from now after which the rest can still be met, given the seconds it needs at the
+/// limit; and whether that margin is thin. None in a rolling window (an hour ahead).
+fn outage_margin(h: f64, needed_at_limit_s: f64, on_track: bool) -> (Option<f64>, bool) {
+    let margin = (h >= 86_400.0 && needed_at_limit_s > 0.0 && on_track)
+        .then(|| (h - needed_at_limit_s).max(0.0));
+    (
+        margin,
+        margin.is_some_and(|m| m < RISK_OUTAGE_S.min(h / 2.0)),
+    )
+}
+
 /// A first window's margin is thin when an outage shorter than this (or than half the
 /// time left, nearer the end) would make it unrecoverable. A paced idle host keeps about
 /// half the time left (its catch-up needs well under half the limit); deferral spends the
@@ -500,13 +512,10 @@ fn decide_mean(inp: &Input, o: &Outlook) -> Decision {
     let level = rate_limit(raw, inp.prev_level, inp.tick_s).clamp(0.0, lim.max_level);
     let gain = (expected_total(&o.p, raw, &lim) - o.e_organic).max(1e-9);
     let deficit = (need - h * o.e_organic).max(0.0);
-    // First window (the horizon runs to its close): the outage it survives is the time
-    // left less what the rest needs at the limit, which holds even if organic load stops.
-    let margin = (h >= 86_400.0 && need > 0.0 && on_track).then(|| {
-        let cap = lim.max_level.min(lim.max_synthetic).max(1e-9);
-        (h - need / cap).max(0.0)
-    });
-    let at_risk = margin.is_some_and(|m| m < RISK_OUTAGE_S.min(h / 2.0));
+    // At the limit the rest of the window gets `cap` every second, even if organic load
+    // stops: it needs need / cap seconds of it.
+    let cap = lim.max_level.min(lim.max_synthetic).max(1e-9);
+    let (margin, at_risk) = outage_margin(h, need / cap, on_track);
     let note = if !on_track {
         format!(
             "cannot meet: even at the limit of {} % the window ends below the target",
@@ -566,6 +575,8 @@ fn decide_percentile(inp: &Input, pc: u8, o: &Outlook) -> Decision {
     let organic = inp.organic_now.unwrap_or(0.0);
     let cheap = organic >= theta && pad - organic <= lim.max_synthetic;
     let level = if feasible && cheap { pad } else { 0.0 };
+    // At the limit every second left is padded at or above the target.
+    let (margin, at_risk) = outage_margin(h, need_good, feasible);
     let note = if !feasible {
         format!(
             "cannot meet: the limit of {} % is below the target",
@@ -586,8 +597,8 @@ fn decide_percentile(inp: &Input, pc: u8, o: &Outlook) -> Decision {
         organic_forecast_percent: round2(o.e_organic),
         deficit_percent_hours: 0.0,
         deferring: false,
-        outage_margin_hours: None,
-        at_risk: false,
+        outage_margin_hours: margin.map(|m| round2(m / 3600.0)),
+        at_risk,
         note,
     }
 }
@@ -735,6 +746,17 @@ mod tests {
         let s = series(24 * 28, |_| (41.0, 0.0));
         let d = decide(&input(&s, 28.0 * DAY, 40.0, Statistic::Mean));
         assert!(!d.at_risk, "{d:?}");
+        // p95 >= 20 over 30 days: an idle host must pad 5 % of the window and its margin
+        // (37.8 h) before the close; from 4 days out an outage of 58 h is survivable,
+        // from 2 days out only one of 10 h: at risk
+        let s = series(24 * 26, |_| (5.0, 0.0));
+        let d = decide(&input(&s, 26.0 * DAY, 20.0, Statistic::Percentile(95)));
+        let m = d.outage_margin_hours.unwrap();
+        assert!((m - (96.0 - 37.8)).abs() < 1.0 && !d.at_risk, "{d:?}");
+        let s = series(24 * 28, |_| (5.0, 0.0));
+        let d = decide(&input(&s, 28.0 * DAY, 20.0, Statistic::Percentile(95)));
+        let m = d.outage_margin_hours.unwrap();
+        assert!((m - (48.0 - 37.8)).abs() < 1.0 && d.at_risk, "{d:?}");
         // a rolling window (one hour ahead) has no close to miss by an outage: no margin
         let s = series(24 * 31, |_| (2.0, 0.0));
         let d = decide(&input(&s, 31.0 * DAY, 25.0, Statistic::Mean));
