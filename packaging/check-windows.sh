@@ -3,7 +3,8 @@
 # (packaging/cross.sh), each judged by this script, not by cro:
 #  - the .exe is a PE32+ x86-64 program that needs only Windows' own DLLs;
 #  - `status --json` on the built-in default names the platform "windows" and the host's
-#    memory and CPUs as Linux reports them to Wine (/proc/meminfo, nproc);
+#    memory and CPUs as Linux reports them to Wine (/proc/meminfo, nproc); `plan` on the
+#    built-in default targets this host's memory tier with a CPU and a memory worker;
 #  - two passes of `reconcile --once` (paused) with one CPU kept busy in between by this
 #    script: the history records the CPU and memory utilization this script measured
 #    itself (/proc/stat, /proc/meminfo over the same interval), within a tolerance for
