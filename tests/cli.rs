@@ -2979,14 +2979,19 @@ fn the_windows_service_mode_is_refused_on_linux_naming_systemd() {
 /// and `status` say "at risk" first, with the margin; a window nearly met does not.
 #[test]
 fn a_first_window_with_a_thin_outage_margin_is_at_risk_in_status_and_explain() {
-    let e = Env::new();
-    e.desired(r#"{"version":1,"window_days":7,"cpu":{"target_percent":40},"memory":{"enabled":false},"disk":{"enabled":false}}"#);
-    // 5 days of passes at 32 %: the last 2 days need (40.x · 7 − 32 · 5) / 2 ≈ 60 %
-    e.write_history(
-        5 * 288,
-        300.0,
-        r#""cpu":{"total":32,"synthetic":0,"level":0,"target":40}"#,
-    );
+    // a 7-day first window for 40 %, its first 5 days recorded at `cpu` %
+    let five_days_at = |cpu: u32| {
+        let e = Env::new();
+        e.desired(r#"{"version":1,"window_days":7,"cpu":{"target_percent":40},"memory":{"enabled":false},"disk":{"enabled":false}}"#);
+        e.write_history(
+            5 * 288,
+            300.0,
+            &format!(r#""cpu":{{"total":{cpu},"synthetic":0,"level":0,"target":40}}"#),
+        );
+        e
+    };
+    // at 32 %: the last 2 days need (40.x · 7 − 32 · 5) / 2 ≈ 60 %
+    let e = five_days_at(32);
     let j = e.ok(&["explain", "--json"]).json();
     let cpu = &j["resources"]["cpu"];
     assert_eq!(cpu["at_risk"], true, "{j}");
@@ -3009,13 +3014,7 @@ fn a_first_window_with_a_thin_outage_margin_is_at_risk_in_status_and_explain() {
     let text = e.ok(&["explain"]).stdout;
     assert!(text.contains("cpu:") && text.contains("at risk"), "{text}");
     // the same 5 days at 41 %: the window is all but met, no warning
-    let e = Env::new();
-    e.desired(r#"{"version":1,"window_days":7,"cpu":{"target_percent":40},"memory":{"enabled":false},"disk":{"enabled":false}}"#);
-    e.write_history(
-        5 * 288,
-        300.0,
-        r#""cpu":{"total":41,"synthetic":0,"level":0,"target":40}"#,
-    );
+    let e = five_days_at(41);
     let j = e.ok(&["explain", "--json"]).json();
     assert_eq!(j["resources"]["cpu"]["at_risk"], false, "{j}");
     assert!(!e.ok(&["status"]).stdout.contains("at risk"));

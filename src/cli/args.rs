@@ -31,7 +31,7 @@ pub const DEFAULT_STATE_DIR: &str = match option_env!("CRO_DEFAULT_STATE_DIR") {
 pub const DEFAULT_DESIRED: Option<&str> = option_env!("CRO_DEFAULT_DESIRED");
 
 #[derive(Debug, Parser)]
-#[command(name = "cro", version, about = "Keep a Linux host's CPU, memory and disk utilization at an operator-set floor, using only the gap real work leaves.", after_help = EXAMPLES)]
+#[command(name = "cro", version, about = "Keep a host's CPU, memory and disk utilization at an operator-set floor, using only the gap real work leaves.", after_help = EXAMPLES)]
 pub struct Cli {
     /// State directory (jobs, locks, history). Must be on a local filesystem (flock).
     #[arg(
