@@ -211,9 +211,10 @@ fn disk_path(env: &mut Env, c: &mut Converted) {
 
 /// The original tool's disk path as cro's `disk.mounts` entry: None unless absolute here.
 fn mount_path(p: &str) -> Option<PathBuf> {
-    // A bare drive letter ("D:") meant the drive's root to psutil.
+    // A bare drive letter ("D:") meant the drive's root to psutil. (On Linux "D:\" is no
+    // absolute path either: refused the same, with no platform test here.)
     let b = p.as_bytes();
-    let p = if cfg!(windows) && b.len() == 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
+    let p = if b.len() == 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
         format!("{p}\\")
     } else {
         p.to_string()

@@ -85,7 +85,7 @@ pub fn run(
         procs::reap_children();
     }
     tracing::info!(
-        "daemon stopping on signal; workers keep their jobs (use `cro recover` or `paused: true` to stop load)"
+        "daemon stopping as asked (a signal, or a service stop on Windows); workers keep their jobs (use `cro recover` or `paused: true` to stop load)"
     );
     drop(daemon_lock);
     Ok(())
